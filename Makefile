@@ -1,0 +1,50 @@
+# SutazAI platform. `make help` lists the targets; longer logic lives in scripts/ and sutazai_stack.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+# uv from PATH, else a private copy installed on first use (a fresh machine has only python3).
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.sutazai/tools/bin/uv)
+PY := $(CURDIR)/.venv/bin/python
+# llama.cpp built for any x86-64 with AVX2: a native build uses AMX where the CPU advertises it,
+# which crashes inside VMs that do not allow it (see README).
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+export UV_PYTHON ?= 3.11
+PYTEST_ARGS ?=
+
+.PHONY: help sync run test unit proto proto-check lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(CURDIR)/.sutazai/tools/bin/uv:
+	@echo "installing uv into .sutazai/tools"
+	python3 -m venv .sutazai/tools && .sutazai/tools/bin/pip install -q uv
+
+sync: | $(UV) ## create .venv and install every package (the first run builds llama.cpp: ~4 min)
+	@test -d .venv/lib/python3.11/site-packages/llama_cpp || \
+	  echo "building llama-cpp-python portably on first install; this takes a few minutes ..."
+	$(UV) sync --frozen --all-packages
+
+run: sync ## start the whole platform on http://localhost:10010 (Ctrl-C stops it)
+	$(PY) -m sutazai_stack run
+
+test: sync proto-check lint ## run the whole test suite (unit, integration, system)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: sync ## only the tests that need no server
+	$(PY) -m pytest -m "not system" $(PYTEST_ARGS)
+
+proto: sync ## regenerate the gRPC package from proto/
+	$(PY) scripts/proto.py
+
+proto-check: sync ## fail when the generated gRPC code is stale
+	$(PY) scripts/proto.py --check
+
+lint: sync ## ruff
+	$(PY) -m ruff check .
+
+bench: sync ## run the benchmarks in bench/
+	$(PY) bench/gateway_status.py
+
+clean: ## remove the environment and the local data folder (.sutazai)
+	rm -rf .venv .sutazai

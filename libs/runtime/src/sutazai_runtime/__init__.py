@@ -1,0 +1,17 @@
+"""Shared runtime of the SutazAI services.
+
+Importable, never run. Each module is one concern:
+
+- ``settings``: the pydantic-settings base every service's ``Settings`` extends.
+- ``logging``: JSON logs to stdout, configured once in ``main()``.
+- ``identity``: the caller's identity (user id, roles) in gRPC metadata.
+- ``grpc_server``: a ``grpc.aio`` server with health, reflection, diagnostics, metrics, graceful stop.
+- ``grpc_client``: channels with default deadlines that forward the caller's identity.
+- ``probes``: dependency checks (Postgres, Redis, NATS, HTTP) with latency.
+- ``postgres``: an asyncpg pool and versioned SQL migrations per service schema.
+- ``nats``: NATS connection and JetStream stream set-up.
+- ``startup``: retrying a dependency's first connection with a deadline.
+- ``unimplemented``: servicers whose RPCs answer UNIMPLEMENTED until their issue lands.
+"""
+
+__version__ = "0.1.0"

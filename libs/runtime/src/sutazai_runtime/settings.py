@@ -1,0 +1,48 @@
+"""Settings every service shares. A service's ``config.Settings`` extends ``ServiceSettings``.
+
+Settings are read once, in ``main()``, and passed down; nothing reads the environment elsewhere.
+Infrastructure URLs use the conventional unprefixed names (``DATABASE_URL``, ``REDIS_URL``,
+``NATS_URL``); everything else is prefixed per service, e.g. ``SUTAZAI_AGENTS_GRPC_PORT``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/sutazai"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def database_url_field() -> str:
+    return Field(DEFAULT_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL"))
+
+
+def redis_url_field() -> str:
+    return Field(DEFAULT_REDIS_URL, validation_alias=AliasChoices("REDIS_URL"))
+
+
+def nats_url_field() -> str:
+    return Field(DEFAULT_NATS_URL, validation_alias=AliasChoices("NATS_URL"))
+
+
+class ServiceSettings(BaseSettings):
+    """What every gRPC service needs to run; the subclass sets ``env_prefix`` and the port defaults."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    host: str = "127.0.0.1"
+    grpc_port: int = Field(ge=1, le=65535)
+    # 0 turns the Prometheus endpoint off (tests that start many servers use it).
+    metrics_port: int = Field(ge=0, le=65535)
+    log_level: LogLevel = "INFO"
+    # SIGTERM to exit must stay under 5 s: grace for in-flight calls plus closing clients.
+    shutdown_grace_s: float = Field(3.0, gt=0, le=4.0)
+    probe_timeout_s: float = Field(1.0, gt=0, le=30)
+    probe_interval_s: float = Field(1.0, gt=0, le=60)
+    startup_timeout_s: float = Field(60.0, gt=0)

@@ -1,0 +1,1 @@
+"""Agent registry service: owns agent definitions (Postgres schema ``agents``)."""

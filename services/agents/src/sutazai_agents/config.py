@@ -1,0 +1,11 @@
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+from sutazai_runtime.settings import ServiceSettings, database_url_field
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SUTAZAI_AGENTS_")
+
+    grpc_port: int = Field(50051, ge=1, le=65535)
+    metrics_port: int = Field(9102, ge=0, le=65535)
+    database_url: str = database_url_field()

@@ -1,0 +1,1 @@
+"""Chat service: every model call in the platform (Redis for the response cache)."""

@@ -1,0 +1,82 @@
+"""Health and status routes. None needs a credential; ``/health`` and ``/health-emergency`` never
+wait on a dependency."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import psutil
+from fastapi import APIRouter
+
+from sutazai_gateway import __version__
+from sutazai_gateway.api.deps import StateDep
+from sutazai_gateway.health_tracker import SERVICES, alerts_and_recommendations, overall_status
+
+router = APIRouter(tags=["health"])
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@router.get("/health-emergency")
+async def health_emergency() -> dict[str, str]:
+    return {"status": "ok", "message": "the gateway process is answering", "timestamp": _now()}
+
+
+@router.get("/health")
+async def health(state: StateDep) -> dict[str, object]:
+    """The last background round's picture; this call itself contacts nothing."""
+    statuses = state.monitor.tracker.statuses()
+    return {
+        "status": overall_status(statuses) if state.monitor.last_round_at else "starting",
+        "timestamp": _now(),
+        "services": statuses,
+        "performance": {
+            "uptime_s": round(time.monotonic() - state.started_monotonic, 3),
+            "last_check": state.monitor.last_round_at.isoformat() if state.monitor.last_round_at else None,
+            "last_check_duration_ms": state.monitor.last_round_ms,
+        },
+    }
+
+
+@router.get("/api/v1/health/detailed")
+async def health_detailed(state: StateDep) -> dict[str, object]:
+    """Checks every service and dependency now (each bounded by the probe timeout)."""
+    await state.monitor.check_now()
+    components = state.monitor.tracker.components
+    statuses = {name: c.status for name, c in components.items()}
+    alerts, recommendations = alerts_and_recommendations(components)
+    return {
+        "overall_status": overall_status(statuses),
+        "timestamp": _now(),
+        "services": {name: c.as_dict(circuit_breaker_state=None) for name, c in components.items()},
+        "system_resources": _system_resources(),
+        "alerts": alerts,
+        "recommendations": recommendations,
+        "summary": {
+            "services_healthy": sum(1 for n in SERVICES if statuses.get(n) == "healthy"),
+            "services_total": len(SERVICES),
+        },
+    }
+
+
+@router.get("/api/v1/status")
+async def status(state: StateDep) -> dict[str, object]:
+    statuses = state.monitor.tracker.statuses()
+    overall = overall_status(statuses) if state.monitor.last_round_at else "starting"
+    return {
+        "status": "operational" if overall == "healthy" else overall,
+        "cpu_percent": psutil.cpu_percent(interval=None),
+        "memory_percent": psutil.virtual_memory().percent,
+        "version": __version__,
+    }
+
+
+def _system_resources() -> dict[str, float]:
+    return {
+        "cpu": psutil.cpu_percent(interval=None),
+        "memory": psutil.virtual_memory().percent,
+        "disk": psutil.disk_usage("/").percent,
+    }

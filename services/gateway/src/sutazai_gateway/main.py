@@ -1,0 +1,79 @@
+"""Build the FastAPI application; ``__main__`` serves it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from importlib.resources import files
+
+import redis.asyncio as redis
+from fastapi import FastAPI
+from prometheus_client import start_http_server
+from sutazai_runtime.nats import connect_nats
+from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
+from sutazai_runtime.probes import nats_probe, postgres_probe, redis_probe
+from sutazai_runtime.startup import connect_with_retry
+
+from sutazai_gateway import __version__
+from sutazai_gateway.api.deps import GatewayState
+from sutazai_gateway.api.routes import health, root
+from sutazai_gateway.body_limit import BodySizeLimit
+from sutazai_gateway.config import Settings
+from sutazai_gateway.health_monitor import HealthMonitor
+from sutazai_gateway.problems import install_problem_handlers
+from sutazai_gateway.upstreams import Upstreams
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeout = settings.startup_timeout_s
+        pool = await connect_with_retry("postgres", lambda: create_pool(settings.database_url), timeout_s=timeout)
+        await apply_migrations(pool, "auth", load_migrations(files("sutazai_gateway") / "migrations"))
+        cache = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
+        await connect_with_retry("redis", cache.ping, timeout_s=timeout)
+        nc = await connect_with_retry(
+            "nats", lambda: connect_nats(settings.nats_url, name="sutazai-gateway"), timeout_s=timeout
+        )
+        upstreams = Upstreams(settings.upstream_addresses(), default_timeout_s=settings.upstream_timeout_s)
+        probes = [
+            postgres_probe(pool, settings.database_url),
+            redis_probe(cache, settings.redis_url),
+            nats_probe(nc, settings.nats_url),
+        ]
+        monitor = HealthMonitor(
+            upstreams, probes, timeout_s=settings.probe_timeout_s, interval_s=settings.monitor_interval_s
+        )
+        app.state.gateway = GatewayState(settings, upstreams, monitor, time.monotonic())
+        if settings.metrics_port:
+            start_http_server(settings.metrics_port, addr=settings.host)
+        monitor_task = asyncio.create_task(monitor.run())
+        log.info("gateway ready", extra={"url": f"http://{settings.host}:{settings.port}"})
+        try:
+            yield
+        finally:
+            monitor_task.cancel()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await upstreams.close()
+                    await nc.drain()
+                    await cache.aclose()
+                    await pool.close()
+            log.info("gateway stopped")
+
+    app = FastAPI(
+        title="SutazAI platform API",
+        version=__version__,
+        description="One authenticated REST API in front of self-hosted LLM agents.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(root.router)
+    app.include_router(health.router)
+    return app

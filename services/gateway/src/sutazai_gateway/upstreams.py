@@ -1,0 +1,40 @@
+"""gRPC channels to the upstream services, opened once in the lifespan and shared by all requests."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2_grpc
+from sutazai.common.v1 import common_pb2_grpc
+from sutazai_runtime.grpc_client import open_channel
+
+
+@dataclass(slots=True)
+class Upstream:
+    name: str
+    address: str
+    channel: grpc.aio.Channel
+    health: health_pb2_grpc.HealthStub
+    diagnostics: common_pb2_grpc.DiagnosticsStub
+
+
+class Upstreams:
+    def __init__(self, addresses: dict[str, str], *, default_timeout_s: float) -> None:
+        self._by_name: dict[str, Upstream] = {}
+        for name, address in addresses.items():
+            channel = open_channel(address, default_timeout_s=default_timeout_s)
+            self._by_name[name] = Upstream(
+                name, address, channel, health_pb2_grpc.HealthStub(channel),
+                common_pb2_grpc.DiagnosticsStub(channel),
+            )
+
+    def __getitem__(self, name: str) -> Upstream:
+        return self._by_name[name]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._by_name.values())
+
+    async def close(self) -> None:
+        await asyncio.gather(*(u.channel.close(grace=None) for u in self._by_name.values()))

@@ -1,0 +1,1 @@
+"""Memory service: vectors, documents and the knowledge graph (Postgres schema ``memory``)."""

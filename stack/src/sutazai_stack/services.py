@@ -1,0 +1,79 @@
+"""The six services: how to start each one, on which ports, and how to know it is ready."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from sutazai_stack.config import StackSettings
+from sutazai_stack.infra import Resolved
+from sutazai_stack.ports import free_port
+from sutazai_stack.processes import ManagedProcess
+
+GRPC_SERVICES = ("agents", "tasks", "mesh", "chat", "memory")
+STANDARD_GRPC = {"agents": 50051, "tasks": 50052, "mesh": 50053, "chat": 50054, "memory": 50055}
+STANDARD_METRICS = {"gateway": 9101, "agents": 9102, "tasks": 9103, "mesh": 9104, "chat": 9105, "memory": 9106}
+GATEWAY_PORT = 10010
+
+
+@dataclass
+class ServicePorts:
+    port: int  # gRPC for a context service, HTTP for the gateway
+    metrics: int
+
+
+def assign_ports(settings: StackSettings) -> dict[str, ServicePorts]:
+    if settings.free_ports:
+        return {name: ServicePorts(free_port(), free_port()) for name in ("gateway", *GRPC_SERVICES)}
+    ports = {name: ServicePorts(STANDARD_GRPC[name], STANDARD_METRICS[name]) for name in GRPC_SERVICES}
+    ports["gateway"] = ServicePorts(GATEWAY_PORT, STANDARD_METRICS["gateway"])
+    return ports
+
+
+def service_env(
+    name: str, ports: dict[str, ServicePorts], infra: dict[str, Resolved], settings: StackSettings
+) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PYTHONUNBUFFERED="1",
+        DATABASE_URL=infra["postgres"].url,
+        REDIS_URL=infra["redis"].url,
+        NATS_URL=infra["nats"].url,
+        SUTAZAI_MODEL_URL=infra["model_server"].url,
+    )
+    prefix = f"SUTAZAI_{name.upper()}_"
+    env[prefix + "LOG_LEVEL"] = settings.log_level
+    env[prefix + "METRICS_PORT"] = str(ports[name].metrics)
+    if name == "gateway":
+        env[prefix + "PORT"] = str(ports[name].port)
+        env[prefix + "HOST"] = settings.gateway_host
+        for upstream in GRPC_SERVICES:
+            env[f"{prefix}{upstream.upper()}_ADDR"] = f"127.0.0.1:{ports[upstream].port}"
+    else:
+        env[prefix + "GRPC_PORT"] = str(ports[name].port)
+    return env
+
+
+def process_for(name: str, env: dict[str, str], home: Path) -> ManagedProcess:
+    return ManagedProcess(name, [sys.executable, "-m", f"sutazai_{name}"], env=env,
+                          log_path=home / "logs" / f"{name}.log")
+
+
+def grpc_serving(port: int) -> None:
+    """Raise unless the service on ``port`` answers SERVING on grpc.health.v1."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        raise ConnectionError(f"health is {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
+
+
+def gateway_answers(url: str) -> None:
+    with urllib.request.urlopen(url + "/health", timeout=2) as response:
+        json.load(response)
