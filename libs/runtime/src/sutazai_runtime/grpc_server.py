@@ -102,8 +102,9 @@ async def _watch_dependencies(
         await asyncio.sleep(spec.settings.probe_interval_s)
 
 
-async def serve(spec: GrpcService) -> None:
-    """Serve until SIGTERM/SIGINT, then stop gracefully. Returns when the service has fully stopped."""
+async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_port: list[int] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or ``stop`` is set), then stop gracefully. Returns when the service has
+    fully stopped. ``bound_port`` receives the port actually bound (useful with ``grpc_port=0`` in tests)."""
     settings = spec.settings
     server = grpc.aio.server(options=(("grpc.so_reuseport", 0),))
     for register in spec.register:
@@ -126,16 +127,22 @@ async def serve(spec: GrpcService) -> None:
     )
 
     address = f"{settings.host}:{settings.grpc_port}"
-    if server.add_insecure_port(address) == 0:
+    port = server.add_insecure_port(address)
+    if port == 0:
         raise OSError(f"cannot bind gRPC port {address}")
+    if bound_port is not None:
+        bound_port.append(port)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.host)
     await server.start()
-    log.info("gRPC server listening", extra={"address": address, "metrics_port": settings.metrics_port})
+    log.info("gRPC server listening", extra={"port": port, "metrics_port": settings.metrics_port})
 
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals: tuple[signal.Signals, ...] = ()
+    if stop is None:  # a process of its own: signals stop it; an embedding caller passes ``stop``
+        stop = asyncio.Event()
+        signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
 
     tasks = [asyncio.create_task(_watch_dependencies(spec, health_servicer, diagnostics))]
@@ -161,4 +168,6 @@ async def serve(spec: GrpcService) -> None:
                 except Exception:
                     log.warning("cleanup failed", exc_info=True)
     stopped.cancel()
+    for sig in signals:
+        loop.remove_signal_handler(sig)
     log.info("stopped in %.2f s", time.monotonic() - started)

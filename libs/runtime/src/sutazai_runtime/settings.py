@@ -37,7 +37,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     host: str = "127.0.0.1"
-    grpc_port: int = Field(ge=1, le=65535)
+    grpc_port: int = Field(ge=0, le=65535)  # 0: any free port (tests)
     # 0 turns the Prometheus endpoint off (tests that start many servers use it).
     metrics_port: int = Field(ge=0, le=65535)
     log_level: LogLevel = "INFO"

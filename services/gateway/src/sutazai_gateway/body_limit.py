@@ -24,20 +24,31 @@ class BodySizeLimit:
                     return
                 break
         received = 0
+        refused = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            # A body without Content-Length (chunked) is counted as it arrives; past the limit we answer
+            # 413 ourselves and tell the app the client left, so it stops reading and its reply is dropped.
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    if not refused:
+                        refused = True
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
         try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._refuse(send)
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps(
@@ -48,7 +59,3 @@ class BodySizeLimit:
                     "headers": [(b"content-type", b"application/problem+json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass

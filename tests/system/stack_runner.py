@@ -1,0 +1,103 @@
+"""Start the platform the way ``make run`` does (``python -m sutazai_stack run``), for system tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+# Variables that would point the stack at other servers than the test wants.
+_CLEARED = ("DATABASE_URL", "REDIS_URL", "NATS_URL", "SUTAZAI_MODEL_URL", "SUTAZAI_EMBEDDED", "SUTAZAI_FREE_PORTS")
+
+
+@dataclass
+class RunningStack:
+    process: subprocess.Popen[bytes]
+    home: Path
+    state: dict  # type: ignore[type-arg]
+
+    @property
+    def url(self) -> str:
+        return str(self.state["gateway_url"])
+
+    def pid(self, name: str) -> int:
+        return int(self.state["services"][name]["pid"])
+
+    def child_pids(self) -> list[int]:
+        pids = [int(s["pid"]) for s in self.state["services"].values()]
+        pids += [int(i["pid"]) for i in self.state["infra"].values() if i["pid"]]
+        return pids
+
+    def log(self) -> str:
+        return (self.home / "stack.log").read_text(errors="replace")
+
+    def detailed_health(self) -> dict:  # type: ignore[type-arg]
+        response = httpx.get(self.url + "/api/v1/health/detailed", timeout=10)
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def run_stack(home: Path, *, timeout_s: float = 240, **env: str) -> Iterator[RunningStack]:
+    home.mkdir(parents=True, exist_ok=True)
+    full_env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    full_env.update(SUTAZAI_HOME=str(home), SUTAZAI_FREE_PORTS="1", **env)
+    with open(home / "stack.log", "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sutazai_stack", "run"], env=full_env, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    stack = RunningStack(process, home, {})
+    try:
+        state_file = home / "run" / "stack.json"
+        deadline = time.monotonic() + timeout_s
+        while not state_file.exists():
+            if process.poll() is not None:
+                raise AssertionError(f"the stack exited with {process.returncode}:\n{stack.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the stack did not start within {timeout_s} s:\n{stack.log()}")
+            time.sleep(0.2)
+        stack.state = json.loads(state_file.read_text())
+        yield stack
+    finally:
+        stop(stack)
+
+
+def stop(stack: RunningStack, timeout_s: float = 40) -> None:
+    """SIGTERM the stack (what Ctrl-C does) and wait; kill whatever is left so no test leaks processes."""
+    if stack.process.poll() is None:
+        stack.process.send_signal(signal.SIGTERM)
+        try:
+            stack.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            stack.process.kill()
+            stack.process.wait(5)
+    for pid in stack.child_pids() if stack.state else []:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).kill()
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_until(predicate, timeout_s: float, interval_s: float = 0.1):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval_s)
