@@ -47,7 +47,9 @@ class _Dependency:
 
 
 @contextlib.asynccontextmanager
-async def _running(dependency: _Dependency, grace_s: float = 3.0) -> AsyncIterator[tuple[grpc.aio.Channel, asyncio.Event, asyncio.Task[None]]]:
+async def _running(
+    dependency: _Dependency, grace_s: float = 3.0
+) -> AsyncIterator[tuple[grpc.aio.Channel, asyncio.Event, asyncio.Task[None]]]:
     stop = asyncio.Event()
     port: list[int] = []
     settings = _Settings(probe_interval_s=0.05, probe_timeout_s=0.5, shutdown_grace_s=grace_s)
@@ -60,7 +62,7 @@ async def _running(dependency: _Dependency, grace_s: float = 3.0) -> AsyncIterat
         probes=[Probe("thing", "thing:1", dependency.check)],
     )
     task = asyncio.create_task(serve(spec, stop=stop, bound_port=port))
-    while not port:
+    while not port:  # noqa: ASYNC110 - serve() reports its port through the list
         await asyncio.sleep(0.01)
     channel = open_channel(f"127.0.0.1:{port[0]}", default_timeout_s=5)
     try:
@@ -78,7 +80,7 @@ async def _health(channel: grpc.aio.Channel, service: str = "") -> int:
 
 async def _wait_for_status(channel: grpc.aio.Channel, status: int) -> None:
     async with asyncio.timeout(3):
-        while await _health(channel) != status:
+        while await _health(channel) != status:  # noqa: ASYNC110 - polling the server is the point
             await asyncio.sleep(0.02)
 
 
