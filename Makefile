@@ -10,6 +10,8 @@ PY := $(CURDIR)/.venv/bin/python
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 export UV_PYTHON ?= 3.11
 PYTEST_ARGS ?=
+# The interpreter of the llama.cpp server's virtualenv (written by `make sync`).
+MODEL_PY = SUTAZAI_MODEL_SERVER_PYTHON="$$(cat .sutazai/model-server-python)"
 
 .PHONY: help sync run test unit proto proto-check lint bench clean
 
@@ -20,19 +22,18 @@ $(CURDIR)/.sutazai/tools/bin/uv:
 	@echo "installing uv into .sutazai/tools"
 	python3 -m venv .sutazai/tools && .sutazai/tools/bin/pip install -q uv
 
-sync: | $(UV) ## create .venv and install every package (the first run builds llama.cpp: ~4 min)
-	@test -d .venv/lib/python3.11/site-packages/llama_cpp || \
-	  echo "building llama-cpp-python portably on first install; this takes a few minutes ..."
+sync: | $(UV) ## create .venv and install every package, and the local model server's own env
 	$(UV) sync --frozen --all-packages
+	@mkdir -p .sutazai && scripts/model-server-env.sh $(UV) > .sutazai/model-server-python
 
 run: sync ## start the whole platform on http://localhost:10010 (Ctrl-C stops it)
-	$(PY) -m sutazai_stack run
+	$(MODEL_PY) $(PY) -m sutazai_stack run
 
 test: sync proto-check lint ## run the whole test suite (unit, integration, system)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MODEL_PY) $(PY) -m pytest $(PYTEST_ARGS)
 
 unit: sync ## only the tests that need no server
-	$(PY) -m pytest -m "not system" $(PYTEST_ARGS)
+	$(MODEL_PY) $(PY) -m pytest -m "not system" $(PYTEST_ARGS)
 
 proto: sync ## regenerate the gRPC package from proto/
 	$(PY) scripts/proto.py
@@ -44,7 +45,7 @@ lint: sync ## ruff
 	$(PY) -m ruff check .
 
 bench: sync ## run the benchmarks in bench/
-	$(PY) bench/gateway_status.py
+	$(MODEL_PY) $(PY) bench/gateway_status.py
 
 clean: ## remove the environment and the local data folder (.sutazai)
 	rm -rf .venv .sutazai

@@ -148,7 +148,7 @@ def wait_for_stack(process: subprocess.Popen[bytes], home: Path) -> str:
 def platform_stack() -> Iterator[str]:
     """The whole platform on free ports in a temporary home; yields the gateway URL.
 
-    The home (with the logs) is removed afterwards unless the start failed."""
+    The home (with the logs) is removed afterwards, unless a start or a measurement failed."""
     home = Path(tempfile.mkdtemp(prefix="sutazai-bench-"))
     env = {**os.environ, "SUTAZAI_DATABASE_NAME": "sutazai_bench"}
     say(f"starting the platform (home {home}) ...")
@@ -157,16 +157,18 @@ def platform_stack() -> Iterator[str]:
             [sys.executable, "-m", "sutazai_stack", "run", "--free-ports", "--home", str(home)],
             env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
-    failed = True
+    keep = False
     try:
         url = wait_for_stack(process, home)
         say(f"platform ready: {url}")
-        failed = False
         yield url
+    except BenchError:
+        keep = True
+        raise
     finally:
         say("stopping the platform ...")
         stop_process(process, timeout_s=STOP_TIMEOUT_S)
-        if failed:
+        if keep:
             say(f"kept {home} for its logs")
         else:
             shutil.rmtree(home, ignore_errors=True)

