@@ -38,6 +38,14 @@ class RunningStack:
         pids += [int(i["pid"]) for i in self.state["infra"].values() if i["pid"]]
         return pids
 
+    @property
+    def secrets(self) -> dict[str, str]:
+        return dict(json.loads((self.home / "secrets.json").read_text()))
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.secrets["admin_api_key"]}
+
     def log(self) -> str:
         return (self.home / "stack.log").read_text(errors="replace")
 

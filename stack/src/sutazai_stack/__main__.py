@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> None:
         raise
     log.info("")
     log.info("SutazAI is running: %s  (API docs: %s/docs, health: %s/api/v1/health/detailed)", url, url, url)
+    log.info("admin credentials (user, password, API key) are in %s", stack.home / "secrets.json")
+    log.info('  e.g. curl -H "X-API-Key: <admin_api_key from that file>" %s/api/v1/auth/me', url)
     log.info("logs in %s; Ctrl-C stops everything this command started", stack.home / "logs")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

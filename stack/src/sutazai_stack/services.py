@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from sutazai_stack import credentials
 from sutazai_stack.config import StackSettings
 from sutazai_stack.infra import Resolved
 from sutazai_stack.ports import free_port
@@ -52,6 +53,7 @@ def service_env(
     env[prefix + "LOG_LEVEL"] = settings.log_level
     env[prefix + "METRICS_PORT"] = str(ports[name].metrics)
     if name == "gateway":
+        env.update(credentials.gateway_env(credentials.load_or_create(settings.home.resolve()), env))
         env[prefix + "PORT"] = str(ports[name].port)
         env[prefix + "HOST"] = settings.gateway_host
         for upstream in GRPC_SERVICES:

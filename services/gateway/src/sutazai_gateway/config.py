@@ -1,4 +1,4 @@
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sutazai_runtime.settings import LogLevel, database_url_field, nats_url_field, redis_url_field
 
@@ -28,6 +28,15 @@ class Settings(BaseSettings):
     chat_addr: str = Field("127.0.0.1:50054", pattern=HOST_PORT)
     memory_addr: str = Field("127.0.0.1:50055", pattern=HOST_PORT)
 
+    # Identity. The JWT secret has no default: the gateway refuses to start without a strong one.
+    jwt_secret: SecretStr = Field(min_length=32)
+    access_token_ttl_s: int = Field(30 * 60, ge=60)
+    refresh_token_ttl_s: int = Field(7 * 24 * 3600, ge=300)
+    # The first admin, created at start-up when missing (the launcher generates these for `make run`).
+    bootstrap_admin_username: str = Field("admin", min_length=3, max_length=64)
+    bootstrap_admin_password: SecretStr | None = None
+    bootstrap_api_key: SecretStr | None = None
+
     upstream_timeout_s: float = Field(10.0, gt=0, le=600)
     probe_timeout_s: float = Field(1.0, gt=0, le=30)
     monitor_interval_s: float = Field(2.0, gt=0, le=300)
@@ -43,3 +52,11 @@ class Settings(BaseSettings):
             "chat": self.chat_addr,
             "memory": self.memory_addr,
         }
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _not_a_placeholder(cls, value: SecretStr) -> SecretStr:
+        secret = value.get_secret_value()
+        if len(set(secret)) < 8 or any(word in secret.lower() for word in ("changeme", "secret", "example")):
+            raise ValueError("jwt_secret looks like a placeholder; generate one, e.g. `openssl rand -base64 48`")
+        return value

@@ -19,7 +19,9 @@ from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_gateway import __version__
 from sutazai_gateway.api.deps import GatewayState
-from sutazai_gateway.api.routes import health, root
+from sutazai_gateway.api.routes import auth, health, root
+from sutazai_gateway.auth.service import Authenticator, bootstrap_admin
+from sutazai_gateway.auth.store import AuthStore
 from sutazai_gateway.body_limit import BodySizeLimit
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
@@ -35,6 +37,16 @@ def create_app(settings: Settings) -> FastAPI:
         timeout = settings.startup_timeout_s
         pool = await connect_with_retry("postgres", lambda: create_pool(settings.database_url), timeout_s=timeout)
         await apply_migrations(pool, "auth", load_migrations(files("sutazai_gateway") / "migrations"))
+        store = AuthStore(pool)
+        authenticator = Authenticator(
+            store, settings.jwt_secret.get_secret_value(),
+            access_ttl_s=settings.access_token_ttl_s, refresh_ttl_s=settings.refresh_token_ttl_s,
+        )
+        await bootstrap_admin(
+            store, settings.bootstrap_admin_username,
+            settings.bootstrap_admin_password.get_secret_value() if settings.bootstrap_admin_password else None,
+            settings.bootstrap_api_key.get_secret_value() if settings.bootstrap_api_key else None,
+        )
         cache = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
         await connect_with_retry("redis", cache.ping, timeout_s=timeout)
         nc = await connect_with_retry(
@@ -49,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         monitor = HealthMonitor(
             upstreams, probes, timeout_s=settings.probe_timeout_s, interval_s=settings.monitor_interval_s
         )
-        app.state.gateway = GatewayState(settings, upstreams, monitor, time.monotonic())
+        app.state.gateway = GatewayState(settings, upstreams, monitor, authenticator, time.monotonic())
         if settings.metrics_port:
             start_http_server(settings.metrics_port, addr=settings.host)
         monitor_task = asyncio.create_task(monitor.run())
@@ -76,4 +88,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(root.router)
     app.include_router(health.router)
+    app.include_router(auth.router)
     return app

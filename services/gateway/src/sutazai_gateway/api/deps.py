@@ -1,12 +1,14 @@
-"""Request dependencies: the long-lived objects the lifespan created, typed for the routes."""
+"""Request dependencies: the long-lived objects the lifespan created, and the caller's identity."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
+from sutazai_runtime.identity import Identity
 
+from sutazai_gateway.auth.service import Authenticator, AuthError
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
 from sutazai_gateway.upstreams import Upstreams
@@ -17,6 +19,7 @@ class GatewayState:
     settings: Settings
     upstreams: Upstreams
     monitor: HealthMonitor
+    auth: Authenticator
     started_monotonic: float
 
 
@@ -26,3 +29,39 @@ def get_state(request: Request) -> GatewayState:
 
 
 StateDep = Annotated[GatewayState, Depends(get_state)]
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def presented_credential(request: Request) -> str | None:
+    """``Authorization: Bearer <token or API key>``, else ``X-API-Key: <key>``."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    key = request.headers.get("x-api-key")
+    return key.strip() if key and key.strip() else None
+
+
+async def current_user(request: Request, state: StateDep) -> Identity:
+    credential = presented_credential(request)
+    if credential is None:
+        raise HTTPException(401, "this route needs a credential: Authorization: Bearer <token> or X-API-Key",
+                            headers=_CHALLENGE)
+    try:
+        return await state.auth.identify(credential)
+    except AuthError as exc:
+        raise HTTPException(401, str(exc), headers=_CHALLENGE) from exc
+
+
+CurrentUser = Annotated[Identity, Depends(current_user)]
+
+
+async def admin_user(user: CurrentUser) -> Identity:
+    if not user.is_admin:
+        raise HTTPException(403, "this route needs the admin role")
+    return user
+
+
+AdminUser = Annotated[Identity, Depends(admin_user)]

@@ -1,0 +1,132 @@
+"""Login, tokens, API keys and users."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Response
+from pydantic import BaseModel, Field
+
+from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
+from sutazai_gateway.auth.service import AccountLockedError, AuthError
+from sutazai_gateway.auth.store import AuthStore, UsernameTakenError
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class NewApiKey(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+
+
+class CreatedApiKey(BaseModel):
+    id: str
+    name: str
+    key: str = Field(description="shown only in this response; store it now")
+
+
+class ApiKeyInfo(BaseModel):
+    id: str
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class NewUser(BaseModel):
+    username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    password: str = Field(min_length=8, max_length=256)
+    email: str | None = Field(None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    is_admin: bool = False
+
+
+class UserInfo(BaseModel):
+    id: str
+    username: str
+    email: str | None
+    is_admin: bool
+    roles: list[str]
+
+
+def _store(state: StateDep) -> AuthStore:
+    return state.auth.store
+
+
+@router.post("/login")
+async def login(body: LoginRequest, state: StateDep) -> TokenResponse:
+    try:
+        pair = await state.auth.login(body.username, body.password)
+    except AccountLockedError as exc:
+        raise HTTPException(423, str(exc)) from exc
+    except AuthError as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+    return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
+
+
+@router.post("/refresh")
+async def refresh(body: RefreshRequest, state: StateDep) -> TokenResponse:
+    try:
+        pair = await state.auth.refresh(body.refresh_token)
+    except AuthError as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+    return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
+
+
+@router.get("/me")
+async def me(user: CurrentUser, state: StateDep) -> UserInfo:
+    found = await _store(state).user_by_id(user.user_id)
+    if found is None:
+        raise HTTPException(404, "the account no longer exists")
+    return UserInfo(id=found.id, username=found.username, email=found.email, is_admin=found.is_admin,
+                    roles=list(found.roles))
+
+
+@router.post("/api-keys", status_code=201)
+async def create_api_key(body: NewApiKey, user: CurrentUser, state: StateDep) -> CreatedApiKey:
+    key_id, key = await state.auth.create_api_key(user.user_id, body.name)
+    return CreatedApiKey(id=key_id, name=body.name, key=key)
+
+
+@router.get("/api-keys")
+async def list_api_keys(user: CurrentUser, state: StateDep) -> list[ApiKeyInfo]:
+    rows = await _store(state).api_keys_of(user.user_id)
+    return [ApiKeyInfo(id=r.id, name=r.name, prefix=r.prefix, created_at=r.created_at,
+                       last_used_at=r.last_used_at, revoked_at=r.revoked_at) for r in rows]
+
+
+@router.delete("/api-keys/{key_id}", status_code=204)
+async def revoke_api_key(key_id: Annotated[uuid.UUID, Path()], user: CurrentUser, state: StateDep) -> Response:
+    store = _store(state)
+    rows = {r.id: r for r in await store.api_keys_of(user.user_id)}
+    if str(key_id) not in rows or not await store.revoke_api_key(user.user_id, str(key_id)):
+        raise HTTPException(404, "no such active API key")
+    state.auth.forget_key(rows[str(key_id)].prefix)
+    return Response(status_code=204)
+
+
+@router.post("/users", status_code=201)
+async def create_user(body: NewUser, _: AdminUser, state: StateDep) -> UserInfo:
+    try:
+        user = await state.auth.create_user(body.username, body.password, email=body.email, is_admin=body.is_admin)
+    except UsernameTakenError as exc:
+        raise HTTPException(409, f"the username {body.username!r} is taken") from exc
+    return UserInfo(id=user.id, username=user.username, email=user.email, is_admin=user.is_admin,
+                    roles=list(user.roles))
