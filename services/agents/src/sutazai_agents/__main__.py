@@ -4,6 +4,7 @@ from importlib.resources import files
 
 import uvloop
 from sutazai.agents.v1 import agents_pb2_grpc
+from sutazai_runtime.grpc_client import open_channel
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
@@ -11,7 +12,11 @@ from sutazai_runtime.probes import postgres_probe
 from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_agents.config import Settings
+from sutazai_agents.files import FileAgents
+from sutazai_agents.models import ModelCatalog
 from sutazai_agents.server import SERVICE, AgentServicer
+from sutazai_agents.service import AgentRegistry
+from sutazai_agents.store import AgentStore
 
 
 async def run(settings: Settings) -> None:
@@ -19,7 +24,11 @@ async def run(settings: Settings) -> None:
         "postgres", lambda: create_pool(settings.database_url), timeout_s=settings.startup_timeout_s
     )
     await apply_migrations(pool, "agents", load_migrations(files("sutazai_agents") / "migrations"))
-    servicer = AgentServicer()
+    chat = open_channel(settings.chat_addr, default_timeout_s=settings.models_timeout_s)
+    file_agents = FileAgents(settings.dir)
+    file_agents.load_all()
+    models = ModelCatalog(chat, timeout_s=settings.models_timeout_s, ttl_s=settings.models_cache_s)
+    servicer = AgentServicer(AgentRegistry(file_agents, AgentStore(pool), models))
     await serve(
         GrpcService(
             name="agents",
@@ -27,7 +36,8 @@ async def run(settings: Settings) -> None:
             register=[lambda server: agents_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)],
             service_names=[SERVICE.full_name],
             probes=[postgres_probe(pool, settings.database_url)],
-            cleanups=[pool.close],
+            cleanups=[chat.close, pool.close],
+            background=[file_agents.watch],
         )
     )
 
