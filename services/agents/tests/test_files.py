@@ -1,0 +1,109 @@
+"""The folder of definitions: bad files are skipped, and the watcher sees add/edit/delete within 2 s."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sutazai_agents.files import FileAgents
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def write(folder: Path, name: str, description: str = "d", body: str = "You help.") -> Path:
+    path = folder / name
+    path.write_text(f"---\nname: {path.stem}\ndescription: {description}\n---\n{body}\n", encoding="utf-8")
+    return path
+
+
+async def eventually(predicate: Callable[[], bool], within_s: float = 2.0) -> float:
+    """Seconds until ``predicate`` held; fails after ``within_s``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not predicate():
+        if loop.time() - start > within_s:
+            raise AssertionError(f"not seen within {within_s} s")
+        await asyncio.sleep(0.02)
+    return loop.time() - start
+
+
+@contextlib.asynccontextmanager
+async def watching(folder: Path) -> AsyncIterator[FileAgents]:
+    agents = FileAgents(folder)
+    task = asyncio.create_task(agents.watch())
+    await asyncio.wait_for(agents.loaded.wait(), 5)
+    await asyncio.sleep(0.3)  # let the watcher subscribe before the test changes files
+    try:
+        yield agents
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def test_a_bad_file_is_logged_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write(tmp_path, "good.md")
+    (tmp_path / "bad.md").write_text("---\nname: bad\ndescription: d\ntemperature: 9\n---\nP\n")
+    (tmp_path / "README.md").write_text("# not an agent\n")
+    (tmp_path / "notes.txt").write_text("ignored")
+    agents = FileAgents(tmp_path)
+    with caplog.at_level(logging.ERROR):
+        agents.load_all()
+    assert list(agents.agents) == ["good"]
+    assert any("bad.md: temperature:" in r.getMessage() for r in caplog.records)
+    assert not any("README" in r.getMessage() for r in caplog.records)
+
+
+def test_a_missing_folder_gives_no_agents(tmp_path: Path) -> None:
+    agents = FileAgents(tmp_path / "nowhere")
+    agents.load_all()
+    assert agents.agents == {}
+
+
+async def test_add_edit_and_delete_are_seen_within_2_s(tmp_path: Path) -> None:
+    write(tmp_path, "first.md")
+    async with watching(tmp_path) as agents:
+        assert list(agents.agents) == ["first"]
+
+        write(tmp_path, "second.md", description="new one")
+        await eventually(lambda: "second" in agents.agents)
+
+        write(tmp_path, "second.md", description="edited")
+        await eventually(lambda: agents.agents["second"].definition.description == "edited")
+
+        (tmp_path / "first.md").unlink()
+        await eventually(lambda: "first" not in agents.agents)
+        assert list(agents.agents) == ["second"]
+
+
+async def test_a_file_turned_bad_is_dropped_and_comes_back_when_fixed(tmp_path: Path) -> None:
+    path = write(tmp_path, "agent.md")
+    async with watching(tmp_path) as agents:
+        path.write_text("---\nname: agent\n---\nno description\n")
+        await eventually(lambda: "agent" not in agents.agents)
+        write(tmp_path, "agent.md", description="fixed")
+        await eventually(lambda: "agent" in agents.agents)
+
+
+async def test_an_atomic_rename_is_seen(tmp_path: Path) -> None:
+    async with watching(tmp_path) as agents:
+        temp = write(tmp_path, ".incoming.md.tmp")
+        temp.rename(tmp_path / "renamed.md")
+        await eventually(lambda: "renamed" in agents.agents)
+
+
+async def test_a_folder_created_later_is_picked_up(tmp_path: Path) -> None:
+    folder = tmp_path / "later"
+    agents = FileAgents(folder)
+    task = asyncio.create_task(agents.watch(retry_s=0.1))
+    try:
+        await asyncio.wait_for(agents.loaded.wait(), 5)
+        folder.mkdir()
+        write(folder, "late.md")
+        await eventually(lambda: "late" in agents.agents, within_s=3)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
