@@ -1,37 +1,92 @@
 """``python -m sutazai_chat``: wiring only."""
 
-import aiohttp
+from __future__ import annotations
+
+import asyncio
+import logging
+
 import redis.asyncio as redis
 import uvloop
 from sutazai.chat.v1 import chat_pb2_grpc
 from sutazai_runtime.grpc_server import GrpcService, serve
-from sutazai_runtime.logging import configure_logging
-from sutazai_runtime.probes import http_probe, redis_probe
+from sutazai_runtime.logging import configure_logging, redact_url
+from sutazai_runtime.probes import Probe, redis_probe
 from sutazai_runtime.startup import connect_with_retry
 
+from sutazai_chat.backend_config import load_backends
+from sutazai_chat.backends import BackendCallError, make_client
+from sutazai_chat.breaker import CircuitBreaker
+from sutazai_chat.cache import ResponseCache
 from sutazai_chat.config import Settings
+from sutazai_chat.requests import Limits
+from sutazai_chat.routing import Backend, Router
 from sutazai_chat.server import SERVICE, ChatServicer
+from sutazai_chat.service import ChatService
 
-# The cheapest call that proves a model server answers, by kind of server.
-_LIVENESS_PATH = {"openai": "/v1/models", "ollama": "/api/tags"}
+log = logging.getLogger(__name__)
+
+
+def build_service(settings: Settings, cache_client: redis.Redis) -> ChatService:
+    backends = [
+        Backend(spec, make_client(spec, connect_timeout_s=settings.connect_timeout_s,
+                                  request_timeout_s=settings.request_timeout_s),
+                CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s), settings.queue_size)
+        for spec in load_backends(settings)
+    ]
+    cache = ResponseCache(cache_client, settings.cache_ttl_s, settings.cache_prefix)
+    return ChatService(Router(backends, settings.aliases), cache, queue_timeout_s=settings.queue_timeout_s)
+
+
+def build_servicer(settings: Settings, service: ChatService) -> ChatServicer:
+    return ChatServicer(
+        service, Limits(settings.max_prompt_chars, settings.max_messages), default_model=settings.default_model,
+        default_embed_model=settings.default_embed_model, max_batch_items=settings.max_batch_items,
+        batch_concurrency=settings.batch_concurrency, max_embed_inputs=settings.max_embed_inputs,
+    )
+
+
+def backends_probe(service: ChatService) -> Probe:
+    """Healthy while at least one backend lists its models (a failed one is left to failover)."""
+    backends = service.router.backends
+
+    async def check() -> None:
+        results = await asyncio.gather(*(b.client.list_models() for b in backends), return_exceptions=True)
+        down = [f"{b.name}: {r}" for b, r in zip(backends, results, strict=True) if isinstance(r, BaseException)]
+        if len(down) == len(backends):
+            raise ConnectionError("; ".join(down))
+
+    return Probe("model_server", ", ".join(redact_url(b.spec.url) for b in backends), check)
+
+
+async def discover(service: ChatService, interval_s: float) -> None:
+    """Refresh the models every backend serves; soon again while a backend has none (still starting)."""
+    while True:
+        try:
+            await service.refresh()
+        except BackendCallError:
+            log.warning("model discovery failed", exc_info=True)
+        empty = any(not b.models for b in service.router.backends)
+        await asyncio.sleep(min(2.0, interval_s) if empty else interval_s)
 
 
 async def run(settings: Settings) -> None:
     cache = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     await connect_with_retry("redis", cache.ping, timeout_s=settings.startup_timeout_s)
-    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10, connect=2))
-    model_probe = http_probe(
-        "model_server", http, settings.model_url.rstrip("/") + _LIVENESS_PATH[settings.model_kind]
-    )
-    servicer = ChatServicer()
+    service = build_service(settings, cache)
+    servicer = build_servicer(settings, service)
+
+    async def close_backends() -> None:
+        await asyncio.gather(*(b.client.close() for b in service.router.backends), return_exceptions=True)
+
     await serve(
         GrpcService(
             name="chat",
             settings=settings,
             register=[lambda server: chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)],
             service_names=[SERVICE.full_name],
-            probes=[redis_probe(cache, settings.redis_url), model_probe],
-            cleanups=[http.close, cache.aclose],
+            probes=[redis_probe(cache, settings.redis_url), backends_probe(service)],
+            cleanups=[close_backends, cache.aclose],
+            background=[lambda: discover(service, settings.discovery_interval_s)],
         )
     )
 

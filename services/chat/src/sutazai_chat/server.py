@@ -1,12 +1,194 @@
-"""gRPC servicer of the chat context. Model calls arrive with issue #3 (chat and models)."""
+"""gRPC servicer of the chat context: translates messages to the domain and ``errors`` to status codes."""
 
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import json_format, struct_pb2
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
-from sutazai_runtime.unimplemented import placeholder_servicer
+
+from sutazai_chat import analyze as analysis
+from sutazai_chat.errors import (
+    BackendError,
+    ChatError,
+    InvalidOutputError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    NoBackendAvailableError,
+    OverloadedError,
+)
+from sutazai_chat.requests import ChatCall, Limits, Reply, build_call
+from sutazai_chat.service import ChatService
 
 SERVICE = chat_pb2.DESCRIPTOR.services_by_name["ChatService"]
+R = TypeVar("R")
+
+_CODES: dict[type[ChatError], grpc.StatusCode] = {
+    InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
+    ModelNotFoundError: grpc.StatusCode.NOT_FOUND,
+    OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    NoBackendAvailableError: grpc.StatusCode.UNAVAILABLE,
+    BackendError: grpc.StatusCode.UNAVAILABLE,
+    InvalidOutputError: grpc.StatusCode.INTERNAL,
+}
 
 
-class ChatServicer(
-    placeholder_servicer(chat_pb2_grpc.ChatServiceServicer, SERVICE, "issue #3: chat and models")  # type: ignore[misc]
-):
-    """Every RPC answers UNIMPLEMENTED until the chat issue lands."""
+def status_of(exc: ChatError) -> grpc.StatusCode:
+    return next((code for cls, code in _CODES.items() if isinstance(exc, cls)), grpc.StatusCode.INTERNAL)
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: ChatError) -> None:
+    trailing: list[tuple[str, str]] = []
+    if isinstance(exc, OverloadedError):
+        trailing.append(("retry-after", str(exc.retry_after_s)))
+    if isinstance(exc, ModelNotFoundError):
+        trailing.append(("available-models", ",".join(exc.available)))
+    if trailing:
+        context.set_trailing_metadata(tuple(trailing))
+    await context.abort(status_of(exc), str(exc))
+
+
+def _unary(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    @functools.wraps(method)
+    async def wrapper(self: ChatServicer, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await method(self, request, context)
+        except ChatError as exc:
+            await _abort(context, exc)
+            raise AssertionError("unreachable") from exc
+
+    return wrapper
+
+
+def reply_pb(reply: Reply) -> chat_pb2.ChatResponse:
+    return chat_pb2.ChatResponse(
+        response=reply.response, model=reply.model, cached=reply.cached, backend=reply.backend,
+        duration_ms=reply.duration_ms, finish_reason=reply.finish_reason,
+        usage=chat_pb2.Usage(prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                             tokens_per_second=reply.tokens_per_second),
+    )
+
+
+class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
+    def __init__(self, service: ChatService, limits: Limits, *, default_model: str, default_embed_model: str,
+                 max_batch_items: int, batch_concurrency: int, max_embed_inputs: int) -> None:
+        self.service = service
+        self.limits = limits
+        self.default_model = default_model
+        self.default_embed_model = default_embed_model
+        self.max_batch_items = max_batch_items
+        self.batch_concurrency = batch_concurrency
+        self.max_embed_inputs = max_embed_inputs
+
+    def _call(self, request: chat_pb2.ChatRequest) -> ChatCall:
+        return build_call(
+            self.limits, model=request.model or self.default_model,
+            messages=[(m.role, m.content) for m in request.messages], system=request.system,
+            temperature=request.temperature if request.HasField("temperature") else None,
+            max_tokens=request.max_tokens if request.HasField("max_tokens") else None,
+            seed=request.seed if request.HasField("seed") else None, use_cache=request.use_cache,
+        )
+
+    @_unary
+    async def Chat(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> chat_pb2.ChatResponse:
+        return reply_pb(await self.service.chat(self._call(request)))
+
+    async def ChatStream(
+        self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[chat_pb2.ChatChunk]:
+        # A client that goes away cancels this coroutine; the stream's ``aclosing`` closes the backend call.
+        try:
+            async for item in self.service.stream(self._call(request)):
+                if isinstance(item, str):
+                    yield chat_pb2.ChatChunk(token=item)
+                else:
+                    yield chat_pb2.ChatChunk(done=reply_pb(item))
+        except ChatError as exc:
+            await _abort(context, exc)
+
+    @_unary
+    async def Generate(
+        self, request: chat_pb2.GenerateRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.ChatResponse:
+        call = build_call(
+            self.limits, model=request.model or self.default_model, messages=[("user", request.prompt)],
+            system=request.system,
+            temperature=request.temperature if request.HasField("temperature") else None,
+            max_tokens=request.max_tokens if request.HasField("max_tokens") else None, use_cache=request.use_cache,
+        )
+        return reply_pb(await self.service.chat(call))
+
+    @_unary
+    async def Batch(self, request: chat_pb2.BatchRequest, context: grpc.aio.ServicerContext) -> chat_pb2.BatchResponse:
+        if not request.items:
+            raise InvalidRequestError("the batch is empty")
+        if len(request.items) > self.max_batch_items:
+            raise InvalidRequestError(f"the batch has {len(request.items)} items; the limit is {self.max_batch_items}")
+        calls: list[ChatCall | ChatError] = []
+        for item in request.items:
+            try:
+                calls.append(self._call(item))
+            except ChatError as exc:
+                calls.append(exc)
+        concurrency = min(request.concurrency or self.batch_concurrency, self.batch_concurrency)
+        results = await self.service.batch(calls, concurrency)
+        return chat_pb2.BatchResponse(results=[
+            chat_pb2.BatchItemResult(index=i, response=reply_pb(r)) if isinstance(r, Reply)
+            else chat_pb2.BatchItemResult(index=i, error=f"{status_of(r).name}: {r}")
+            for i, r in enumerate(results)
+        ])
+
+    @_unary
+    async def Analyze(
+        self, request: chat_pb2.AnalyzeRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.AnalyzeResponse:
+        options = json_format.MessageToDict(request.options) if request.HasField("options") else {}
+        result = await analysis.analyze(
+            self.service, text=request.text, analysis_type=request.analysis_type or "full_analysis",
+            model=request.model or self.default_model, options=options,
+        )
+        struct = struct_pb2.Struct()
+        struct.update(result)
+        return chat_pb2.AnalyzeResponse(success=True, analysis_type=request.analysis_type, result=struct)
+
+    @_unary
+    async def Embed(self, request: chat_pb2.EmbedRequest, context: grpc.aio.ServicerContext) -> chat_pb2.EmbedResponse:
+        inputs = list(request.inputs)
+        if not inputs or any(not text.strip() for text in inputs):
+            raise InvalidRequestError("every input to embed must be a non-empty string")
+        if len(inputs) > self.max_embed_inputs:
+            raise InvalidRequestError(f"{len(inputs)} inputs; the limit is {self.max_embed_inputs}")
+        if (size := max(len(t) for t in inputs)) > self.limits.max_prompt_chars:
+            raise InvalidRequestError(f"an input is {size} characters; the limit is {self.limits.max_prompt_chars}")
+        model, backend, result = await self.service.embed(request.model or self.default_embed_model, inputs)
+        return chat_pb2.EmbedResponse(
+            model=model, backend=backend, prompt_tokens=result.prompt_tokens,
+            dimensions=len(result.vectors[0]) if result.vectors else 0,
+            embeddings=[chat_pb2.Embedding(values=v) for v in result.vectors],
+        )
+
+    @_unary
+    async def ListModels(
+        self, request: chat_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.ListModelsResponse:
+        router = self.service.router
+        return chat_pb2.ListModelsResponse(models=[
+            chat_pb2.ModelInfo(name=model, backend=b.name, aliases=router.aliases_of(model), loaded=model in b.loaded)
+            for b in router.backends for model in sorted(b.models)
+        ])
+
+    async def GetCacheStats(
+        self, request: chat_pb2.CacheStatsRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.CacheStats:
+        stats = await self.service.cache.stats()
+        redis_server = struct_pb2.Struct()
+        redis_server.update(stats["redis_server"])
+        return chat_pb2.CacheStats(
+            gets=stats["gets"], sets=stats["sets"], hits=stats["hits"], misses=stats["misses"],
+            evictions=stats["evictions"], hit_rate=stats["hit_rate"], redis_server=redis_server,
+            models=[chat_pb2.ModelCacheStats(model=m, hits=v["hits"], misses=v["misses"])
+                    for m, v in sorted(stats["models"].items())],
+        )

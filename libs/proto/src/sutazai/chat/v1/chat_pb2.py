@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asutazai/chat/v1/chat.proto\x12\x0fsutazai.chat.v1\x1a\x1cgoogle/protobuf/struct.proto\"(\n\x07Message\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"T\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x19\n\x11tokens_per_second\x18\x03 \x01(\x01\"\xeb\x01\n\x0b\x43hatRequest\x12*\n\x08messages\x18\x01 \x03(\x0b\x32\x18.sutazai.chat.v1.Message\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tuse_cache\x18\x03 \x01(\x08\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x0e\n\x06system\x18\x06 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x07 \x01(\t\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x02\x88\x01\x01\x42\x0e\n\x0c_temperatureB\r\n\x0b_max_tokensB\x07\n\x05_seed\"\x8c\x01\n\x0c\x43hatResponse\x12\x10\n\x08response\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x03 \x01(\x08\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.sutazai.chat.v1.Usage\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\"S\n\tChatChunk\x12\x0f\n\x05token\x18\x01 \x01(\tH\x00\x12-\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1d.sutazai.chat.v1.ChatResponseH\x00\x42\x06\n\x04kind\"\xa5\x01\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tuse_cache\x18\x03 \x01(\x08\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x0e\n\x06system\x18\x06 \x01(\tB\x0e\n\x0c_temperatureB\r\n\x0b_max_tokens\"P\n\x0c\x42\x61tchRequest\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.sutazai.chat.v1.ChatRequest\x12\x13\n\x0b\x63oncurrency\x18\x02 \x01(\x05\"`\n\x0f\x42\x61tchItemResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12/\n\x08response\x18\x02 \x01(\x0b\x32\x1d.sutazai.chat.v1.ChatResponse\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"B\n\rBatchResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .sutazai.chat.v1.BatchItemResult\"n\n\x0e\x41nalyzeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x15\n\ranalysis_type\x18\x02 \x01(\t\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05model\x18\x04 \x01(\t\"b\n\x0f\x41nalyzeResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\ranalysis_type\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"-\n\x0c\x45mbedRequest\x12\x0e\n\x06inputs\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"b\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12.\n\nembeddings\x18\x02 \x03(\x0b\x32\x1a.sutazai.chat.v1.Embedding\x12\x12\n\ndimensions\x18\x03 \x01(\x05\"K\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12\x0e\n\x06loaded\x18\x04 \x01(\x08\"\x13\n\x11ListModelsRequest\"@\n\x12ListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.sutazai.chat.v1.ModelInfo2\x9e\x04\n\x0b\x43hatService\x12\x43\n\x04\x43hat\x12\x1c.sutazai.chat.v1.ChatRequest\x1a\x1d.sutazai.chat.v1.ChatResponse\x12H\n\nChatStream\x12\x1c.sutazai.chat.v1.ChatRequest\x1a\x1a.sutazai.chat.v1.ChatChunk0\x01\x12K\n\x08Generate\x12 .sutazai.chat.v1.GenerateRequest\x1a\x1d.sutazai.chat.v1.ChatResponse\x12\x46\n\x05\x42\x61tch\x12\x1d.sutazai.chat.v1.BatchRequest\x1a\x1e.sutazai.chat.v1.BatchResponse\x12L\n\x07\x41nalyze\x12\x1f.sutazai.chat.v1.AnalyzeRequest\x1a .sutazai.chat.v1.AnalyzeResponse\x12\x46\n\x05\x45mbed\x12\x1d.sutazai.chat.v1.EmbedRequest\x1a\x1e.sutazai.chat.v1.EmbedResponse\x12U\n\nListModels\x12\".sutazai.chat.v1.ListModelsRequest\x1a#.sutazai.chat.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asutazai/chat/v1/chat.proto\x12\x0fsutazai.chat.v1\x1a\x1cgoogle/protobuf/struct.proto\"(\n\x07Message\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"T\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x19\n\x11tokens_per_second\x18\x03 \x01(\x01\"\xeb\x01\n\x0b\x43hatRequest\x12*\n\x08messages\x18\x01 \x03(\x0b\x32\x18.sutazai.chat.v1.Message\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tuse_cache\x18\x03 \x01(\x08\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x0e\n\x06system\x18\x06 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x07 \x01(\t\x12\x11\n\x04seed\x18\x08 \x01(\x03H\x02\x88\x01\x01\x42\x0e\n\x0c_temperatureB\r\n\x0b_max_tokensB\x07\n\x05_seed\"\xa3\x01\n\x0c\x43hatResponse\x12\x10\n\x08response\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06\x63\x61\x63hed\x18\x03 \x01(\x08\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.sutazai.chat.v1.Usage\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\x12\x15\n\rfinish_reason\x18\x07 \x01(\t\"S\n\tChatChunk\x12\x0f\n\x05token\x18\x01 \x01(\tH\x00\x12-\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1d.sutazai.chat.v1.ChatResponseH\x00\x42\x06\n\x04kind\"\xa5\x01\n\x0fGenerateRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x11\n\tuse_cache\x18\x03 \x01(\x08\x12\x18\n\x0btemperature\x18\x04 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x0e\n\x06system\x18\x06 \x01(\tB\x0e\n\x0c_temperatureB\r\n\x0b_max_tokens\"P\n\x0c\x42\x61tchRequest\x12+\n\x05items\x18\x01 \x03(\x0b\x32\x1c.sutazai.chat.v1.ChatRequest\x12\x13\n\x0b\x63oncurrency\x18\x02 \x01(\x05\"`\n\x0f\x42\x61tchItemResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12/\n\x08response\x18\x02 \x01(\x0b\x32\x1d.sutazai.chat.v1.ChatResponse\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"B\n\rBatchResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .sutazai.chat.v1.BatchItemResult\"n\n\x0e\x41nalyzeRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x15\n\ranalysis_type\x18\x02 \x01(\t\x12(\n\x07options\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05model\x18\x04 \x01(\t\"b\n\x0f\x41nalyzeResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\ranalysis_type\x18\x02 \x01(\t\x12\'\n\x06result\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"-\n\x0c\x45mbedRequest\x12\x0e\n\x06inputs\x18\x01 \x03(\t\x12\r\n\x05model\x18\x02 \x01(\t\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x8a\x01\n\rEmbedResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12.\n\nembeddings\x18\x02 \x03(\x0b\x32\x1a.sutazai.chat.v1.Embedding\x12\x12\n\ndimensions\x18\x03 \x01(\x05\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x05 \x01(\t\"K\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x02 \x01(\t\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12\x0e\n\x06loaded\x18\x04 \x01(\x08\"\x13\n\x11ListModelsRequest\"@\n\x12ListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.sutazai.chat.v1.ModelInfo\"\x13\n\x11\x43\x61\x63heStatsRequest\">\n\x0fModelCacheStats\x12\r\n\x05model\x18\x01 \x01(\t\x12\x0c\n\x04hits\x18\x02 \x01(\x03\x12\x0e\n\x06misses\x18\x03 \x01(\x03\"\xcc\x01\n\nCacheStats\x12\x0c\n\x04gets\x18\x01 \x01(\x03\x12\x0c\n\x04sets\x18\x02 \x01(\x03\x12\x0c\n\x04hits\x18\x03 \x01(\x03\x12\x0e\n\x06misses\x18\x04 \x01(\x03\x12\x11\n\tevictions\x18\x05 \x01(\x03\x12\x10\n\x08hit_rate\x18\x06 \x01(\x01\x12-\n\x0credis_server\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x30\n\x06models\x18\x08 \x03(\x0b\x32 .sutazai.chat.v1.ModelCacheStats2\xf0\x04\n\x0b\x43hatService\x12\x43\n\x04\x43hat\x12\x1c.sutazai.chat.v1.ChatRequest\x1a\x1d.sutazai.chat.v1.ChatResponse\x12H\n\nChatStream\x12\x1c.sutazai.chat.v1.ChatRequest\x1a\x1a.sutazai.chat.v1.ChatChunk0\x01\x12K\n\x08Generate\x12 .sutazai.chat.v1.GenerateRequest\x1a\x1d.sutazai.chat.v1.ChatResponse\x12\x46\n\x05\x42\x61tch\x12\x1d.sutazai.chat.v1.BatchRequest\x1a\x1e.sutazai.chat.v1.BatchResponse\x12L\n\x07\x41nalyze\x12\x1f.sutazai.chat.v1.AnalyzeRequest\x1a .sutazai.chat.v1.AnalyzeResponse\x12\x46\n\x05\x45mbed\x12\x1d.sutazai.chat.v1.EmbedRequest\x1a\x1e.sutazai.chat.v1.EmbedResponse\x12U\n\nListModels\x12\".sutazai.chat.v1.ListModelsRequest\x1a#.sutazai.chat.v1.ListModelsResponse\x12P\n\rGetCacheStats\x12\".sutazai.chat.v1.CacheStatsRequest\x1a\x1b.sutazai.chat.v1.CacheStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,33 +39,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHATREQUEST']._serialized_start=206
   _globals['_CHATREQUEST']._serialized_end=441
   _globals['_CHATRESPONSE']._serialized_start=444
-  _globals['_CHATRESPONSE']._serialized_end=584
-  _globals['_CHATCHUNK']._serialized_start=586
-  _globals['_CHATCHUNK']._serialized_end=669
-  _globals['_GENERATEREQUEST']._serialized_start=672
-  _globals['_GENERATEREQUEST']._serialized_end=837
-  _globals['_BATCHREQUEST']._serialized_start=839
-  _globals['_BATCHREQUEST']._serialized_end=919
-  _globals['_BATCHITEMRESULT']._serialized_start=921
-  _globals['_BATCHITEMRESULT']._serialized_end=1017
-  _globals['_BATCHRESPONSE']._serialized_start=1019
-  _globals['_BATCHRESPONSE']._serialized_end=1085
-  _globals['_ANALYZEREQUEST']._serialized_start=1087
-  _globals['_ANALYZEREQUEST']._serialized_end=1197
-  _globals['_ANALYZERESPONSE']._serialized_start=1199
-  _globals['_ANALYZERESPONSE']._serialized_end=1297
-  _globals['_EMBEDREQUEST']._serialized_start=1299
-  _globals['_EMBEDREQUEST']._serialized_end=1344
-  _globals['_EMBEDDING']._serialized_start=1346
-  _globals['_EMBEDDING']._serialized_end=1373
-  _globals['_EMBEDRESPONSE']._serialized_start=1375
-  _globals['_EMBEDRESPONSE']._serialized_end=1473
-  _globals['_MODELINFO']._serialized_start=1475
-  _globals['_MODELINFO']._serialized_end=1550
-  _globals['_LISTMODELSREQUEST']._serialized_start=1552
-  _globals['_LISTMODELSREQUEST']._serialized_end=1571
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1573
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1637
-  _globals['_CHATSERVICE']._serialized_start=1640
-  _globals['_CHATSERVICE']._serialized_end=2182
+  _globals['_CHATRESPONSE']._serialized_end=607
+  _globals['_CHATCHUNK']._serialized_start=609
+  _globals['_CHATCHUNK']._serialized_end=692
+  _globals['_GENERATEREQUEST']._serialized_start=695
+  _globals['_GENERATEREQUEST']._serialized_end=860
+  _globals['_BATCHREQUEST']._serialized_start=862
+  _globals['_BATCHREQUEST']._serialized_end=942
+  _globals['_BATCHITEMRESULT']._serialized_start=944
+  _globals['_BATCHITEMRESULT']._serialized_end=1040
+  _globals['_BATCHRESPONSE']._serialized_start=1042
+  _globals['_BATCHRESPONSE']._serialized_end=1108
+  _globals['_ANALYZEREQUEST']._serialized_start=1110
+  _globals['_ANALYZEREQUEST']._serialized_end=1220
+  _globals['_ANALYZERESPONSE']._serialized_start=1222
+  _globals['_ANALYZERESPONSE']._serialized_end=1320
+  _globals['_EMBEDREQUEST']._serialized_start=1322
+  _globals['_EMBEDREQUEST']._serialized_end=1367
+  _globals['_EMBEDDING']._serialized_start=1369
+  _globals['_EMBEDDING']._serialized_end=1396
+  _globals['_EMBEDRESPONSE']._serialized_start=1399
+  _globals['_EMBEDRESPONSE']._serialized_end=1537
+  _globals['_MODELINFO']._serialized_start=1539
+  _globals['_MODELINFO']._serialized_end=1614
+  _globals['_LISTMODELSREQUEST']._serialized_start=1616
+  _globals['_LISTMODELSREQUEST']._serialized_end=1635
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1637
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1701
+  _globals['_CACHESTATSREQUEST']._serialized_start=1703
+  _globals['_CACHESTATSREQUEST']._serialized_end=1722
+  _globals['_MODELCACHESTATS']._serialized_start=1724
+  _globals['_MODELCACHESTATS']._serialized_end=1786
+  _globals['_CACHESTATS']._serialized_start=1789
+  _globals['_CACHESTATS']._serialized_end=1993
+  _globals['_CHATSERVICE']._serialized_start=1996
+  _globals['_CHATSERVICE']._serialized_end=2620
 # @@protoc_insertion_point(module_scope)

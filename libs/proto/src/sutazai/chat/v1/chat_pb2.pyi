@@ -46,20 +46,22 @@ class ChatRequest(_message.Message):
     def __init__(self, messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., model: _Optional[str] = ..., use_cache: _Optional[bool] = ..., temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., system: _Optional[str] = ..., agent_id: _Optional[str] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class ChatResponse(_message.Message):
-    __slots__ = ("response", "model", "cached", "usage", "backend", "duration_ms")
+    __slots__ = ("response", "model", "cached", "usage", "backend", "duration_ms", "finish_reason")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     response: str
     model: str
     cached: bool
     usage: Usage
     backend: str
     duration_ms: float
-    def __init__(self, response: _Optional[str] = ..., model: _Optional[str] = ..., cached: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., backend: _Optional[str] = ..., duration_ms: _Optional[float] = ...) -> None: ...
+    finish_reason: str
+    def __init__(self, response: _Optional[str] = ..., model: _Optional[str] = ..., cached: _Optional[bool] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., backend: _Optional[str] = ..., duration_ms: _Optional[float] = ..., finish_reason: _Optional[str] = ...) -> None: ...
 
 class ChatChunk(_message.Message):
     __slots__ = ("token", "done")
@@ -146,14 +148,18 @@ class Embedding(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
-    __slots__ = ("model", "embeddings", "dimensions")
+    __slots__ = ("model", "embeddings", "dimensions", "prompt_tokens", "backend")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
     model: str
     embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
     dimensions: int
-    def __init__(self, model: _Optional[str] = ..., embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., dimensions: _Optional[int] = ...) -> None: ...
+    prompt_tokens: int
+    backend: str
+    def __init__(self, model: _Optional[str] = ..., embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., dimensions: _Optional[int] = ..., prompt_tokens: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
     __slots__ = ("name", "backend", "aliases", "loaded")
@@ -176,3 +182,37 @@ class ListModelsResponse(_message.Message):
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
     def __init__(self, models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+
+class CacheStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ModelCacheStats(_message.Message):
+    __slots__ = ("model", "hits", "misses")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    hits: int
+    misses: int
+    def __init__(self, model: _Optional[str] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ...) -> None: ...
+
+class CacheStats(_message.Message):
+    __slots__ = ("gets", "sets", "hits", "misses", "evictions", "hit_rate", "redis_server", "models")
+    GETS_FIELD_NUMBER: _ClassVar[int]
+    SETS_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MISSES_FIELD_NUMBER: _ClassVar[int]
+    EVICTIONS_FIELD_NUMBER: _ClassVar[int]
+    HIT_RATE_FIELD_NUMBER: _ClassVar[int]
+    REDIS_SERVER_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    gets: int
+    sets: int
+    hits: int
+    misses: int
+    evictions: int
+    hit_rate: float
+    redis_server: _struct_pb2.Struct
+    models: _containers.RepeatedCompositeFieldContainer[ModelCacheStats]
+    def __init__(self, gets: _Optional[int] = ..., sets: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., evictions: _Optional[int] = ..., hit_rate: _Optional[float] = ..., redis_server: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelCacheStats, _Mapping]]] = ...) -> None: ...

@@ -69,6 +69,11 @@ class ChatServiceStub:
                 request_serializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.GetCacheStats = channel.unary_unary(
+                '/sutazai.chat.v1.ChatService/GetCacheStats',
+                request_serializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.CacheStatsRequest.SerializeToString,
+                response_deserializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.CacheStats.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -116,6 +121,12 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCacheStats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -153,6 +164,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.ListModelsRequest.FromString,
                     response_serializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'GetCacheStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCacheStats,
+                    request_deserializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.CacheStatsRequest.FromString,
+                    response_serializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.CacheStats.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -344,6 +360,33 @@ class ChatService:
             '/sutazai.chat.v1.ChatService/ListModels',
             sutazai_dot_chat_dot_v1_dot_chat__pb2.ListModelsRequest.SerializeToString,
             sutazai_dot_chat_dot_v1_dot_chat__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCacheStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.chat.v1.ChatService/GetCacheStats',
+            sutazai_dot_chat_dot_v1_dot_chat__pb2.CacheStatsRequest.SerializeToString,
+            sutazai_dot_chat_dot_v1_dot_chat__pb2.CacheStats.FromString,
             options,
             channel_credentials,
             insecure,

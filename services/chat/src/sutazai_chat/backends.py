@@ -1,0 +1,244 @@
+"""Adapters to model servers, through their official clients only: ``openai.AsyncOpenAI`` for any
+OpenAI-compatible server (llama.cpp, vLLM, LM Studio) and ``ollama.AsyncClient`` for Ollama.
+
+Each adapter turns its API into the same small vocabulary (``Delta``, ``Completion``) and raises only
+``BackendCallError`` for anything the backend did wrong (connection refused, timeout, 5xx, bad reply)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import ollama
+import openai
+
+from sutazai_chat.backend_config import BackendSpec
+
+
+class BackendCallError(Exception):
+    """The backend failed (counts against its breaker)."""
+
+
+class BackendRejectedError(BackendCallError):
+    """The backend refused the request itself (a 4xx other than 408/429): not the backend's fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    json_schema: dict[str, Any] | None = None  # ask for JSON output following this schema
+
+
+@dataclass(slots=True)
+class Delta:
+    """One piece of a streamed reply: a token, or (last) the usage and finish reason."""
+
+    token: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+
+
+@dataclass(slots=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+@dataclass(slots=True)
+class Embeddings:
+    vectors: list[list[float]]
+    prompt_tokens: int
+
+
+Messages = Sequence[dict[str, str]]
+
+
+class ModelClient(Protocol):
+    async def list_models(self) -> list[str]: ...
+    async def loaded_models(self) -> set[str] | None: ...
+    async def complete(self, model: str, messages: Messages, params: Params) -> Completion: ...
+    def stream(self, model: str, messages: Messages, params: Params) -> AsyncIterator[Delta]: ...
+    async def embed(self, model: str, inputs: Sequence[str]) -> Embeddings: ...
+    async def close(self) -> None: ...
+
+
+class OpenAIBackend:
+    def __init__(self, spec: BackendSpec, *, connect_timeout_s: float, request_timeout_s: float) -> None:
+        key = spec.api_key.get_secret_value() if spec.api_key else "unused"
+        self._client = openai.AsyncOpenAI(
+            base_url=spec.url + "/v1", api_key=key, max_retries=0,  # failover is ours, not the client's
+            timeout=openai.Timeout(request_timeout_s, connect=connect_timeout_s),
+        )
+
+    async def list_models(self) -> list[str]:
+        try:
+            page = await self._client.models.list(timeout=5)
+            return [m.id for m in page.data]
+        except Exception as exc:  # any failure of the backend's reply
+            raise _wrap(exc) from exc
+
+    async def loaded_models(self) -> set[str] | None:
+        return None  # the OpenAI API cannot tell
+
+    def _kwargs(self, params: Params) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if params.temperature is not None:
+            kwargs["temperature"] = params.temperature
+        if params.max_tokens is not None:
+            kwargs["max_tokens"] = params.max_tokens
+        if params.seed is not None:
+            kwargs["seed"] = params.seed
+        if params.json_schema is not None:
+            # llama.cpp's server turns a schema into a grammar; OpenAI's own API reads json_schema.
+            kwargs["response_format"] = {"type": "json_object", "schema": params.json_schema}
+        return kwargs
+
+    async def complete(self, model: str, messages: Messages, params: Params) -> Completion:
+        try:
+            reply = await self._client.chat.completions.create(
+                model=model, messages=list(messages), **self._kwargs(params)  # type: ignore[arg-type]
+            )
+        except Exception as exc:  # any failure of the backend's reply
+            raise _wrap(exc) from exc
+        if not reply.choices:
+            raise BackendCallError("the backend answered without choices")
+        choice = reply.choices[0]
+        usage = reply.usage
+        return Completion(
+            text=choice.message.content or "",
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            finish_reason=choice.finish_reason or "stop",
+        )
+
+    async def stream(self, model: str, messages: Messages, params: Params) -> AsyncIterator[Delta]:
+        try:
+            stream = await self._client.chat.completions.create(
+                model=model, messages=list(messages), stream=True,  # type: ignore[arg-type]
+                stream_options={"include_usage": True}, **self._kwargs(params),
+            )
+        except Exception as exc:  # any failure of the backend's reply
+            raise _wrap(exc) from exc
+        try:
+            async for chunk in stream:
+                final = Delta()
+                if chunk.choices:
+                    choice = chunk.choices[0]
+                    if choice.delta and choice.delta.content:
+                        yield Delta(token=choice.delta.content)
+                    final.finish_reason = choice.finish_reason
+                if chunk.usage:
+                    final.prompt_tokens = chunk.usage.prompt_tokens
+                    final.completion_tokens = chunk.usage.completion_tokens
+                if final.finish_reason or final.prompt_tokens is not None:
+                    yield final
+        except Exception as exc:  # any failure of the backend's reply, including a dropped connection
+            raise _wrap(exc) from exc
+        finally:
+            await stream.close()  # closes the connection: the model server stops generating
+
+    async def embed(self, model: str, inputs: Sequence[str]) -> Embeddings:
+        try:
+            reply = await self._client.embeddings.create(model=model, input=list(inputs))
+        except Exception as exc:  # any failure of the backend's reply
+            raise _wrap(exc) from exc
+        vectors = [d.embedding for d in sorted(reply.data, key=lambda d: d.index)]
+        return Embeddings(vectors, reply.usage.prompt_tokens if reply.usage else 0)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+class OllamaBackend:
+    def __init__(self, spec: BackendSpec, *, connect_timeout_s: float, request_timeout_s: float) -> None:
+        headers = {"Authorization": f"Bearer {spec.api_key.get_secret_value()}"} if spec.api_key else None
+        self._client = ollama.AsyncClient(
+            host=spec.url, headers=headers, timeout=httpx.Timeout(request_timeout_s, connect=connect_timeout_s)
+        )
+
+    async def list_models(self) -> list[str]:
+        try:
+            listed = await self._client.list()
+        except Exception as exc:  # any failure of the backend's reply
+            raise _wrap(exc) from exc
+        return [m.model for m in listed.models if m.model]
+
+    async def loaded_models(self) -> set[str] | None:
+        try:
+            running = await self._client.ps()
+        except Exception as exc:  # any failure of the backend's reply
+            raise _wrap(exc) from exc
+        return {m.model for m in running.models if m.model}
+
+    @staticmethod
+    def _options(params: Params) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if params.temperature is not None:
+            options["temperature"] = params.temperature
+        if params.max_tokens is not None:
+            options["num_predict"] = params.max_tokens
+        if params.seed is not None:
+            options["seed"] = params.seed
+        return options
+
+    async def complete(self, model: str, messages: Messages, params: Params) -> Completion:
+        try:
+            reply = await self._client.chat(
+                model=model, messages=list(messages), options=self._options(params),
+                format=params.json_schema,
+            )
+        except Exception as exc:  # any failure of the backend's reply
+            raise _wrap(exc) from exc
+        return Completion(
+            text=reply.message.content or "", prompt_tokens=reply.prompt_eval_count or 0,
+            completion_tokens=reply.eval_count or 0, finish_reason=reply.done_reason or "stop",
+        )
+
+    async def stream(self, model: str, messages: Messages, params: Params) -> AsyncIterator[Delta]:
+        try:
+            parts = await self._client.chat(
+                model=model, messages=list(messages), options=self._options(params), stream=True,
+                format=params.json_schema,
+            )
+            async for part in parts:
+                if part.message and part.message.content:
+                    yield Delta(token=part.message.content)
+                if part.done:
+                    yield Delta(prompt_tokens=part.prompt_eval_count, completion_tokens=part.eval_count,
+                                finish_reason=part.done_reason or "stop")
+        except Exception as exc:  # any failure of the backend's reply
+            raise _wrap(exc) from exc
+
+    async def embed(self, model: str, inputs: Sequence[str]) -> Embeddings:
+        try:
+            reply = await self._client.embed(model=model, input=list(inputs))
+        except Exception as exc:  # any failure of the backend's reply
+            raise _wrap(exc) from exc
+        return Embeddings([list(v) for v in reply.embeddings], reply.prompt_eval_count or 0)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+def make_client(spec: BackendSpec, *, connect_timeout_s: float, request_timeout_s: float) -> ModelClient:
+    cls = OpenAIBackend if spec.kind == "openai" else OllamaBackend
+    return cls(spec, connect_timeout_s=connect_timeout_s, request_timeout_s=request_timeout_s)
+
+
+def _wrap(exc: Exception) -> BackendCallError:
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and 400 <= status < 500 and status not in (408, 429):
+        return BackendRejectedError(_describe(exc))
+    return BackendCallError(_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__
+
