@@ -1,5 +1,6 @@
 """``python -m sutazai_agents``: wiring only."""
 
+import logging
 from importlib.resources import files
 
 import uvloop
@@ -45,6 +46,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "agents")
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # our own lines name each changed file
     uvloop.run(run(settings))
 
 
