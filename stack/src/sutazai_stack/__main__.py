@@ -17,11 +17,14 @@ from sutazai_stack.infra import Resolved, StartError, _wait
 from sutazai_stack.processes import ManagedProcess
 from sutazai_stack.services import (
     GRPC_SERVICES,
+    TASK_WORKERS,
+    ServicePorts,
     assign_ports,
     gateway_answers,
     grpc_serving,
     process_for,
     service_env,
+    worker_for,
 )
 
 log = logging.getLogger("sutazai_stack")
@@ -58,6 +61,14 @@ class Stack:
             port = ports[name].port
             _wait(name, lambda port=port: grpc_serving(port), self.settings.start_timeout_s, self.services[name])
             log.info("%-13s serving   127.0.0.1:%d", name, port)
+
+        tasks_env = service_env("tasks", ports, self.infra, self.settings)
+        for index in range(1, TASK_WORKERS + 1):
+            worker = worker_for(index, ports, tasks_env, self.home)
+            worker.start()
+            self.started.append(worker)
+            self.services[worker.name] = worker
+            ports[worker.name] = ServicePorts(0, 0)
 
         gateway = process_for("gateway", service_env("gateway", ports, self.infra, self.settings), self.home)
         gateway.start()

@@ -60,11 +60,28 @@ def service_env(
             env[f"{prefix}{upstream.upper()}_ADDR"] = f"127.0.0.1:{ports[upstream].port}"
     else:
         env[prefix + "GRPC_PORT"] = str(ports[name].port)
+    if name == "tasks" and settings.database_name != "sutazai":
+        # Stacks that share a NATS server but not a database must not take each other's work.
+        env.setdefault("SUTAZAI_TASKS_NAMESPACE", settings.database_name)
+        env[prefix + "CHAT_ADDR"] = f"127.0.0.1:{ports['chat'].port}"  # agents asks chat which models are served
     return env
 
 
 def process_for(name: str, env: dict[str, str], home: Path) -> ManagedProcess:
     return ManagedProcess(name, [sys.executable, "-m", f"sutazai_{name}"], env=env,
+                          log_path=home / "logs" / f"{name}.log")
+
+
+TASK_WORKERS = 2
+
+
+def worker_for(index: int, ports: dict[str, ServicePorts], tasks_env: dict[str, str], home: Path) -> ManagedProcess:
+    """A task worker process (``python -m sutazai_tasks worker``); add more to scale out."""
+    env = dict(tasks_env)
+    env["SUTAZAI_TASKS_AGENTS_ADDR"] = f"127.0.0.1:{ports['agents'].port}"
+    env["SUTAZAI_TASKS_CHAT_ADDR"] = f"127.0.0.1:{ports['chat'].port}"
+    name = f"tasks-worker-{index}"
+    return ManagedProcess(name, [sys.executable, "-m", "sutazai_tasks", "worker"], env=env,
                           log_path=home / "logs" / f"{name}.log")
 
 

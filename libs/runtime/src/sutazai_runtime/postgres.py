@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 
@@ -37,11 +38,12 @@ class Migration:
 
 async def create_pool(
     dsn: str, *, min_size: int = 1, max_size: int = 10, connect_timeout_s: float = 5.0,
-    command_timeout_s: float = 30.0,
+    command_timeout_s: float = 30.0, init: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
 ) -> asyncpg.Pool:
+    """A pool whose every connection and command has a deadline; ``init`` runs on each new connection."""
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, timeout=connect_timeout_s,
-        command_timeout=command_timeout_s,
+        command_timeout=command_timeout_s, init=init,
     )
     assert pool is not None
     return pool

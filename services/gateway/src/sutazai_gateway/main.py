@@ -19,7 +19,8 @@ from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_gateway import __version__
 from sutazai_gateway.api.deps import GatewayState
-from sutazai_gateway.api.routes import auth, health, root
+from sutazai_gateway.api.routes import agents as agents_routes
+from sutazai_gateway.api.routes import auth, health, root, tasks
 from sutazai_gateway.auth.service import Authenticator, bootstrap_admin
 from sutazai_gateway.auth.store import AuthStore
 from sutazai_gateway.body_limit import BodySizeLimit
@@ -89,4 +90,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(agents_routes.router)
+    app.include_router(tasks.router)
     return app

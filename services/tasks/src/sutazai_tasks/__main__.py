@@ -1,9 +1,17 @@
-"""``python -m sutazai_tasks``: wiring only."""
+"""``python -m sutazai_tasks`` (the gRPC server) or ``python -m sutazai_tasks worker``: wiring only."""
 
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
 from importlib.resources import files
 
+import asyncpg
 import uvloop
+from prometheus_client import start_http_server
 from sutazai.tasks.v1 import tasks_pb2_grpc
+from sutazai_runtime.grpc_client import open_channel
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.nats import connect_nats, ensure_stream
@@ -11,38 +19,78 @@ from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrati
 from sutazai_runtime.probes import nats_probe, postgres_probe
 from sutazai_runtime.startup import connect_with_retry
 
-from sutazai_tasks import streams
+from sutazai_tasks import handlers
+from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.config import Settings
-from sutazai_tasks.server import SERVICE, TaskServicer
+from sutazai_tasks.server import SERVICE, TaskServicer, sweep_stale
+from sutazai_tasks.store import TaskStore, pool_setup
+from sutazai_tasks.streams import Names
+from sutazai_tasks.worker import Worker
 
 
-async def run(settings: Settings) -> None:
+async def _connect(settings: Settings, name: str) -> tuple[asyncpg.Pool, TaskBus]:
     timeout = settings.startup_timeout_s
-    pool = await connect_with_retry("postgres", lambda: create_pool(settings.database_url), timeout_s=timeout)
-    await apply_migrations(pool, "tasks", load_migrations(files("sutazai_tasks") / "migrations"))
-    nc = await connect_with_retry(
-        "nats", lambda: connect_nats(settings.nats_url, name="sutazai-tasks"), timeout_s=timeout
+    pool = await connect_with_retry(
+        "postgres", lambda: create_pool(settings.database_url, max_size=10, **pool_setup()), timeout_s=timeout
     )
+    await apply_migrations(pool, "tasks", load_migrations(files("sutazai_tasks") / "migrations"))
+    nc = await connect_with_retry("nats", lambda: connect_nats(settings.nats_url, name=name), timeout_s=timeout)
     js = nc.jetstream(timeout=5.0)
-    for stream in streams.ALL:
+    names = Names(settings.namespace)
+    for stream in names.streams():
         await ensure_stream(js, stream)
-    servicer = TaskServicer()
+    bus = TaskBus(nc, js, names)
+    await bus.ensure_consumers()
+    return pool, bus
+
+
+async def run_server(settings: Settings) -> None:
+    pool, bus = await _connect(settings, "sutazai-tasks")
+    store = TaskStore(pool)
+    servicer = TaskServicer(store, bus)
     await serve(
         GrpcService(
             name="tasks",
             settings=settings,
             register=[lambda server: tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicer, server)],
             service_names=[SERVICE.full_name],
-            probes=[postgres_probe(pool, settings.database_url), nats_probe(nc, settings.nats_url)],
-            cleanups=[nc.drain, pool.close],
+            probes=[postgres_probe(pool, settings.database_url), nats_probe(bus.nc, settings.nats_url)],
+            cleanups=[bus.nc.drain, pool.close],
+            background=[lambda: sweep_stale(store, bus)],
         )
     )
 
 
+async def run_worker(settings: Settings) -> None:
+    pool, bus = await _connect(settings, "sutazai-tasks-worker")
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
+    agents, chat = open_channel(settings.agents_addr), open_channel(settings.chat_addr)
+    worker = Worker(
+        TaskStore(pool), bus, {"echo": handlers.echo, "agent": handlers.AgentRunner(agents, chat)},
+        batch=settings.worker_batch, retry_base_s=settings.retry_base_s,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        # The batch in hand finishes (or is redelivered if it outlasts the stop); no new batch is pulled.
+        await worker.run(stop)
+    finally:
+        await agents.close()
+        await chat.close()
+        await bus.nc.drain()
+        await pool.close()
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m sutazai_tasks")
+    parser.add_argument("role", nargs="?", choices=["server", "worker"], default="server")
+    role = parser.parse_args().role
     settings = Settings()
-    configure_logging(settings.log_level, "tasks")
-    uvloop.run(run(settings))
+    configure_logging(settings.log_level, "tasks" if role == "server" else "tasks-worker")
+    uvloop.run(run_server(settings) if role == "server" else run_worker(settings))
 
 
 if __name__ == "__main__":

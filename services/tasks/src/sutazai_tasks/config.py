@@ -10,4 +10,11 @@ class Settings(ServiceSettings):
     metrics_port: int = Field(9103, ge=0, le=65535)
     database_url: str = database_url_field()
     nats_url: str = nats_url_field()
-    max_deliveries: int = Field(5, ge=1, le=100)
+    # Prefixes every stream and subject; for deployments sharing a NATS server but not a database.
+    namespace: str = Field("", pattern=r"^([A-Za-z0-9_-]{1,32})?$")
+    # Workers (python -m sutazai_tasks worker)
+    worker_batch: int = Field(100, ge=1, le=1000)
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    retry_base_s: float = Field(1.0, gt=0, le=60)
+    agents_addr: str = "127.0.0.1:50051"
+    chat_addr: str = "127.0.0.1:50054"

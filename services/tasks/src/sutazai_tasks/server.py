@@ -1,12 +1,197 @@
-"""gRPC servicer of the task context. The RPCs arrive with issue #4 (agents and tasks)."""
+"""gRPC servicer of the task context: validation and translation; the rules live in ``model`` and
+``store``, the messaging in ``bus``. Orchestrate is not implemented yet."""
 
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+from google.protobuf import json_format
+from sutazai.common.v1 import common_pb2
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from sutazai_runtime.identity import Identity, require_admin, require_identity
 from sutazai_runtime.unimplemented import placeholder_servicer
 
+from sutazai_tasks import convert, metrics
+from sutazai_tasks.bus import TaskBus
+from sutazai_tasks.errors import InvalidTaskError, TaskError, TaskNotFoundError, TaskStateError
+from sutazai_tasks.model import parse_task_id, validate_new_task
+from sutazai_tasks.store import TaskStore
+
 SERVICE = tasks_pb2.DESCRIPTOR.services_by_name["TaskService"]
+Ctx = grpc.aio.ServicerContext
+log = logging.getLogger(__name__)
+
+_CODES: dict[type[TaskError], grpc.StatusCode] = {
+    InvalidTaskError: grpc.StatusCode.INVALID_ARGUMENT,
+    TaskNotFoundError: grpc.StatusCode.NOT_FOUND,
+    TaskStateError: grpc.StatusCode.FAILED_PRECONDITION,
+}
+
+
+async def _abort(context: Ctx, exc: TaskError) -> None:
+    await context.abort(_CODES.get(type(exc), grpc.StatusCode.INTERNAL), str(exc))
+
+
+def _page(page: object) -> tuple[int, int]:
+    limit = getattr(page, "limit", 0) or 50
+    offset = getattr(page, "offset", 0) or 0
+    if not 1 <= limit <= 100 or offset < 0:
+        raise InvalidTaskError("page: limit must be 1-100 and offset >= 0")
+    return limit, offset
 
 
 class TaskServicer(
-    placeholder_servicer(tasks_pb2_grpc.TaskServiceServicer, SERVICE, "issue #4: agents and tasks")  # type: ignore[misc]
+    placeholder_servicer(tasks_pb2_grpc.TaskServiceServicer, SERVICE, "a later issue")  # type: ignore[misc]
 ):
-    """Every RPC answers UNIMPLEMENTED until the task lifecycle lands."""
+    def __init__(self, store: TaskStore, bus: TaskBus) -> None:
+        self._store = store
+        self._bus = bus
+
+    async def CreateTask(self, request: tasks_pb2.CreateTaskRequest, context: Ctx) -> tasks_pb2.Task:
+        identity = await require_identity(context)
+        try:
+            new = validate_new_task(
+                owner_id=identity.user_id, task_type=request.task_type,
+                payload=json_format.MessageToDict(request.payload), priority=request.priority,
+                agent_id=request.agent_id, idempotency_key=request.idempotency_key,
+                timeout_s=request.timeout_s, max_attempts=request.max_attempts,
+            )
+        except TaskError as exc:
+            await _abort(context, exc)
+            raise
+        task, created = await self._store.create(new)
+        if created:
+            metrics.TASKS_CREATED.labels(task.task_type).inc()
+        if task.status == "queued":
+            try:
+                await self._bus.dispatch(task)  # a repeat is de-duplicated by its message id
+            except Exception as exc:
+                # The task is durable in Postgres; the sweeper dispatches it once NATS answers again.
+                log.warning("dispatch of %s deferred: %s", task.id, exc)
+            if created:
+                with contextlib.suppress(Exception):
+                    await self._bus.event(task.id, "queued", "queued")
+        return convert.to_proto(task)
+
+    async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: Ctx) -> tasks_pb2.Task:
+        identity = await require_identity(context)
+        task = await self._owned(request.task_id, identity, context)
+        return convert.to_proto(task)
+
+    async def _owned(self, raw_id: str, identity: Identity, context: Ctx):  # type: ignore[no-untyped-def]
+        try:
+            task_id = parse_task_id(raw_id)
+        except TaskError as exc:
+            await _abort(context, exc)
+            raise
+        task = await self._store.get(task_id, identity.user_id)
+        if task is None:
+            await _abort(context, TaskNotFoundError(f"no task {task_id}"))
+        return task
+
+    async def ListTasks(self, request: tasks_pb2.ListTasksRequest, context: Ctx) -> tasks_pb2.ListTasksResponse:
+        identity = await require_identity(context)
+        status = convert.STATUS_NAMES.get(request.status) if request.status else None
+        try:
+            limit, offset = _page(request.page)
+        except TaskError as exc:
+            await _abort(context, exc)
+            raise
+        rows, total = await self._store.list(owner_id=identity.user_id, status=status, limit=limit, offset=offset)
+        return tasks_pb2.ListTasksResponse(
+            tasks=[convert.to_proto(r) for r in rows], page=common_pb2.PageInfo(total=total, limit=limit, offset=offset)
+        )
+
+    async def CancelTask(self, request: tasks_pb2.CancelTaskRequest, context: Ctx) -> tasks_pb2.Task:
+        identity = await require_identity(context)
+        await self._owned(request.task_id, identity, context)
+        task, before = await self._store.cancel(parse_task_id(request.task_id), identity.user_id)
+        assert task is not None
+        if task.status != "cancelled" or before == "cancelled":
+            await _abort(context, TaskStateError(f"task {task.id} is already {task.status}"))
+        if before == "running":
+            await self._bus.request_cancel(task.id)
+        await self._bus.event(task.id, "cancelled", "cancelled")
+        return convert.to_proto(task)
+
+    async def ListDeadTasks(
+        self, request: tasks_pb2.ListDeadTasksRequest, context: Ctx
+    ) -> tasks_pb2.ListTasksResponse:
+        await require_admin(context)
+        try:
+            limit, offset = _page(request.page)
+        except TaskError as exc:
+            await _abort(context, exc)
+            raise
+        rows, total = await self._store.list(owner_id=None, status="dead", limit=limit, offset=offset)
+        return tasks_pb2.ListTasksResponse(
+            tasks=[convert.to_proto(r) for r in rows], page=common_pb2.PageInfo(total=total, limit=limit, offset=offset)
+        )
+
+    async def ReplayTask(self, request: tasks_pb2.ReplayTaskRequest, context: Ctx) -> tasks_pb2.Task:
+        await require_admin(context)
+        try:
+            task_id = parse_task_id(request.task_id)
+        except TaskError as exc:
+            await _abort(context, exc)
+            raise
+        task = await self._store.replay(task_id)
+        if task is None:
+            current = await self._store.get(task_id)
+            if current is None:
+                await _abort(context, TaskNotFoundError(f"no task {task_id}"))
+            await _abort(context, TaskStateError(
+                f"only dead or failed tasks can be replayed; {task_id} is {current.status}"))
+        await self._bus.dispatch(task)
+        await self._bus.event(task.id, "queued", "queued", replay=task.replays)
+        return convert.to_proto(task)
+
+    async def WatchTask(
+        self, request: tasks_pb2.WatchTaskRequest, context: Ctx
+    ) -> AsyncIterator[tasks_pb2.TaskEvent]:
+        """The current state first, then every event until the task finishes or the caller leaves."""
+        identity = await require_identity(context)
+        task = await self._owned(request.task_id, identity, context)
+        queue: asyncio.Queue[dict] = asyncio.Queue(maxsize=10_000)  # type: ignore[type-arg]
+
+        async def on_event(msg) -> None:  # type: ignore[no-untyped-def]
+            with contextlib.suppress(ValueError, asyncio.QueueFull):
+                queue.put_nowait(json.loads(msg.data))
+
+        # Subscribe before reading the state, so nothing between the two is missed.
+        sub = await self._bus.nc.subscribe(self._bus.names.event(task.id), cb=on_event)
+        try:
+            current = await self._store.get(task.id)
+            assert current is not None
+            yield tasks_pb2.TaskEvent(
+                task_id=current.id, type="state", status=convert.status_enum(current.status),
+                data=convert.struct({"attempts": current.attempts, "result": current.result,
+                                     "error": current.error}),
+            )
+            if current.terminal:
+                return
+            while True:
+                event = await queue.get()
+                yield convert.event_to_proto(event)
+                if event.get("status") in ("completed", "failed", "cancelled", "dead"):
+                    return
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+
+async def sweep_stale(store: TaskStore, bus: TaskBus, *, every_s: float = 15.0, older_than_s: float = 30.0) -> None:
+    """Re-dispatch queued tasks whose dispatch may have been lost (NATS down at creation). Harmless
+    when it was not lost: the message id de-duplicates, and a claim is guarded."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            for task in await store.stale_queued(older_than_s):
+                await bus.dispatch(task)
+        except Exception as exc:
+            log.warning("sweeping stale tasks failed: %s", exc)

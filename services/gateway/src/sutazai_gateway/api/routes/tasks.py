@@ -1,0 +1,165 @@
+"""Tasks: create, read, list, cancel, events (SSE), dead letters and replay. Translation only."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+import grpc
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from sutazai.common.v1 import common_pb2
+from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+
+from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
+from sutazai_gateway.grpc_errors import upstream_errors
+from sutazai_gateway.protojson import to_python
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+
+StatusName = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead"]
+_STATUS_NAME = {getattr(tasks_pb2, f"TASK_STATUS_{s.upper()}"): s for s in StatusName.__args__}  # type: ignore[attr-defined]
+_STATUS_VALUE = {v: k for k, v in _STATUS_NAME.items()}
+
+
+class CreateTask(BaseModel):
+    task_type: str = Field(min_length=1, max_length=100, description="'agent', or a built-in type such as 'echo'")
+    payload: dict[str, Any]
+    priority: int = Field(0, ge=-1000, le=1000, description=">= 10 high, 5-9 normal, < 5 low")
+    agent_id: str | None = Field(None, max_length=64)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    timeout_s: int | None = Field(None, ge=1, le=3600)
+    max_attempts: int | None = Field(None, ge=1, le=10)
+
+
+def _stub(state: StateDep) -> tasks_pb2_grpc.TaskServiceStub:
+    return tasks_pb2_grpc.TaskServiceStub(state.upstreams["tasks"].channel)
+
+
+def _iso(message: Any, field: str) -> str | None:
+    return message.__getattribute__(field).ToDatetime().isoformat() + "Z" if message.HasField(field) else None
+
+
+def task_json(task: tasks_pb2.Task) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "status": _STATUS_NAME.get(task.status, "unknown"),
+        "task_type": task.task_type,
+        "agent_id": task.agent_id or None,
+        "priority": task.priority,
+        "payload": to_python(task.payload),
+        "result": to_python(task.result) if task.HasField("result") else None,
+        "error": task.error or None,
+        "attempts": task.attempts,
+        "max_attempts": task.max_attempts,
+        "timeout_s": task.timeout_s,
+        "created_at": _iso(task, "created_at"),
+        "started_at": _iso(task, "started_at"),
+        "finished_at": _iso(task, "finished_at"),
+    }
+
+
+def _task_id(raw: str) -> str:
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError as exc:
+        raise HTTPException(400, f"{raw!r} is not a valid task id (a UUID)") from exc
+
+
+TaskId = Annotated[str, Path(max_length=64)]
+
+
+@router.post("", status_code=202)
+async def create_task(body: CreateTask, user: CurrentUser, state: StateDep) -> dict[str, Any]:
+    request = tasks_pb2.CreateTaskRequest(
+        task_type=body.task_type, priority=body.priority, agent_id=body.agent_id or "",
+        idempotency_key=body.idempotency_key or "", timeout_s=body.timeout_s or 0,
+        max_attempts=body.max_attempts or 0,
+    )
+    request.payload.update(body.payload)
+    with upstream_errors("tasks"):
+        task = await _stub(state).CreateTask(request, metadata=user.to_metadata())
+    status = _STATUS_NAME.get(task.status, "unknown")
+    return {"task_id": task.task_id, "status": status,
+            "result": {"message": f"task {status}"}, "task": task_json(task)}
+
+
+@router.get("")
+async def list_tasks(
+    user: CurrentUser, state: StateDep, status: StatusName | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    request = tasks_pb2.ListTasksRequest(page=common_pb2.PageRequest(limit=limit, offset=offset))
+    if status:
+        request.status = _STATUS_VALUE[status]
+    with upstream_errors("tasks"):
+        reply = await _stub(state).ListTasks(request, metadata=user.to_metadata())
+    return {"items": [task_json(t) for t in reply.tasks], "total": reply.page.total, "limit": limit,
+            "offset": offset}
+
+
+@router.get("/dead")
+async def list_dead(
+    user: AdminUser, state: StateDep, limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    request = tasks_pb2.ListDeadTasksRequest(page=common_pb2.PageRequest(limit=limit, offset=offset))
+    with upstream_errors("tasks"):
+        reply = await _stub(state).ListDeadTasks(request, metadata=user.to_metadata())
+    return {"items": [task_json(t) for t in reply.tasks], "total": reply.page.total, "limit": limit,
+            "offset": offset}
+
+
+@router.get("/{task_id}")
+async def get_task(task_id: TaskId, user: CurrentUser, state: StateDep) -> dict[str, Any]:
+    with upstream_errors("tasks"):
+        task = await _stub(state).GetTask(tasks_pb2.GetTaskRequest(task_id=_task_id(task_id)),
+                                          metadata=user.to_metadata())
+    return task_json(task)
+
+
+@router.post("/{task_id}/cancel")
+async def cancel_task(task_id: TaskId, user: CurrentUser, state: StateDep) -> dict[str, Any]:
+    with upstream_errors("tasks"):
+        task = await _stub(state).CancelTask(tasks_pb2.CancelTaskRequest(task_id=_task_id(task_id)),
+                                             metadata=user.to_metadata())
+    return task_json(task)
+
+
+@router.post("/{task_id}/replay")
+async def replay_task(task_id: TaskId, user: AdminUser, state: StateDep) -> dict[str, Any]:
+    with upstream_errors("tasks"):
+        task = await _stub(state).ReplayTask(tasks_pb2.ReplayTaskRequest(task_id=_task_id(task_id)),
+                                             metadata=user.to_metadata())
+    return task_json(task)
+
+
+@router.get("/{task_id}/events")
+async def task_events(task_id: TaskId, request: Request, user: CurrentUser, state: StateDep) -> StreamingResponse:
+    """Server-Sent Events: the current state first, then each change and streamed token, until the task ends."""
+    call = _stub(state).WatchTask(tasks_pb2.WatchTaskRequest(task_id=_task_id(task_id)),
+                                  metadata=user.to_metadata(), timeout=3600)
+    # Read the first event before answering, so an unknown task is a 404 rather than an empty stream.
+    with upstream_errors("tasks"):
+        first = await call.read()
+
+    async def events() -> AsyncIterator[bytes]:
+        event = first
+        try:
+            while event is not grpc.aio.EOF:
+                body = {"task_id": event.task_id, "status": _STATUS_NAME.get(event.status, "unknown"),
+                        **to_python(event.data)}
+                if event.token:
+                    body["token"] = event.token
+                yield f"event: {event.type}\ndata: {json.dumps(body)}\n\n".encode()
+                event = await call.read()
+        except grpc.aio.AioRpcError as exc:
+            yield f"event: error\ndata: {json.dumps({'error': exc.code().name})}\n\n".encode()
+        finally:
+            call.cancel()  # the client left, or the stream ended: release the upstream call
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,111 @@
+"""Task rules without I/O: validation, priorities, back-off, states."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sutazai_tasks.errors import InvalidTaskError
+
+Status = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead"]
+STATUSES: tuple[Status, ...] = ("queued", "running", "retrying", "completed", "failed", "cancelled", "dead")
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled", "dead"})
+BUILT_IN_TYPES = frozenset({"echo", "agent"})
+PriorityClass = Literal["high", "normal", "low"]
+PRIORITY_CLASSES: tuple[PriorityClass, ...] = ("high", "normal", "low")
+
+MAX_PAYLOAD_BYTES = 256 * 1024
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_TIMEOUT_S = 300
+
+
+def priority_class(priority: int) -> PriorityClass:
+    """The original's bands: >= 10 high, 5-9 normal, < 5 low."""
+    if priority >= 10:
+        return "high"
+    return "normal" if priority >= 5 else "low"
+
+
+def backoff_s(attempt: int, base_s: float = 1.0, cap_s: float = 60.0) -> float:
+    """Delay before retry number ``attempt`` (1-based): 1, 2, 4, ... capped."""
+    return float(min(cap_s, base_s * 2 ** max(0, attempt - 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class NewTask:
+    owner_id: str
+    task_type: str
+    payload: dict[str, Any]
+    priority: int = 0
+    agent_id: str | None = None
+    idempotency_key: str | None = None
+    timeout_s: int = DEFAULT_TIMEOUT_S
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    parent_id: str | None = None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+def validate_new_task(
+    *, owner_id: str, task_type: str, payload: dict[str, Any], priority: int, agent_id: str,
+    idempotency_key: str, timeout_s: int, max_attempts: int,
+) -> NewTask:
+    """A ``NewTask`` from request fields (0 / empty meaning "default"), or ``InvalidTaskError`` naming the field."""
+    if task_type not in BUILT_IN_TYPES:
+        raise InvalidTaskError(f"task_type: must be one of {sorted(BUILT_IN_TYPES)}, not {task_type!r}")
+    if task_type == "agent":
+        if not agent_id:
+            raise InvalidTaskError("agent_id: required for task_type 'agent'")
+        if not isinstance(payload.get("input"), str) or not payload["input"].strip():
+            raise InvalidTaskError("payload.input: an agent task needs a non-empty text input")
+    if not -1000 <= priority <= 1000:
+        raise InvalidTaskError("priority: must be between -1000 and 1000")
+    if len(json.dumps(payload)) > MAX_PAYLOAD_BYTES:
+        raise InvalidTaskError(f"payload: larger than {MAX_PAYLOAD_BYTES} bytes")
+    if len(idempotency_key) > 200:
+        raise InvalidTaskError("idempotency_key: at most 200 characters")
+    if timeout_s and not 1 <= timeout_s <= 3600:
+        raise InvalidTaskError("timeout_s: between 1 and 3600")
+    if max_attempts and not 1 <= max_attempts <= 10:
+        raise InvalidTaskError("max_attempts: between 1 and 10")
+    return NewTask(
+        owner_id=owner_id, task_type=task_type, payload=payload, priority=priority, agent_id=agent_id or None,
+        idempotency_key=idempotency_key or None, timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
+        max_attempts=max_attempts or DEFAULT_MAX_ATTEMPTS,
+    )
+
+
+def parse_task_id(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise InvalidTaskError(f"task_id: {value!r} is not a UUID") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    id: str
+    owner_id: str
+    task_type: str
+    payload: dict[str, Any]
+    priority: int
+    agent_id: str | None
+    status: Status
+    attempts: int
+    max_attempts: int
+    timeout_s: int
+    result: Any
+    error: str | None
+    idempotency_key: str | None
+    parent_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    completions: int
+    replays: int
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL

@@ -1,0 +1,171 @@
+"""Tasks in Postgres (schema ``tasks``). Every state change is a guarded UPDATE, so replaying a
+message or racing a cancel can never record a second result or resurrect a finished task."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from sutazai_tasks.model import NewTask, TaskRow
+
+_COLUMNS = (
+    "id, owner_id, task_type, payload, priority, agent_id, status, attempts, max_attempts, timeout_s,"
+    " result, error, idempotency_key, parent_id, created_at, started_at, finished_at, completions, replays"
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def pool_setup() -> dict[str, Any]:
+    """Keyword arguments for ``create_pool`` so JSON columns come back as Python values."""
+    return {"init": _init_connection}
+
+
+def _row(record: asyncpg.Record) -> TaskRow:
+    return TaskRow(
+        id=str(record["id"]), owner_id=record["owner_id"], task_type=record["task_type"],
+        payload=record["payload"], priority=record["priority"], agent_id=record["agent_id"],
+        status=record["status"], attempts=record["attempts"], max_attempts=record["max_attempts"],
+        timeout_s=record["timeout_s"], result=record["result"], error=record["error"],
+        idempotency_key=record["idempotency_key"],
+        parent_id=str(record["parent_id"]) if record["parent_id"] else None,
+        created_at=record["created_at"], started_at=record["started_at"], finished_at=record["finished_at"],
+        completions=record["completions"], replays=record["replays"],
+    )
+
+
+def _uuids(ids: Sequence[str]) -> list[uuid.UUID]:
+    return [uuid.UUID(i) for i in ids]
+
+
+class TaskStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def create(self, task: NewTask) -> tuple[TaskRow, bool]:
+        """Insert ``task``; with an idempotency key already used by its owner, return that task instead.
+        Returns (row, created)."""
+        record = await self._pool.fetchrow(
+            f"INSERT INTO tasks.tasks (id, owner_id, task_type, payload, priority, agent_id, status,"
+            f" max_attempts, timeout_s, idempotency_key, parent_id)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10)"
+            f" ON CONFLICT (owner_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
+            uuid.UUID(task.id), task.owner_id, task.task_type, task.payload, task.priority, task.agent_id,
+            task.max_attempts, task.timeout_s, task.idempotency_key,
+            uuid.UUID(task.parent_id) if task.parent_id else None,
+        )
+        if record is not None:
+            return _row(record), True
+        existing = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM tasks.tasks WHERE owner_id = $1 AND idempotency_key = $2",
+            task.owner_id, task.idempotency_key,
+        )
+        assert existing is not None
+        return _row(existing), False
+
+    async def get(self, task_id: str, owner_id: str | None = None) -> TaskRow | None:
+        """The task; scoped to ``owner_id`` unless it is None (workers, admins)."""
+        record = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM tasks.tasks WHERE id = $1 AND ($2::text IS NULL OR owner_id = $2)",
+            uuid.UUID(task_id), owner_id,
+        )
+        return _row(record) if record else None
+
+    async def list(
+        self, *, owner_id: str | None, status: str | None, limit: int, offset: int
+    ) -> tuple[list[TaskRow], int]:
+        where = "($1::text IS NULL OR owner_id = $1) AND ($2::text IS NULL OR status = $2)"
+        async with self._pool.acquire() as conn:
+            total = await conn.fetchval(f"SELECT count(*) FROM tasks.tasks WHERE {where}", owner_id, status)
+            records = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM tasks.tasks WHERE {where} ORDER BY created_at DESC, id LIMIT $3 OFFSET $4",
+                owner_id, status, limit, offset,
+            )
+        return [_row(r) for r in records], int(total)
+
+    async def claim(self, fresh: Sequence[str], redelivered: Sequence[str]) -> list[TaskRow]:
+        """Mark tasks running (one more attempt). A redelivered message may also take over a task left
+        ``running`` by a worker that died before acknowledging it."""
+        records = await self._pool.fetch(
+            f"UPDATE tasks.tasks SET status = 'running', attempts = attempts + 1,"
+            f" started_at = coalesce(started_at, now()), updated_at = now()"
+            f" WHERE (id = ANY($1::uuid[]) AND status IN ('queued', 'retrying'))"
+            f"    OR (id = ANY($2::uuid[]) AND status IN ('queued', 'retrying', 'running'))"
+            f" RETURNING {_COLUMNS}",
+            _uuids(fresh), _uuids(redelivered),
+        )
+        return [_row(r) for r in records]
+
+    async def complete(self, results: Sequence[tuple[str, Any]]) -> set[str]:
+        """Record results of running tasks; returns the ids recorded (a task cancelled meanwhile is not)."""
+        if not results:
+            return set()
+        records = await self._pool.fetch(
+            "UPDATE tasks.tasks AS t SET status = 'completed', result = v.result, error = NULL,"
+            " finished_at = now(), updated_at = now(), completions = t.completions + 1"
+            " FROM unnest($1::uuid[], $2::jsonb[]) AS v(id, result)"
+            " WHERE t.id = v.id AND t.status = 'running' RETURNING t.id",
+            _uuids([r[0] for r in results]), [r[1] for r in results],
+        )
+        return {str(r["id"]) for r in records}
+
+    async def finish_unsuccessfully(self, task_id: str, status: str, error: str) -> bool:
+        """running -> retrying, failed or dead."""
+        assert status in ("retrying", "failed", "dead")
+        finished = "now()" if status != "retrying" else "NULL"
+        result = await self._pool.execute(
+            f"UPDATE tasks.tasks SET status = $2, error = $3, finished_at = {finished}, updated_at = now()"
+            f" WHERE id = $1 AND status = 'running'",
+            uuid.UUID(task_id), status, error[:4000],
+        )
+        return bool(result.endswith(" 1"))
+
+    async def cancel(self, task_id: str, owner_id: str | None) -> tuple[TaskRow | None, str | None]:
+        """Cancel a task that has not finished. Returns (row after, status before)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            before = await conn.fetchval(
+                "SELECT status FROM tasks.tasks WHERE id = $1 AND ($2::text IS NULL OR owner_id = $2) FOR UPDATE",
+                uuid.UUID(task_id), owner_id,
+            )
+            if before is None:
+                return None, None
+            record = await conn.fetchrow(
+                f"UPDATE tasks.tasks SET status = 'cancelled', finished_at = now(), updated_at = now()"
+                f" WHERE id = $1 AND status IN ('queued', 'running', 'retrying') RETURNING {_COLUMNS}",
+                uuid.UUID(task_id),
+            )
+            if record is None:
+                current = await conn.fetchrow(f"SELECT {_COLUMNS} FROM tasks.tasks WHERE id = $1", uuid.UUID(task_id))
+                return (_row(current) if current else None), before
+            await conn.execute(
+                "UPDATE tasks.tasks SET status = 'cancelled', finished_at = now(), updated_at = now()"
+                " WHERE parent_id = $1 AND status IN ('queued', 'running', 'retrying')",
+                uuid.UUID(task_id),
+            )
+            return _row(record), before
+
+    async def replay(self, task_id: str) -> TaskRow | None:
+        """dead or failed -> queued with fresh attempts."""
+        record = await self._pool.fetchrow(
+            f"UPDATE tasks.tasks SET status = 'queued', attempts = 0, error = NULL, finished_at = NULL,"
+            f" started_at = NULL, replays = replays + 1, updated_at = now()"
+            f" WHERE id = $1 AND status IN ('dead', 'failed') RETURNING {_COLUMNS}",
+            uuid.UUID(task_id),
+        )
+        return _row(record) if record else None
+
+    async def stale_queued(self, older_than_s: float, limit: int = 500) -> list[TaskRow]:
+        """Queued tasks whose dispatch may have been lost (e.g. NATS was down when they were created)."""
+        records = await self._pool.fetch(
+            f"SELECT {_COLUMNS} FROM tasks.tasks WHERE status = 'queued'"
+            f" AND created_at < now() - make_interval(secs => $1) ORDER BY created_at LIMIT $2",
+            older_than_s, limit,
+        )
+        return [_row(r) for r in records]

@@ -1,0 +1,74 @@
+"""State changes against the real PostgreSQL: each is guarded, so repeats change nothing."""
+
+import uuid
+
+from sutazai_tasks.model import NewTask
+from sutazai_tasks.store import TaskStore
+
+
+def _task(owner: str | None = None, **fields):  # type: ignore[no-untyped-def]
+    return NewTask(owner_id=owner or f"owner-{uuid.uuid4().hex[:8]}", task_type="echo", payload={"n": 1}, **fields)
+
+
+async def test_the_same_idempotency_key_from_the_same_owner_returns_the_same_task(store: TaskStore) -> None:
+    first, created = await store.create(_task("alice-x", idempotency_key="k1-" + uuid.uuid4().hex))
+    again, created_again = await store.create(
+        _task("alice-x", idempotency_key=first.idempotency_key, priority=99)
+    )
+    assert created and not created_again
+    assert again.id == first.id and again.priority == first.priority
+    other, created_other = await store.create(_task("bob-x", idempotency_key=first.idempotency_key))
+    assert created_other and other.id != first.id
+
+
+async def test_a_result_is_recorded_once(store: TaskStore) -> None:
+    task, _ = await store.create(_task())
+    [claimed] = await store.claim([task.id], [])
+    assert claimed.status == "running" and claimed.attempts == 1
+    assert await store.claim([task.id], []) == []  # a duplicate message cannot claim it again
+    assert await store.complete([(task.id, {"out": 1})]) == {task.id}
+    assert await store.complete([(task.id, {"out": 2})]) == set()
+    assert await store.claim([], [task.id]) == []  # nor can a redelivery of a finished task
+    done = await store.get(task.id)
+    assert done is not None
+    assert (done.status, done.result, done.completions) == ("completed", {"out": 1}, 1)
+
+
+async def test_a_redelivery_takes_over_a_task_whose_worker_died(store: TaskStore) -> None:
+    task, _ = await store.create(_task())
+    await store.claim([task.id], [])  # the worker that claimed it dies before acknowledging
+    assert await store.claim([task.id], []) == []
+    [taken] = await store.claim([], [task.id])
+    assert taken.attempts == 2
+
+
+async def test_owners_see_only_their_tasks(store: TaskStore) -> None:
+    task, _ = await store.create(_task("carol-x"))
+    assert await store.get(task.id, "carol-x") is not None
+    assert await store.get(task.id, "mallory") is None
+    rows, total = await store.list(owner_id="carol-x", status="queued", limit=100, offset=0)
+    assert task.id in {r.id for r in rows} and total >= 1
+
+
+async def test_cancel_only_unfinished_tasks_and_their_children(store: TaskStore) -> None:
+    parent, _ = await store.create(_task("dan-x"))
+    child, _ = await store.create(_task("dan-x", parent_id=parent.id))
+    cancelled, before = await store.cancel(parent.id, "dan-x")
+    assert cancelled is not None and (cancelled.status, before) == ("cancelled", "queued")
+    assert (await store.get(child.id)).status == "cancelled"  # type: ignore[union-attr]
+    again, before_again = await store.cancel(parent.id, "dan-x")
+    assert again is not None and before_again == "cancelled"
+    assert await store.claim([parent.id], []) == []  # a cancelled task never runs
+    assert await store.cancel(parent.id, "eve") == (None, None)
+
+
+async def test_retry_dead_and_replay(store: TaskStore) -> None:
+    task, _ = await store.create(_task(max_attempts=2))
+    await store.claim([task.id], [])
+    assert await store.finish_unsuccessfully(task.id, "retrying", "boom")
+    assert not await store.finish_unsuccessfully(task.id, "dead", "not running")  # guarded
+    await store.claim([], [task.id])
+    assert await store.finish_unsuccessfully(task.id, "dead", "boom again")
+    replayed = await store.replay(task.id)
+    assert replayed is not None and (replayed.status, replayed.attempts, replayed.replays) == ("queued", 0, 1)
+    assert await store.replay(task.id) is None  # only dead or failed tasks
