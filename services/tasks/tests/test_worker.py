@@ -99,7 +99,7 @@ async def test_a_high_priority_task_starts_before_a_low_backlog(store: TaskStore
         high_done = await _until_final(store, high.id)
         last_low = await _until_final(store, low[-1].id, timeout_s=60)
     assert high_done.started_at is not None and last_low.started_at is not None
-    started_after_high = await store._pool.fetchval(  # noqa: SLF001 - counting rows for the assertion
+    started_after_high = await store._pool.fetchval(  # counting rows for the assertion
         "SELECT count(*) FROM tasks.tasks WHERE id = ANY($1::uuid[]) AND started_at > $2",
         [uuid.UUID(t.id) for t in low], high_done.started_at,
     )
@@ -122,7 +122,7 @@ async def test_cancelling_a_running_task_stops_its_handler(store: TaskStore, bus
     task = await _submit(store, bus, task_type="agent")
     async with _worker(store, bus, {"agent": slow}):
         await asyncio.wait_for(started.wait(), 10)
-        cancelled, before = await store.cancel(task.id, "worker-test")
+        _, before = await store.cancel(task.id, "worker-test")
         assert before == "running"
         await bus.request_cancel(task.id)
         await asyncio.wait_for(stopped.wait(), 5)
