@@ -1,0 +1,170 @@
+"""Agents: the registry over REST. Translation to ``sutazai.agents.v1.AgentService`` only.
+
+``GET /api/v1/agents`` answers a JSON **list**, as the original did, so that its clients keep working;
+paging travels in headers: ``X-Total-Count`` (how many match), ``X-Limit``, ``X-Offset`` and an RFC 8288
+``Link`` header with ``next`` / ``prev`` when there are more pages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
+from sutazai.common.v1 import common_pb2
+
+from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
+from sutazai_gateway.grpc_errors import upstream_errors
+
+router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
+
+AgentId = Annotated[str, Path(min_length=1, max_length=64, description="lower-case letters, digits and '-'")]
+Status = Literal["active", "unavailable", "unknown"]
+Source = Literal["file", "api"]
+
+
+class AgentSummary(BaseModel):
+    """One item of the list: the original's ``{id, name, status, capabilities}`` and more."""
+
+    id: str
+    name: str
+    status: Status = Field(description="'unavailable' when no backend serves the model; 'unknown' while "
+                                       "the chat service cannot tell")
+    capabilities: list[str]
+    description: str
+    model: str
+    source: Source = Field(description="'file' (read-only, from the agents folder) or 'api'")
+
+
+class AgentDetail(AgentSummary):
+    tools: list[str]
+    color: str
+    proactive_triggers: list[str]
+    temperature: float | None
+    max_tokens: int | None
+    system_prompt: str
+    updated_at: datetime | None
+
+
+class AgentFields(BaseModel):
+    """What a client sets; the agents service validates the values and names any bad field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=100)
+    description: str = Field(max_length=4000)
+    model: str = Field("", max_length=200, description="empty: the default model alias 'tinyllama'")
+    tools: list[str] = Field(default_factory=list, max_length=100)
+    color: str = Field("", max_length=32)
+    proactive_triggers: list[str] = Field(default_factory=list, max_length=100)
+    capabilities: list[str] = Field(default_factory=list, max_length=100)
+    temperature: float | None = None
+    max_tokens: int | None = None
+    system_prompt: str = Field(max_length=100_000)
+
+
+class NewAgent(AgentFields):
+    id: str = Field(max_length=64, description="lower-case letters, digits and '-'; cannot be changed")
+
+
+def _stub(state: StateDep) -> agents_pb2_grpc.AgentServiceStub:
+    return agents_pb2_grpc.AgentServiceStub(state.upstreams["agents"].channel)
+
+
+def _summary(agent: agents_pb2.Agent) -> dict[str, Any]:
+    return {
+        "id": agent.id, "name": agent.name, "status": agent.status or "unknown",
+        "capabilities": list(agent.capabilities), "description": agent.description, "model": agent.model,
+        "source": agent.source,
+    }
+
+
+def _detail(agent: agents_pb2.Agent) -> dict[str, Any]:
+    return {
+        **_summary(agent),
+        "tools": list(agent.tools), "color": agent.color, "proactive_triggers": list(agent.proactive_triggers),
+        "temperature": agent.temperature if agent.HasField("temperature") else None,
+        "max_tokens": agent.max_tokens if agent.HasField("max_tokens") else None,
+        "system_prompt": agent.system_prompt,
+        "updated_at": agent.updated_at.ToDatetime().isoformat() + "Z" if agent.HasField("updated_at") else None,
+    }
+
+
+def _message(agent_id: str, fields: AgentFields) -> agents_pb2.Agent:
+    data = fields.model_dump(exclude={"id"})
+    return agents_pb2.Agent(id=agent_id, **{k: v for k, v in data.items() if v is not None})
+
+
+def _link(request: Request, limit: int, offset: int, total: int) -> str | None:
+    links = []
+    params = {k: v for k, v in request.query_params.items() if k not in ("limit", "offset")}
+    if offset + limit < total:
+        links.append(f'<{request.url.path}?{urlencode({**params, "limit": limit, "offset": offset + limit})}>; '
+                     'rel="next"')
+    if offset > 0:
+        links.append(f'<{request.url.path}?{urlencode({**params, "limit": limit, "offset": max(0, offset - limit)})}>; '
+                     'rel="prev"')
+    return ", ".join(links) or None
+
+
+@router.get("", response_model=list[AgentSummary])
+async def list_agents(
+    request: Request, response: Response, state: StateDep, user: CurrentUser,
+    capability: Annotated[str, Query(max_length=100, description="only agents with this capability")] = "",
+    q: Annotated[str, Query(max_length=200, description="words to find in id, name, description, capabilities")] = "",
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[dict[str, Any]]:
+    """Every agent the caller may use, sorted by id. A JSON list, as the original answered; the total
+    and the next page are in the ``X-Total-Count`` and ``Link`` headers."""
+    request_message = agents_pb2.ListAgentsRequest(
+        capability=capability, query=q, page=common_pb2.PageRequest(limit=limit, offset=offset)
+    )
+    with upstream_errors("agents"):
+        reply = await _stub(state).ListAgents(request_message, metadata=user.to_metadata())
+    response.headers["X-Total-Count"] = str(reply.page.total)
+    response.headers["X-Limit"] = str(reply.page.limit)
+    response.headers["X-Offset"] = str(reply.page.offset)
+    if link := _link(request, reply.page.limit, reply.page.offset, reply.page.total):
+        response.headers["Link"] = link
+    return [_summary(a) for a in reply.agents]
+
+
+@router.get("/{agent_id}", response_model=AgentDetail)
+async def get_agent(agent_id: AgentId, state: StateDep, user: CurrentUser) -> dict[str, Any]:
+    with upstream_errors("agents"):
+        agent = await _stub(state).GetAgent(agents_pb2.GetAgentRequest(id=agent_id), metadata=user.to_metadata())
+    return _detail(agent)
+
+
+@router.post("", response_model=AgentDetail, status_code=201)
+async def create_agent(body: NewAgent, response: Response, state: StateDep, admin: AdminUser) -> dict[str, Any]:
+    """Admin. 409 when the id is taken (by a file or a stored agent); 400 names each invalid field."""
+    with upstream_errors("agents"):
+        agent = await _stub(state).CreateAgent(
+            agents_pb2.CreateAgentRequest(agent=_message(body.id, body)), metadata=admin.to_metadata()
+        )
+    response.headers["Location"] = f"/api/v1/agents/{agent.id}"
+    return _detail(agent)
+
+
+@router.put("/{agent_id}", response_model=AgentDetail)
+async def replace_agent(agent_id: AgentId, body: AgentFields, state: StateDep, admin: AdminUser) -> dict[str, Any]:
+    """Admin. Replaces every field of an API-created agent; file-defined agents are read-only (409)."""
+    with upstream_errors("agents"):
+        agent = await _stub(state).UpdateAgent(
+            agents_pb2.UpdateAgentRequest(agent=_message(agent_id, body)), metadata=admin.to_metadata()
+        )
+    return _detail(agent)
+
+
+@router.delete("/{agent_id}", status_code=204)
+async def delete_agent(agent_id: AgentId, state: StateDep, admin: AdminUser) -> Response:
+    """Admin. 409 for a file-defined agent (remove its file instead); 404 when unknown."""
+    with upstream_errors("agents"):
+        await _stub(state).DeleteAgent(agents_pb2.DeleteAgentRequest(id=agent_id), metadata=admin.to_metadata())
+    return Response(status_code=204)
+
