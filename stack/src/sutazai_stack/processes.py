@@ -39,6 +39,8 @@ class ManagedProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start the child. Call from a thread that lives as long as the child should: the kernel's
+        parent-death signal fires when the *thread* that forked it exits, not only the process."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         out = open(self.log_path, "ab")
         preexec: Callable[[], None] | None = _die_with_parent

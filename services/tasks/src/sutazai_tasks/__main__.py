@@ -56,7 +56,8 @@ async def run_server(settings: Settings) -> None:
             service_names=[SERVICE.full_name],
             probes=[postgres_probe(pool, settings.database_url), nats_probe(bus.nc, settings.nats_url)],
             cleanups=[bus.nc.drain, pool.close],
-            background=[lambda: sweep_stale(store, bus)],
+            background=[lambda: sweep_stale(store, bus, every_s=settings.sweep_interval_s,
+                                            older_than_s=settings.sweep_after_s)],
         )
     )
 

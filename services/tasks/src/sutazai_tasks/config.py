@@ -12,6 +12,9 @@ class Settings(ServiceSettings):
     nats_url: str = nats_url_field()
     # Prefixes every stream and subject; for deployments sharing a NATS server but not a database.
     namespace: str = Field("", pattern=r"^([A-Za-z0-9_-]{1,32})?$")
+    # Re-dispatch queued tasks older than sweep_after_s, every sweep_interval_s.
+    sweep_interval_s: float = Field(15.0, gt=0)
+    sweep_after_s: float = Field(30.0, gt=0)
     # Workers (python -m sutazai_tasks worker)
     worker_batch: int = Field(100, ge=1, le=1000)
     worker_metrics_port: int = Field(0, ge=0, le=65535)
