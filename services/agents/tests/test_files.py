@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import shutil
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -107,3 +108,40 @@ async def test_a_folder_created_later_is_picked_up(tmp_path: Path) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_removed_and_recreated_folder_is_watched_again(tmp_path: Path) -> None:
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    write(folder, "one.md")
+    agents = FileAgents(folder)
+    task = asyncio.create_task(agents.watch(retry_s=0.1))
+    try:
+        await asyncio.wait_for(agents.loaded.wait(), 5)
+        await asyncio.sleep(0.3)
+        shutil.rmtree(folder)
+        await eventually(lambda: agents.agents == {})
+        folder.mkdir()
+        write(folder, "two.md")
+        await eventually(lambda: list(agents.agents) == ["two"])
+        write(folder, "three.md")
+        await eventually(lambda: sorted(agents.agents) == ["three", "two"])
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_a_configmap_style_swap_of_every_file_is_seen(tmp_path: Path) -> None:
+    """Kubernetes mounts a ConfigMap as ``name.md -> ..data/name.md`` and ``..data -> ..<version>``, and
+    updates it by replacing the ``..data`` link: no event names the ``*.md`` files themselves."""
+    for version, description in (("..v1", "old"), ("..v2", "new")):
+        (tmp_path / version).mkdir()
+        write(tmp_path / version, "agent.md", description=description)
+    (tmp_path / "..data").symlink_to("..v1")
+    (tmp_path / "agent.md").symlink_to("..data/agent.md")
+    async with watching(tmp_path) as agents:
+        assert agents.agents["agent"].definition.description == "old"
+        (tmp_path / "..data_tmp").symlink_to("..v2")
+        (tmp_path / "..data_tmp").rename(tmp_path / "..data")
+        await eventually(lambda: agents.agents["agent"].definition.description == "new")

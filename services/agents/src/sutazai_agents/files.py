@@ -34,6 +34,12 @@ def is_definition_file(path: Path, folder: Path) -> bool:
     )
 
 
+def _relevant(path: Path, folder: Path) -> bool:
+    """Definition files, and the ``..data`` links through which a Kubernetes ConfigMap volume swaps
+    every file at once (the ``*.md`` entries are symlinks into it and see no event of their own)."""
+    return is_definition_file(path, folder) or (path.parent == folder and path.name.startswith(".."))
+
+
 def read_agent(path: Path) -> Agent:
     """Parse one file; raises ``DefinitionError`` (or ``OSError`` when it cannot be read)."""
     try:
@@ -42,6 +48,14 @@ def read_agent(path: Path) -> Agent:
         raise DefinitionError(path.name, [("", f"not UTF-8 text: {exc}")]) from None
     definition = parse_markdown(text, path.name)
     return Agent(definition, "file", datetime.fromtimestamp(path.stat().st_mtime, UTC))
+
+
+def _dir_identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = folder.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 class FileAgents:
@@ -93,6 +107,13 @@ class FileAgents:
             log.error("skipping unreadable agent definition: %s", exc, extra={"file": str(path)})
         return None
 
+    async def _guard_folder(self, replaced: asyncio.Event, interval_s: float) -> None:
+        """Set ``replaced`` when the folder is gone or is no longer the same directory."""
+        identity = _dir_identity(self.folder)
+        while _dir_identity(self.folder) == identity:  # noqa: ASYNC110 - polling the file system
+            await asyncio.sleep(interval_s)
+        replaced.set()
+
     async def watch(self, *, debounce_ms: int = 400, step_ms: int = 50, retry_s: float = 1.0) -> None:
         """Load, then follow changes until cancelled. Never raises: a missing folder is waited for, and a
         watcher that fails is restarted after a full reload."""
@@ -104,16 +125,28 @@ class FileAgents:
                     while not self.folder.is_dir():  # noqa: ASYNC110 - polling for a folder to appear
                         await asyncio.sleep(retry_s)
                     continue
-                async for changes in watchfiles.awatch(
-                    self.folder,
-                    watch_filter=lambda _change, p: is_definition_file(Path(p), self.folder),
-                    debounce=debounce_ms,
-                    step=step_ms,
-                    recursive=False,
-                ):
-                    for path in sorted({Path(p) for _, p in changes}):
-                        self.refresh(path)
-                log.warning("agent folder watcher stopped; restarting", extra={"folder": str(self.folder)})
+                # inotify loses a folder that is removed or replaced; a guard notices and restarts the watch.
+                replaced = asyncio.Event()
+                guard = asyncio.create_task(self._guard_folder(replaced, retry_s))
+                try:
+                    async for changes in watchfiles.awatch(
+                        self.folder,
+                        watch_filter=lambda _change, p: _relevant(Path(p), self.folder),
+                        debounce=debounce_ms,
+                        step=step_ms,
+                        recursive=False,
+                        stop_event=replaced,
+                    ):
+                        paths = sorted({Path(p) for _, p in changes})
+                        if all(is_definition_file(p, self.folder) for p in paths):
+                            for path in paths:
+                                self.refresh(path)
+                        else:  # a Kubernetes ConfigMap swapped its ``..data`` link: every file may differ
+                            await asyncio.to_thread(self.load_all)
+                finally:
+                    guard.cancel()
+                log.warning("agent folder removed or replaced; watching again", extra={"folder": str(self.folder)})
+                continue
             except asyncio.CancelledError:
                 raise
             except Exception:
