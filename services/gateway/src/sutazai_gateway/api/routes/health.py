@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-import psutil
 from fastapi import APIRouter
 
 from sutazai_gateway import __version__
 from sutazai_gateway.api.deps import StateDep
 from sutazai_gateway.health_tracker import SERVICES, alerts_and_recommendations, overall_status
+from sutazai_gateway.system_sample import SAMPLER
 
 router = APIRouter(tags=["health"])
 
@@ -66,17 +66,15 @@ async def health_detailed(state: StateDep) -> dict[str, object]:
 async def status(state: StateDep) -> dict[str, object]:
     statuses = state.monitor.tracker.statuses()
     overall = overall_status(statuses) if state.monitor.last_round_at else "starting"
+    sample = SAMPLER.sample()
     return {
         "status": "operational" if overall == "healthy" else overall,
-        "cpu_percent": psutil.cpu_percent(interval=None),
-        "memory_percent": psutil.virtual_memory().percent,
+        "cpu_percent": sample.cpu,
+        "memory_percent": sample.memory,
         "version": __version__,
     }
 
 
 def _system_resources() -> dict[str, float]:
-    return {
-        "cpu": psutil.cpu_percent(interval=None),
-        "memory": psutil.virtual_memory().percent,
-        "disk": psutil.disk_usage("/").percent,
-    }
+    sample = SAMPLER.sample()
+    return {"cpu": sample.cpu, "memory": sample.memory, "disk": sample.disk}
