@@ -53,13 +53,14 @@ async def test_owners_see_only_their_tasks(store: TaskStore) -> None:
 async def test_cancel_only_unfinished_tasks_and_their_children(store: TaskStore) -> None:
     parent, _ = await store.create(_task("dan-x"))
     child, _ = await store.create(_task("dan-x", parent_id=parent.id))
-    cancelled, before = await store.cancel(parent.id, "dan-x")
+    cancelled, before, running_children = await store.cancel(parent.id, "dan-x")
+    assert running_children == []
     assert cancelled is not None and (cancelled.status, before) == ("cancelled", "queued")
     assert (await store.get(child.id)).status == "cancelled"  # type: ignore[union-attr]
-    again, before_again = await store.cancel(parent.id, "dan-x")
+    again, before_again, _ = await store.cancel(parent.id, "dan-x")
     assert again is not None and before_again == "cancelled"
     assert await store.claim([parent.id], []) == []  # a cancelled task never runs
-    assert await store.cancel(parent.id, "eve") == (None, None)
+    assert await store.cancel(parent.id, "eve") == (None, None, [])
 
 
 async def test_retry_dead_and_replay(store: TaskStore) -> None:

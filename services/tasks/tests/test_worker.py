@@ -122,7 +122,7 @@ async def test_cancelling_a_running_task_stops_its_handler(store: TaskStore, bus
     task = await _submit(store, bus, task_type="agent")
     async with _worker(store, bus, {"agent": slow}):
         await asyncio.wait_for(started.wait(), 10)
-        _, before = await store.cancel(task.id, "worker-test")
+        _, before, _ = await store.cancel(task.id, "worker-test")
         assert before == "running"
         await bus.request_cancel(task.id)
         await asyncio.wait_for(stopped.wait(), 5)

@@ -22,6 +22,7 @@ from sutazai_runtime.startup import connect_with_retry
 from sutazai_tasks import handlers
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.config import Settings
+from sutazai_tasks.orchestration import Orchestrator
 from sutazai_tasks.server import SERVICE, TaskServicer, sweep_stale
 from sutazai_tasks.store import TaskStore, pool_setup
 from sutazai_tasks.streams import Names
@@ -67,9 +68,12 @@ async def run_worker(settings: Settings) -> None:
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     agents, chat = open_channel(settings.agents_addr), open_channel(settings.chat_addr)
+    store = TaskStore(pool)
     worker = Worker(
-        TaskStore(pool), bus, {"echo": handlers.echo, "agent": handlers.AgentRunner(agents, chat)},
+        store, bus,
+        {"echo": handlers.echo, "agent": handlers.AgentRunner(agents, chat), "orchestrate": Orchestrator(store, bus)},
         batch=settings.worker_batch, retry_base_s=settings.retry_base_s,
+        max_in_flight=settings.worker_max_in_flight,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -17,6 +17,7 @@ class Settings(ServiceSettings):
     sweep_after_s: float = Field(30.0, gt=0)
     # Workers (python -m sutazai_tasks worker)
     worker_batch: int = Field(100, ge=1, le=1000)
+    worker_max_in_flight: int = Field(500, ge=1, le=20_000)
     worker_metrics_port: int = Field(0, ge=0, le=65535)
     retry_base_s: float = Field(1.0, gt=0, le=60)
     agents_addr: str = "127.0.0.1:50051"

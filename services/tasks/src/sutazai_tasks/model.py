@@ -13,7 +13,7 @@ from sutazai_tasks.errors import InvalidTaskError
 Status = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead"]
 STATUSES: tuple[Status, ...] = ("queued", "running", "retrying", "completed", "failed", "cancelled", "dead")
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled", "dead"})
-BUILT_IN_TYPES = frozenset({"echo", "agent"})
+BUILT_IN_TYPES = frozenset({"echo", "agent"})  # "orchestrate" is created only through Orchestrate
 PriorityClass = Literal["high", "normal", "low"]
 PRIORITY_CLASSES: tuple[PriorityClass, ...] = ("high", "normal", "low")
 

@@ -19,7 +19,8 @@ from sutazai_runtime.unimplemented import placeholder_servicer
 from sutazai_tasks import convert, metrics
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.errors import InvalidTaskError, TaskError, TaskNotFoundError, TaskStateError
-from sutazai_tasks.model import parse_task_id, validate_new_task
+from sutazai_tasks.model import NewTask, parse_task_id, validate_new_task
+from sutazai_tasks.orchestration import orchestration_payload
 from sutazai_tasks.store import TaskStore
 
 SERVICE = tasks_pb2.DESCRIPTOR.services_by_name["TaskService"]
@@ -46,7 +47,7 @@ def _page(page: object) -> tuple[int, int]:
 
 
 class TaskServicer(
-    placeholder_servicer(tasks_pb2_grpc.TaskServiceServicer, SERVICE, "a later issue")  # type: ignore[misc]
+    placeholder_servicer(tasks_pb2_grpc.TaskServiceServicer, SERVICE, "not planned")  # type: ignore[misc]
 ):
     def __init__(self, store: TaskStore, bus: TaskBus) -> None:
         self._store = store
@@ -110,12 +111,12 @@ class TaskServicer(
     async def CancelTask(self, request: tasks_pb2.CancelTaskRequest, context: Ctx) -> tasks_pb2.Task:
         identity = await require_identity(context)
         await self._owned(request.task_id, identity, context)
-        task, before = await self._store.cancel(parse_task_id(request.task_id), identity.user_id)
+        task, before, running_children = await self._store.cancel(parse_task_id(request.task_id), identity.user_id)
         assert task is not None
         if task.status != "cancelled" or before == "cancelled":
             await _abort(context, TaskStateError(f"task {task.id} is already {task.status}"))
-        if before == "running":
-            await self._bus.request_cancel(task.id)
+        for task_id in ([task.id] if before == "running" else []) + running_children:
+            await self._bus.request_cancel(task_id)
         await self._bus.event(task.id, "cancelled", "cancelled")
         return convert.to_proto(task)
 
@@ -149,6 +150,25 @@ class TaskServicer(
                 f"only dead or failed tasks can be replayed; {task_id} is {current.status}"))
         await self._bus.dispatch(task)
         await self._bus.event(task.id, "queued", "queued", replay=task.replays)
+        return convert.to_proto(task)
+
+    async def Orchestrate(self, request: tasks_pb2.OrchestrateRequest, context: Ctx) -> tasks_pb2.Task:
+        identity = await require_identity(context)
+        try:
+            payload = orchestration_payload(request.goal, list(request.agent_ids), request.mode or "sequential")
+            if len(request.idempotency_key) > 200:
+                raise InvalidTaskError("idempotency_key: at most 200 characters")
+        except TaskError as exc:
+            await _abort(context, exc)
+            raise
+        task, created = await self._store.create(NewTask(
+            owner_id=identity.user_id, task_type="orchestrate", payload=payload, priority=5,
+            idempotency_key=request.idempotency_key or None, timeout_s=3600, max_attempts=1,
+        ))
+        if task.status == "queued":
+            await self._bus.dispatch(task)
+            if created:
+                await self._bus.event(task.id, "queued", "queued")
         return convert.to_proto(task)
 
     async def WatchTask(

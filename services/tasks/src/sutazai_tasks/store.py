@@ -127,15 +127,16 @@ class TaskStore:
         )
         return bool(result.endswith(" 1"))
 
-    async def cancel(self, task_id: str, owner_id: str | None) -> tuple[TaskRow | None, str | None]:
-        """Cancel a task that has not finished. Returns (row after, status before)."""
+    async def cancel(self, task_id: str, owner_id: str | None) -> tuple[TaskRow | None, str | None, list[str]]:
+        """Cancel a task that has not finished, and its unfinished children.
+        Returns (row after, status before, ids of children that were running)."""
         async with self._pool.acquire() as conn, conn.transaction():
             before = await conn.fetchval(
                 "SELECT status FROM tasks.tasks WHERE id = $1 AND ($2::text IS NULL OR owner_id = $2) FOR UPDATE",
                 uuid.UUID(task_id), owner_id,
             )
             if before is None:
-                return None, None
+                return None, None, []
             record = await conn.fetchrow(
                 f"UPDATE tasks.tasks SET status = 'cancelled', finished_at = now(), updated_at = now()"
                 f" WHERE id = $1 AND status IN ('queued', 'running', 'retrying') RETURNING {_COLUMNS}",
@@ -143,13 +144,15 @@ class TaskStore:
             )
             if record is None:
                 current = await conn.fetchrow(f"SELECT {_COLUMNS} FROM tasks.tasks WHERE id = $1", uuid.UUID(task_id))
-                return (_row(current) if current else None), before
-            await conn.execute(
-                "UPDATE tasks.tasks SET status = 'cancelled', finished_at = now(), updated_at = now()"
-                " WHERE parent_id = $1 AND status IN ('queued', 'running', 'retrying')",
+                return (_row(current) if current else None), before, []
+            children = await conn.fetch(
+                "UPDATE tasks.tasks AS t SET status = 'cancelled', finished_at = now(), updated_at = now()"
+                " FROM (SELECT id, status FROM tasks.tasks WHERE parent_id = $1"
+                "       AND status IN ('queued', 'running', 'retrying') FOR UPDATE) AS before"
+                " WHERE t.id = before.id RETURNING t.id, before.status",
                 uuid.UUID(task_id),
             )
-            return _row(record), before
+            return _row(record), before, [str(c["id"]) for c in children if c["status"] == "running"]
 
     async def replay(self, task_id: str) -> TaskRow | None:
         """dead or failed -> queued with fresh attempts."""

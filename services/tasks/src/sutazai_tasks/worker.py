@@ -42,13 +42,17 @@ def _task_id(msg: Msg) -> str | None:
 class Worker:
     def __init__(
         self, store: TaskStore, bus: TaskBus, handlers: dict[str, Handler], *, batch: int = 100,
-        retry_base_s: float = 1.0,
+        retry_base_s: float = 1.0, max_in_flight: int = 500, stop_grace_s: float = 3.0,
     ) -> None:
         self._store = store
         self._bus = bus
         self._handlers = handlers
         self._batch = batch
         self._retry_base_s = retry_base_s
+        self._max_in_flight = max_in_flight
+        self._stop_grace_s = stop_grace_s
+        self._in_flight = 0
+        self._room = asyncio.Event()
         self._running: dict[str, asyncio.Task[Any]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -60,19 +64,45 @@ class Worker:
         }
         cancels = await self._bus.nc.subscribe(self._bus.names.cancel_all, cb=self._on_cancel)
         log.info("worker pulling from %s", ", ".join(self._bus.names.work(k) for k in PRIORITY_CLASSES))
+        batches: set[asyncio.Task[None]] = set()
         try:
+            # Batches run concurrently, so a long task (an agent, an orchestration waiting for its
+            # children) never stops this loop from pulling more work, up to max_in_flight messages.
             while not stop.is_set():
-                msgs = await self._fetch(subs)
+                room = self._max_in_flight - self._in_flight
+                if room <= 0:
+                    self._room.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._room.wait(), 0.5)
+                    continue
+                msgs = await self._fetch(subs, min(self._batch, room))
                 if msgs:
-                    await self._process(msgs)
+                    self._in_flight += len(msgs)
+                    batch = asyncio.create_task(self._process_counted(msgs))
+                    batches.add(batch)
+                    batch.add_done_callback(batches.discard)
         finally:
+            # Finish what is in hand for a moment; anything left unacknowledged is redelivered.
+            if batches:
+                await asyncio.wait(batches, timeout=self._stop_grace_s)
+                for batch in batches:
+                    batch.cancel()
             with contextlib.suppress(Exception):
                 await cancels.unsubscribe()
 
-    async def _fetch(self, subs: dict[str, Any]) -> list[Msg]:
+    async def _process_counted(self, msgs: list[Msg]) -> None:
+        try:
+            await self._process(msgs)
+        except Exception:
+            log.exception("processing a batch failed; its messages will be redelivered")
+        finally:
+            self._in_flight -= len(msgs)
+            self._room.set()
+
+    async def _fetch(self, subs: dict[str, Any], size: int) -> list[Msg]:
         for klass in PRIORITY_CLASSES:
             try:
-                return list(await subs[klass].fetch(self._batch, timeout=_FETCH_WAIT_S[klass]))
+                return list(await subs[klass].fetch(size, timeout=_FETCH_WAIT_S[klass]))
             except (FetchTimeoutError, NatsTimeoutError, TimeoutError):
                 continue
             except Exception as exc:  # NATS restarting, connection lost: back off and try again

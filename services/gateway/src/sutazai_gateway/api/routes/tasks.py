@@ -163,3 +163,24 @@ async def task_events(task_id: TaskId, request: Request, user: CurrentUser, stat
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+orchestrate_router = APIRouter(prefix="/api/v1", tags=["tasks"])
+
+
+class Orchestrate(BaseModel):
+    goal: str = Field(min_length=1, max_length=20_000)
+    agents: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(min_length=1, max_length=10)
+    mode: Literal["sequential", "parallel"] = "sequential"
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+
+
+@orchestrate_router.post("/orchestrate", status_code=202)
+async def orchestrate(body: Orchestrate, user: CurrentUser, state: StateDep) -> dict[str, Any]:
+    """Run ``goal`` through ``agents`` as child tasks; the returned parent task aggregates their results.
+    Sequential steps get the previous step's output; cancelling the parent cancels the children."""
+    request = tasks_pb2.OrchestrateRequest(goal=body.goal, agent_ids=body.agents, mode=body.mode,
+                                           idempotency_key=body.idempotency_key or "")
+    with upstream_errors("tasks"):
+        task = await _stub(state).Orchestrate(request, metadata=user.to_metadata())
+    return {"task_id": task.task_id, "status": _STATUS_NAME.get(task.status, "unknown"), "task": task_json(task)}
