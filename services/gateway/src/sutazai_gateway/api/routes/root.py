@@ -11,11 +11,11 @@ FEATURES = {
     "health_monitoring": True,
     "grpc_services": True,
     "agents": False,
-    "tasks": False,
+    "tasks": True,
     "chat": False,
     "memory": False,
     "mesh": False,
-    "authentication": False,
+    "authentication": True,
 }
 
 
