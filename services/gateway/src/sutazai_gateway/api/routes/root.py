@@ -10,7 +10,7 @@ router = APIRouter(tags=["root"])
 FEATURES = {
     "health_monitoring": True,
     "grpc_services": True,
-    "agents": False,
+    "agents": True,
     "tasks": True,
     "chat": False,
     "memory": False,
