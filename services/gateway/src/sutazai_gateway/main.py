@@ -92,4 +92,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(agents_routes.router)
     app.include_router(tasks.router)
+    app.include_router(tasks.orchestrate_router)
     return app
