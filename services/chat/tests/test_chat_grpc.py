@@ -28,7 +28,8 @@ async def test_chat_through_the_alias_answers_with_usage(ensure_up, make_chat, s
 async def test_stream_sends_tokens_then_a_final_chunk_with_usage(ensure_up, make_chat, spec) -> None:  # type: ignore[no-untyped-def]
     a, _ = ensure_up
     async with make_chat([spec("a", a)]) as chat:
-        chunks = [c async for c in chat.stub.ChatStream(_req("Count to five.", max_tokens=24), timeout=60)]
+        request = _req("Count to five.", max_tokens=24, temperature=0)
+        chunks = [c async for c in chat.stub.ChatStream(request, timeout=60)]
     tokens = [c.token for c in chunks if c.WhichOneof("kind") == "token"]
     assert len(tokens) >= 2
     assert chunks[-1].WhichOneof("kind") == "done"

@@ -80,7 +80,8 @@ async def test_a_client_that_goes_away_stops_the_generation_on_the_model_server(
     a, _ = ensure_up
     async with make_chat([spec("a", a)]) as chat:
         before = a.log().count("Disconnected from client")
-        call = chat.stub.ChatStream(_req("Write a very long story about the sea.", max_tokens=1500), timeout=120)
+        request = _req("Write a very long story about the sea.", max_tokens=1500, temperature=0)
+        call = chat.stub.ChatStream(request, timeout=120)
         received = 0
         async for _chunk in call:
             received += 1

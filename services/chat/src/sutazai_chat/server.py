@@ -41,13 +41,12 @@ def status_of(exc: ChatError) -> grpc.StatusCode:
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: ChatError) -> None:
-    trailing: list[tuple[str, str]] = []
+    trailing: list[tuple[str, str]] = [("sutazai-error", type(exc).__name__)]  # the gateway shows our message
     if isinstance(exc, OverloadedError):
         trailing.append(("retry-after", str(exc.retry_after_s)))
     if isinstance(exc, ModelNotFoundError):
         trailing.append(("available-models", ",".join(exc.available)))
-    if trailing:
-        context.set_trailing_metadata(tuple(trailing))
+    context.set_trailing_metadata(tuple(trailing))
     await context.abort(status_of(exc), str(exc))
 
 

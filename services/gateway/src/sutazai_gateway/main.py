@@ -21,6 +21,9 @@ from sutazai_gateway import __version__
 from sutazai_gateway.api.deps import GatewayState
 from sutazai_gateway.api.routes import agents as agents_routes
 from sutazai_gateway.api.routes import auth, health, root, tasks
+from sutazai_gateway.api.routes import chat as chat_routes
+from sutazai_gateway.api.routes import ollama_compat as ollama_routes
+from sutazai_gateway.api.routes import openai_compat as openai_routes
 from sutazai_gateway.auth.service import Authenticator, bootstrap_admin
 from sutazai_gateway.auth.store import AuthStore
 from sutazai_gateway.body_limit import BodySizeLimit
@@ -93,4 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(agents_routes.router)
     app.include_router(tasks.router)
     app.include_router(tasks.orchestrate_router)
+    app.include_router(chat_routes.router)
+    app.include_router(openai_routes.router)
+    app.include_router(ollama_routes.router)
     return app
