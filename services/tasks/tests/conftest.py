@@ -3,17 +3,23 @@ and the real NATS, with streams under a namespace unique to each test."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from importlib.resources import files
+from typing import Any
 
 import asyncpg
 import pytest
 from sutazai_runtime.nats import connect_nats, ensure_stream
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_tasks.bus import TaskBus
+from sutazai_tasks.handlers import Handler
+from sutazai_tasks.model import TaskRow
 from sutazai_tasks.store import TaskStore, pool_setup
 from sutazai_tasks.streams import Names
+from sutazai_tasks.worker import Worker
 
 
 @pytest.fixture
@@ -42,3 +48,35 @@ async def bus(nats_url: str) -> AsyncIterator[TaskBus]:
     for stream in names.streams():
         await js.delete_stream(stream.name or "")
     await nc.close()
+
+
+# Helpers the worker and orchestration tests share, handed out as fixtures (test folders are not packages).
+@contextlib.asynccontextmanager
+async def _worker(store: TaskStore, bus: TaskBus, handlers: dict[str, Handler], **kw: Any) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    run = asyncio.create_task(Worker(store, bus, handlers, retry_base_s=0.05, **kw).run(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(run, 10)
+
+
+async def _until_final(store: TaskStore, task_id: str, timeout_s: float = 15) -> TaskRow:
+    async with asyncio.timeout(timeout_s):
+        while True:
+            task = await store.get(task_id)
+            assert task is not None
+            if task.terminal:
+                return task
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def running_worker():  # type: ignore[no-untyped-def]
+    return _worker
+
+
+@pytest.fixture
+def until_final():  # type: ignore[no-untyped-def]
+    return _until_final

@@ -15,8 +15,6 @@ from sutazai_tasks.model import NewTask, TaskRow
 from sutazai_tasks.orchestration import Orchestrator, orchestration_payload
 from sutazai_tasks.store import TaskStore
 
-from .test_worker import _until_final, _worker
-
 
 async def _agent(task: TaskRow, progress: Any) -> Any:
     if task.agent_id == "broken":
@@ -41,10 +39,12 @@ def _handlers(store: TaskStore, bus: TaskBus) -> dict[str, Any]:
     return {"echo": echo, "agent": _agent, "orchestrate": Orchestrator(store, bus, poll_s=0.05)}
 
 
-async def test_a_sequence_passes_each_output_forward(store: TaskStore, bus: TaskBus) -> None:
+async def test_a_sequence_passes_each_output_forward(
+    store: TaskStore, bus: TaskBus, running_worker: Any, until_final: Any
+) -> None:
     parent = await _orchestrate(store, bus, ["researcher", "writer"], "sequential")
-    async with _worker(store, bus, _handlers(store, bus)):
-        done = await _until_final(store, parent.id, 20)
+    async with running_worker(store, bus, _handlers(store, bus)):
+        done = await until_final(store, parent.id, 20)
     assert done.status == "completed", done.error
     steps = done.result["steps"]
     assert [s["agent_id"] for s in steps] == ["researcher", "writer"]
@@ -55,26 +55,32 @@ async def test_a_sequence_passes_each_output_forward(store: TaskStore, bus: Task
     assert all(c is not None and c.parent_id == parent.id for c in children)
 
 
-async def test_parallel_steps_all_run_and_are_aggregated(store: TaskStore, bus: TaskBus) -> None:
+async def test_parallel_steps_all_run_and_are_aggregated(
+    store: TaskStore, bus: TaskBus, running_worker: Any, until_final: Any
+) -> None:
     parent = await _orchestrate(store, bus, ["a", "b", "c"], "parallel")
-    async with _worker(store, bus, _handlers(store, bus)):
-        done = await _until_final(store, parent.id, 20)
+    async with running_worker(store, bus, _handlers(store, bus)):
+        done = await until_final(store, parent.id, 20)
     assert done.status == "completed", done.error
     assert {s["output"] for s in done.result["steps"]} == {"<a: plan a trip>", "<b: plan a trip>", "<c: plan a trip>"}
     assert "## b" in done.result["output"]
 
 
-async def test_a_failed_step_fails_the_orchestration(store: TaskStore, bus: TaskBus) -> None:
+async def test_a_failed_step_fails_the_orchestration(
+    store: TaskStore, bus: TaskBus, running_worker: Any, until_final: Any
+) -> None:
     parent = await _orchestrate(store, bus, ["researcher", "broken", "writer"], "sequential")
-    async with _worker(store, bus, _handlers(store, bus)):
-        done = await _until_final(store, parent.id, 20)
+    async with running_worker(store, bus, _handlers(store, bus)):
+        done = await until_final(store, parent.id, 20)
     assert done.status == "failed" and "step 2 (broken) ended failed" in (done.error or "")
 
 
-async def test_cancelling_the_parent_cancels_its_children(store: TaskStore, bus: TaskBus) -> None:
+async def test_cancelling_the_parent_cancels_its_children(
+    store: TaskStore, bus: TaskBus, running_worker: Any, until_final: Any
+) -> None:
     owner = f"orch-{uuid.uuid4().hex[:8]}"
     parent = await _orchestrate(store, bus, ["slow", "slow"], "parallel", owner)
-    async with _worker(store, bus, _handlers(store, bus)):
+    async with running_worker(store, bus, _handlers(store, bus)):
         async with asyncio.timeout(10):
             while len((await store.list(owner_id=owner, status="running", limit=100, offset=0))[0]) < 3:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)

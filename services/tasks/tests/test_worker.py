@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.errors import PermanentError
-from sutazai_tasks.handlers import Handler, echo
+from sutazai_tasks.handlers import echo
 from sutazai_tasks.model import NewTask, TaskRow
 from sutazai_tasks.store import TaskStore
-from sutazai_tasks.worker import Worker
 
-
-@contextlib.asynccontextmanager
-async def _worker(store: TaskStore, bus: TaskBus, handlers: dict[str, Handler], **kw: Any) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    run = asyncio.create_task(Worker(store, bus, handlers, retry_base_s=0.05, **kw).run(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(run, 10)
+Fixture = Any
 
 
 async def _submit(store: TaskStore, bus: TaskBus, task_type: str = "echo", **fields: Any) -> TaskRow:
@@ -36,24 +24,18 @@ async def _submit(store: TaskStore, bus: TaskBus, task_type: str = "echo", **fie
     return task
 
 
-async def _until_final(store: TaskStore, task_id: str, timeout_s: float = 15) -> TaskRow:
-    async with asyncio.timeout(timeout_s):
-        while True:
-            task = await store.get(task_id)
-            assert task is not None
-            if task.terminal:
-                return task
-            await asyncio.sleep(0.05)
-
-
-async def test_echo_tasks_complete_with_their_payload(store: TaskStore, bus: TaskBus) -> None:
+async def test_echo_tasks_complete_with_their_payload(
+    store: TaskStore, bus: TaskBus, running_worker: Fixture, until_final: Fixture
+) -> None:
     tasks = [await _submit(store, bus, payload={"i": i}) for i in range(20)]
-    async with _worker(store, bus, {"echo": echo}):
-        done = [await _until_final(store, t.id) for t in tasks]
+    async with running_worker(store, bus, {"echo": echo}):
+        done = [await until_final(store, t.id) for t in tasks]
     assert [(t.status, t.result, t.completions) for t in done] == [("completed", {"i": i}, 1) for i in range(20)]
 
 
-async def test_retryable_failures_are_retried_until_they_succeed(store: TaskStore, bus: TaskBus) -> None:
+async def test_retryable_failures_are_retried_until_they_succeed(
+    store: TaskStore, bus: TaskBus, running_worker: Fixture, until_final: Fixture
+) -> None:
     calls: dict[str, int] = {}
 
     async def flaky(task: TaskRow, progress: Any) -> Any:
@@ -63,18 +45,20 @@ async def test_retryable_failures_are_retried_until_they_succeed(store: TaskStor
         return "ok"
 
     task = await _submit(store, bus, task_type="agent", max_attempts=3)
-    async with _worker(store, bus, {"agent": flaky}):
-        done = await _until_final(store, task.id)
+    async with running_worker(store, bus, {"agent": flaky}):
+        done = await until_final(store, task.id)
     assert (done.status, done.attempts, done.result, calls[task.id]) == ("completed", 3, "ok", 3)
 
 
-async def test_exhausted_attempts_go_to_the_dead_letter_stream(store: TaskStore, bus: TaskBus) -> None:
+async def test_exhausted_attempts_go_to_the_dead_letter_stream(
+    store: TaskStore, bus: TaskBus, running_worker: Fixture, until_final: Fixture
+) -> None:
     async def broken(task: TaskRow, progress: Any) -> Any:
         raise TimeoutError("never answers")
 
     task = await _submit(store, bus, task_type="agent", max_attempts=2)
-    async with _worker(store, bus, {"agent": broken}):
-        done = await _until_final(store, task.id)
+    async with running_worker(store, bus, {"agent": broken}):
+        done = await until_final(store, task.id)
     assert (done.status, done.attempts) == ("dead", 2)
     assert "never answers" in (done.error or "")
     sub = await bus.js.pull_subscribe(bus.names.dead(task.id), durable=None, stream=bus.names._stream("TASKS_DEAD"))
@@ -82,22 +66,26 @@ async def test_exhausted_attempts_go_to_the_dead_letter_stream(store: TaskStore,
     assert json.loads(letter.data)["task_id"] == task.id
 
 
-async def test_permanent_failures_stop_at_once(store: TaskStore, bus: TaskBus) -> None:
+async def test_permanent_failures_stop_at_once(
+    store: TaskStore, bus: TaskBus, running_worker: Fixture, until_final: Fixture
+) -> None:
     async def refuses(task: TaskRow, progress: Any) -> Any:
         raise PermanentError("unknown agent")
 
     task = await _submit(store, bus, task_type="agent", max_attempts=5)
-    async with _worker(store, bus, {"agent": refuses}):
-        done = await _until_final(store, task.id)
+    async with running_worker(store, bus, {"agent": refuses}):
+        done = await until_final(store, task.id)
     assert (done.status, done.attempts, done.error) == ("failed", 1, "unknown agent")
 
 
-async def test_a_high_priority_task_starts_before_a_low_backlog(store: TaskStore, bus: TaskBus) -> None:
+async def test_a_high_priority_task_starts_before_a_low_backlog(
+    store: TaskStore, bus: TaskBus, running_worker: Fixture, until_final: Fixture
+) -> None:
     low = [await _submit(store, bus, priority=0) for _ in range(1000)]
     high = await _submit(store, bus, priority=10)
-    async with _worker(store, bus, {"echo": echo}, batch=50):
-        high_done = await _until_final(store, high.id)
-        last_low = await _until_final(store, low[-1].id, timeout_s=60)
+    async with running_worker(store, bus, {"echo": echo}, batch=50):
+        high_done = await until_final(store, high.id)
+        last_low = await until_final(store, low[-1].id, timeout_s=60)
     assert high_done.started_at is not None and last_low.started_at is not None
     started_after_high = await store._pool.fetchval(  # counting rows for the assertion
         "SELECT count(*) FROM tasks.tasks WHERE id = ANY($1::uuid[]) AND started_at > $2",
@@ -106,7 +94,9 @@ async def test_a_high_priority_task_starts_before_a_low_backlog(store: TaskStore
     assert started_after_high >= 950  # at most the first batch of lows ran before it
 
 
-async def test_cancelling_a_running_task_stops_its_handler(store: TaskStore, bus: TaskBus) -> None:
+async def test_cancelling_a_running_task_stops_its_handler(
+    store: TaskStore, bus: TaskBus, running_worker: Fixture, until_final: Fixture
+) -> None:
     started = asyncio.Event()
     stopped = asyncio.Event()
 
@@ -120,7 +110,7 @@ async def test_cancelling_a_running_task_stops_its_handler(store: TaskStore, bus
         return "too late"
 
     task = await _submit(store, bus, task_type="agent")
-    async with _worker(store, bus, {"agent": slow}):
+    async with running_worker(store, bus, {"agent": slow}):
         await asyncio.wait_for(started.wait(), 10)
         _, before, _ = await store.cancel(task.id, "worker-test")
         assert before == "running"
@@ -131,10 +121,12 @@ async def test_cancelling_a_running_task_stops_its_handler(store: TaskStore, bus
 
 
 @pytest.mark.parametrize("body", [b"not json", b'{"other": 1}'])
-async def test_malformed_work_messages_are_dropped(store: TaskStore, bus: TaskBus, body: bytes) -> None:
+async def test_malformed_work_messages_are_dropped(
+    store: TaskStore, bus: TaskBus, running_worker: Fixture, until_final: Fixture, body: bytes
+) -> None:
     await bus.js.publish(bus.names.work("low"), body)
     task = await _submit(store, bus)
-    async with _worker(store, bus, {"echo": echo}):
-        assert (await _until_final(store, task.id)).status == "completed"
+    async with running_worker(store, bus, {"echo": echo}):
+        assert (await until_final(store, task.id)).status == "completed"
     info = await bus.js.stream_info(bus.names.tasks_stream)
     assert info.state.messages == 0  # nothing left to redeliver forever
