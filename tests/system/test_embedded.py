@@ -16,7 +16,8 @@ def test_the_stack_comes_up_healthy_on_embedded_infrastructure_alone(tmp_path: P
     with run_stack(tmp_path / "home", SUTAZAI_EMBEDDED="1") as stack:
         infra = stack.state["infra"]
         assert {name: i["origin"] for name, i in infra.items()} == {
-            "postgres": "embedded", "redis": "embedded", "nats": "embedded", "model_server": "embedded"
+            "postgres": "embedded", "redis": "embedded", "nats": "embedded", "model_server": "embedded",
+            "embeddings": "embedded",
         }
         assert ":5432/" not in infra["postgres"]["url"] and ":6379/" not in infra["redis"]["url"]
         assert not infra["nats"]["url"].endswith(":4222")

@@ -43,6 +43,7 @@ class Stack:
         resolvers = {
             "postgres": infra.resolve_postgres, "redis": infra.resolve_redis,
             "nats": infra.resolve_nats, "model_server": infra.resolve_model_server,
+            "embeddings": infra.resolve_embeddings,
         }
         for name, resolve in resolvers.items():
             resolved = resolve(self.settings, self.home)

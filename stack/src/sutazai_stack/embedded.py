@@ -111,3 +111,14 @@ def model_server(home: Path, port: int, python: Path | None) -> ManagedProcess:
         "--n_ctx", "2048", "--n_threads", str(max(1, (os.cpu_count() or 2))),
     ]
     return ManagedProcess("model_server", argv, log_path=home / "logs" / "model_server.log")
+
+
+EMBEDDINGS_SERVER = Path(__file__).with_name("embeddings_server.py")
+
+
+def embeddings_server(home: Path, port: int, python: Path | None) -> ManagedProcess:
+    """all-MiniLM-L6-v2 behind ``/v1/embeddings``, run by the model server's interpreter (torch lives there)."""
+    interpreter = python or Path(sys.executable)
+    argv = [str(interpreter), str(EMBEDDINGS_SERVER), "--host", "127.0.0.1", "--port", str(port)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return ManagedProcess("embeddings", argv, log_path=home / "logs" / "embeddings.log", env=env)

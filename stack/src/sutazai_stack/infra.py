@@ -170,6 +170,28 @@ def resolve_model_server(settings: StackSettings, home: Path) -> Resolved:
     return resolved
 
 
+def resolve_embeddings(settings: StackSettings, home: Path) -> Resolved:
+    """The embeddings server: configured, else one answering on 11436, else all-MiniLM-L6-v2 from the
+    model server's virtualenv."""
+    if settings.embeddings_url:
+        resolved = Resolved("embeddings", settings.embeddings_url.rstrip("/"), "configured")
+    elif not settings.embedded and not settings.free_ports and _is_openai_server("http://127.0.0.1:11436"):
+        resolved = Resolved("embeddings", "http://127.0.0.1:11436", "existing")
+    else:
+        port = _port_for(11436, settings)
+        process = embedded.embeddings_server(home, port, settings.model_server_python)
+        log.info("starting the embeddings server (sentence-transformers, %s) ...", "all-MiniLM-L6-v2")
+        process.start()
+        resolved = Resolved("embeddings", f"http://127.0.0.1:{port}", "embedded", process)
+
+    def ready() -> None:
+        if not _is_openai_server(resolved.url):
+            raise ConnectionError("embeddings server not answering yet")
+
+    _wait("embeddings", ready, settings.start_timeout_s, resolved.process)
+    return resolved
+
+
 def _is_openai_server(base_url: str) -> bool:
     try:
         with urllib.request.urlopen(base_url + "/v1/models", timeout=2) as response:

@@ -49,6 +49,8 @@ def service_env(
         NATS_URL=infra["nats"].url,
         SUTAZAI_MODEL_URL=infra["model_server"].url,
     )
+    if "embeddings" in infra:
+        env["SUTAZAI_EMBEDDINGS_URL"] = infra["embeddings"].url
     prefix = f"SUTAZAI_{name.upper()}_"
     env[prefix + "LOG_LEVEL"] = settings.log_level
     env[prefix + "METRICS_PORT"] = str(ports[name].metrics)

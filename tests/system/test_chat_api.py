@@ -1,0 +1,175 @@
+"""Chat and models over REST, end to end: gateway → chat → the stack's llama.cpp server and embeddings
+server, with the official ``openai`` and ``ollama`` clients pointed at the gateway."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import ollama
+import openai
+import pytest
+
+from tests.system.stack_runner import RunningStack, run_stack, wait_until
+
+pytestmark = pytest.mark.system
+MODEL = "SmolLM2-135M-Instruct"
+# Sampling at temperature 0 so that the tiny model's replies are not empty by chance; a nonce in each
+# prompt so that the response cache (shared Redis) does not answer from an earlier run.
+NONCE = f"(run {time.time_ns()})"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    with run_stack(tmp_path_factory.mktemp("chat-stack"), SUTAZAI_DATABASE_NAME="sutazai_chattest") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def key(stack: RunningStack) -> str:
+    return str(json.loads((stack.home / "secrets.json").read_text())["admin_api_key"])
+
+
+@pytest.fixture(scope="module")
+def api(stack: RunningStack, key: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url, headers={"X-API-Key": key}, timeout=120) as client:
+        # The chat service discovers the model once the model server answers.
+        assert wait_until(lambda: client.get("/api/v1/models").status_code == 200, 30)
+        yield client
+
+
+def _model_requests(stack: RunningStack) -> int:
+    return Path(stack.home / "logs" / "model_server.log").read_text(errors="replace").count(
+        "POST /v1/chat/completions")
+
+
+def test_chat_answers_with_a_real_generation_in_the_extended_shape(api: httpx.Client) -> None:
+    reply = api.post("/api/v1/chat", json={"message": f"Say hello. {NONCE}", "max_tokens": 16, "temperature": 0})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert set(body) >= {"response", "model", "cached", "usage", "backend", "duration_ms"}
+    assert body["response"].strip() and body["model"] == MODEL and body["cached"] is False
+    assert body["usage"]["completion_tokens"] > 0 and body["usage"]["prompt_tokens"] > 0
+
+
+def test_every_chat_route_needs_a_credential(stack: RunningStack) -> None:
+    for method, path in [("POST", "/api/v1/chat"), ("POST", "/api/v1/chat/stream"), ("GET", "/api/v1/models"),
+                         ("POST", "/v1/chat/completions"), ("GET", "/v1/models"), ("POST", "/api/chat"),
+                         ("GET", "/api/tags"), ("GET", "/api/v1/cache/stats")]:
+        reply = httpx.request(method, stack.url + path, json={"message": "hi"}, timeout=10)
+        assert reply.status_code == 401, (path, reply.text)
+        assert reply.headers["content-type"] == "application/problem+json"
+
+
+def test_bad_input_gets_a_problem_and_never_reaches_the_model_server(stack: RunningStack, api: httpx.Client) -> None:
+    before = _model_requests(stack)
+    cases = [
+        (api.post("/api/v1/chat", json={"message": ""}), 422, "message"),
+        (api.post("/api/v1/chat", json={"message": "   "}), 400, "the message is empty"),
+        (api.post("/api/v1/chat", json={"message": "hi", "model": "gpt-17"}), 404,
+         f"available models: {MODEL}, all-MiniLM-L6-v2, nomic-embed-text, tinyllama"),
+        (api.post("/api/v1/chat", json={"message": "x" * 40_000}), 400, "the limit is 32000"),
+        (api.post("/api/v1/chat", content=b'{"message": "hi"', headers={"content-type": "application/json"}),
+         422, "json"),
+        (api.post("/api/v1/chat", json={"message": "hi", "temperature": 9}), 422, "temperature"),
+        (api.post("/api/v1/chat/stream", json={"message": "hi", "model": "gpt-17"}), 404, "available models"),
+        (api.post("/api/v1/batch", json=["x" * 2001]), 422, "2000"),
+        (api.post("/api/v1/batch", json=["hi"] * 51), 422, "50"),
+    ]
+    for reply, status, says in cases:
+        assert reply.status_code == status, reply.text
+        assert reply.headers["content-type"] == "application/problem+json"
+        assert says.lower() in reply.text.lower(), reply.text
+    assert _model_requests(stack) == before
+
+
+def test_stream_sends_one_event_per_token_then_usage(api: httpx.Client) -> None:
+    body = {"message": f"Count to five. {NONCE}", "max_tokens": 20, "temperature": 0}
+    with api.stream("POST", "/api/v1/chat/stream", json=body) as reply:
+        assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+        events = [e for e in reply.read().decode().split("\n\n") if e]
+    tokens = [json.loads(e.removeprefix("data: "))["token"] for e in events if e.startswith("data: ")]
+    assert len(tokens) >= 2
+    assert events[-1].startswith("event: done\n")
+    done = json.loads(events[-1].split("data: ", 1)[1])
+    assert done["response"] == "".join(tokens) and done["usage"]["completion_tokens"] >= len(tokens) - 1
+
+
+def test_a_cache_hit_does_not_reach_the_model_server(stack: RunningStack, api: httpx.Client) -> None:
+    body = {"message": f"Name a fruit ({time.time()}).", "temperature": 0, "max_tokens": 8}
+    first = api.post("/api/v1/chat", json=body).json()
+    before = _model_requests(stack)
+    second = api.post("/api/v1/chat", json=body).json()
+    assert _model_requests(stack) == before
+    assert second["cached"] is True and second["response"] == first["response"]
+    stats = api.get("/api/v1/cache/stats").json()
+    assert set(stats) >= {"gets", "sets", "hits", "misses", "evictions", "hit_rate", "hit_rate_percent",
+                          "redis_server"}
+    assert set(stats["redis_server"]) == {"keyspace_hits", "keyspace_misses", "used_memory", "connected_clients"}
+    assert stats["hits"] >= 1 and stats["models"][MODEL]["hits"] >= 1
+
+
+def test_generate_batch_analyze_and_models(api: httpx.Client) -> None:
+    generated = api.post("/api/v1/generate", json={"prompt": "The sky is", "max_tokens": 8})
+    assert generated.status_code == 200 and generated.json()["response"]
+    batch = api.post("/api/v1/batch", json=["Say A.", {"message": "Say B.", "max_tokens": 4},
+                                            {"message": "x", "model": "nope"}]).json()
+    assert [r["index"] for r in batch["results"]] == [0, 1, 2]
+    assert batch["results"][0]["success"] and batch["results"][1]["success"], batch
+    assert not batch["results"][2]["success"] and batch["results"][2]["error"].startswith("NOT_FOUND")
+    analysis = api.post("/api/v1/analyze", json={"text": "I love this!", "analysis_type": "sentiment"}).json()
+    assert analysis["success"] and analysis["result"]["sentiment"] in ("positive", "negative", "neutral", "mixed")
+    models = api.get("/api/v1/models").json()["models"]
+    assert {(m["name"], tuple(m["aliases"])) for m in models} >= {(MODEL, ("tinyllama",))}
+
+
+def test_official_openai_client_chats_streams_and_embeds(stack: RunningStack, key: str) -> None:
+    client = openai.OpenAI(base_url=stack.url + "/v1", api_key=key, timeout=120, max_retries=0)
+    reply = client.chat.completions.create(model="tinyllama", messages=[{"role": "user", "content": f"Hi! {NONCE}"}],
+                                           max_tokens=12, temperature=0)
+    assert reply.choices[0].message.content and reply.usage and reply.usage.completion_tokens > 0
+    pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(
+        model="tinyllama", messages=[{"role": "user", "content": f"Write a poem about the sea. {NONCE}"}],
+        max_tokens=12, temperature=0, stream=True) if c.choices]
+    assert len([p for p in pieces if p]) >= 2
+    embedded = client.embeddings.create(model="all-MiniLM-L6-v2", input=["hello world", "goodbye"])
+    assert [len(d.embedding) for d in embedded.data] == [384, 384]
+    assert {m.id for m in client.models.list().data} >= {MODEL, "tinyllama", "all-MiniLM-L6-v2"}
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="gpt-17", messages=[{"role": "user", "content": "Hi"}])
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=stack.url + "/v1", api_key="wrong", max_retries=0).models.list()
+
+
+def test_official_ollama_client_chats_streams_and_embeds(stack: RunningStack, key: str) -> None:
+    client = ollama.Client(host=stack.url, headers={"Authorization": f"Bearer {key}"}, timeout=120)
+    reply = client.chat(model="tinyllama", messages=[{"role": "user", "content": f"Hi! {NONCE}"}],
+                        options={"num_predict": 12, "temperature": 0})
+    assert reply.message.content and reply.done and (reply.eval_count or 0) > 0
+    prompt = f"Write a poem about the moon. {NONCE}"
+    parts = list(client.chat(model="tinyllama", messages=[{"role": "user", "content": prompt}],
+                             options={"num_predict": 12, "temperature": 0}, stream=True))
+    assert len(parts) >= 3 and parts[-1].done
+    generated = client.generate(model="tinyllama", prompt="The sky is", options={"num_predict": 6})
+    assert generated.response
+    embedded = client.embed(model="nomic-embed-text", input=["hello", "world"])  # the original's name
+    assert [len(v) for v in embedded.embeddings] == [384, 384]
+    assert {m.model for m in client.list().models} >= {MODEL, "tinyllama"}
+    with pytest.raises(ollama.ResponseError) as missing:
+        client.chat(model="gpt-17", messages=[{"role": "user", "content": "Hi"}])
+    assert missing.value.status_code == 404
+
+
+def test_a_client_leaving_mid_stream_stops_the_generation(stack: RunningStack, api: httpx.Client) -> None:
+    log = stack.home / "logs" / "model_server.log"
+    before = log.read_text(errors="replace").count("Disconnected from client")
+    with api.stream("POST", "/api/v1/chat/stream",
+                    json={"message": f"Write a very long story about the sea. {NONCE}", "max_tokens": 1500,
+                          "temperature": 0}) as reply:
+        for line in reply.iter_lines():
+            if line.startswith("data: "):
+                break  # leave after the first token
+    assert wait_until(lambda: log.read_text(errors="replace").count("Disconnected from client") > before, 10)
