@@ -158,3 +158,24 @@ async def test_analyze_returns_json_valid_for_its_schema(ensure_up, make_chat, s
     assert reply.result["sentiment"] in ("positive", "negative", "neutral", "mixed")
     assert 0 <= reply.result["confidence"] <= 1
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_metrics_count_requests_tokens_and_time_to_first_token_per_model_and_backend(  # type: ignore[no-untyped-def]
+    ensure_up, make_chat, spec
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    a, _ = ensure_up
+    async with make_chat([spec("metered", a)]) as chat:
+        await chat.stub.Chat(_req("Say hi.", max_tokens=6, temperature=0), timeout=60)
+        _ = [c async for c in chat.stub.ChatStream(_req("Write a poem.", max_tokens=8, temperature=0), timeout=60)]
+    labels = {"model": MODEL, "backend": "metered"}
+    assert sample("sutazai_chat_requests_total", operation="chat", outcome="ok", **labels) == 1
+    assert sample("sutazai_chat_requests_total", operation="chat_stream", outcome="ok", **labels) == 1
+    assert sample("sutazai_chat_time_to_first_token_seconds_count", **labels) == 1
+    assert sample("sutazai_chat_tokens_total", kind="completion", **labels) >= 2
+    assert sample("sutazai_chat_tokens_per_second_count", **labels) >= 1
+    assert sample("sutazai_chat_in_flight", backend="metered") == 0
