@@ -173,3 +173,25 @@ def test_a_client_leaving_mid_stream_stops_the_generation(stack: RunningStack, a
             if line.startswith("data: "):
                 break  # leave after the first token
     assert wait_until(lambda: log.read_text(errors="replace").count("Disconnected from client") > before, 10)
+
+
+async def test_the_chat_services_ollama_backend_speaks_to_an_ollama_api(stack: RunningStack, key: str) -> None:
+    """The ``ollama`` kind of backend (``ollama.AsyncClient``), pointed at the gateway's Ollama-compatible API:
+    discovery, chat, stream and embeddings through the official client, with the API key as a bearer token."""
+    from sutazai_chat.backend_config import BackendSpec
+    from sutazai_chat.backends import Params, make_client
+
+    client = make_client(BackendSpec(name="o", kind="ollama", url=stack.url, api_key=key),
+                         connect_timeout_s=3, request_timeout_s=120)
+    try:
+        assert {MODEL, "tinyllama"} <= set(await client.list_models())
+        messages = [{"role": "user", "content": f"Write a poem about rain. {NONCE}"}]
+        completion = await client.complete("tinyllama", messages, Params(temperature=0, max_tokens=8))
+        assert completion.text and completion.completion_tokens > 0
+        deltas = [d async for d in client.stream("tinyllama", messages, Params(temperature=0, max_tokens=8))]
+        assert "".join(d.token for d in deltas) == completion.text  # the cached reply, streamed
+        assert deltas[-1].finish_reason
+        vectors = await client.embed("nomic-embed-text", ["one", "two"])
+        assert [len(v) for v in vectors.vectors] == [384, 384]
+    finally:
+        await client.close()

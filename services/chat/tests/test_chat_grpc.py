@@ -179,3 +179,22 @@ async def test_metrics_count_requests_tokens_and_time_to_first_token_per_model_a
     assert sample("sutazai_chat_tokens_total", kind="completion", **labels) >= 2
     assert sample("sutazai_chat_tokens_per_second_count", **labels) >= 1
     assert sample("sutazai_chat_in_flight", backend="metered") == 0
+
+
+async def test_a_request_arriving_during_a_stream_does_not_cut_it_short(ensure_up, make_chat, spec) -> None:  # type: ignore[no-untyped-def]
+    """llama.cpp's server interrupts the reply in progress when another request arrives, unless started with
+    ``--interrupt_requests false`` (as the stack does): health probes must not truncate replies."""
+    import urllib.request
+
+    a, _ = ensure_up
+    async with make_chat([spec("a", a)]) as chat:
+        request = _req("Write a very long story about the sea.", max_tokens=48, temperature=0)
+        call = chat.stub.ChatStream(request, timeout=60)
+        chunks = [await call.read()]
+        models = asyncio.get_running_loop().run_in_executor(
+            None, lambda: urllib.request.urlopen(a.url + "/v1/models", timeout=30).read())
+        while (chunk := await call.read()) is not grpc.aio.EOF:
+            chunks.append(chunk)
+        await models
+    done = chunks[-1].done
+    assert done.finish_reason == "length" and done.usage.completion_tokens == 48

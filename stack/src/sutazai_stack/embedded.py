@@ -109,6 +109,9 @@ def model_server(home: Path, port: int, python: Path | None) -> ManagedProcess:
         str(interpreter), "-m", "llama_cpp.server", "--model", str(model_path(interpreter)),
         "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "2048", "--n_threads", str(max(1, (os.cpu_count() or 2))),
+        # By default a new request (even GET /v1/models, which health probes send) cuts the reply being
+        # streamed short; queue requests instead.
+        "--interrupt_requests", "false",
     ]
     return ManagedProcess("model_server", argv, log_path=home / "logs" / "model_server.log")
 

@@ -46,11 +46,18 @@ def build_servicer(settings: Settings, service: ChatService) -> ChatServicer:
 
 
 def backends_probe(service: ChatService) -> Probe:
-    """Healthy while at least one backend lists its models (a failed one is left to failover)."""
+    """Healthy while at least one backend answers (a failed one is left to failover). A backend busy with calls
+    and a closed breaker is answering: it is not asked again, since a single-slot server such as llama.cpp
+    would hold the probe behind the generation in progress."""
     backends = service.router.backends
 
+    async def alive(backend: Backend) -> None:
+        if backend.in_flight and backend.breaker.state == "closed":
+            return
+        await backend.client.list_models()
+
     async def check() -> None:
-        results = await asyncio.gather(*(b.client.list_models() for b in backends), return_exceptions=True)
+        results = await asyncio.gather(*(alive(b) for b in backends), return_exceptions=True)
         down = [f"{b.name}: {r}" for b, r in zip(backends, results, strict=True) if isinstance(r, BaseException)]
         if len(down) == len(backends):
             raise ConnectionError("; ".join(down))

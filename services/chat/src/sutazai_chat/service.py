@@ -46,6 +46,8 @@ class ChatService:
     async def _refresh_one(self, backend: Backend) -> None:
         if backend.spec.models:
             backend.models = set(backend.spec.models)
+        elif backend.in_flight and backend.models:
+            return  # busy: keep what it served a moment ago rather than queue behind its generations
         else:
             try:
                 backend.models = set(await backend.client.list_models())
