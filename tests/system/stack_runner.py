@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -9,12 +10,18 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
+import nats
 import psutil
+
+_SHARED_POSTGRES = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+_SHARED_NATS = os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 # Variables that would point the stack at other servers than the test wants.
 _CLEARED = ("DATABASE_URL", "REDIS_URL", "NATS_URL", "SUTAZAI_MODEL_URL", "SUTAZAI_EMBEDDED", "SUTAZAI_FREE_PORTS")
@@ -57,7 +64,13 @@ class RunningStack:
 
 @contextlib.contextmanager
 def run_stack(home: Path, *, timeout_s: float = 240, **env: str) -> Iterator[RunningStack]:
+    """The stack on free ports. Unless the caller names one, it gets a database of its own on the
+    machine's PostgreSQL (and so its own JetStream namespace), dropped with its streams afterwards."""
     home.mkdir(parents=True, exist_ok=True)
+    own_database = None
+    if "SUTAZAI_DATABASE_NAME" not in env and "DATABASE_URL" not in env:
+        own_database = f"systest_{uuid.uuid4().hex[:10]}"
+        env["SUTAZAI_DATABASE_NAME"] = own_database
     full_env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
     full_env.update(SUTAZAI_HOME=str(home), SUTAZAI_FREE_PORTS="1", **env)
     with open(home / "stack.log", "wb") as out:
@@ -79,6 +92,25 @@ def run_stack(home: Path, *, timeout_s: float = 240, **env: str) -> Iterator[Run
         yield stack
     finally:
         stop(stack)
+        if own_database:
+            asyncio.run(_drop(own_database))
+
+
+async def _drop(database: str) -> None:
+    """Remove what a stack with its own database left on the shared servers."""
+    admin = await asyncpg.connect(_SHARED_POSTGRES, timeout=5)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()
+    nc = await nats.connect(_SHARED_NATS, connect_timeout=2, allow_reconnect=False)
+    try:
+        js = nc.jetstream(timeout=5)
+        for stream in await js.streams_info():
+            if stream.config.name and stream.config.name.startswith(f"{database}_"):
+                await js.delete_stream(stream.config.name)
+    finally:
+        await nc.close()
 
 
 def stop(stack: RunningStack, timeout_s: float = 40) -> None:

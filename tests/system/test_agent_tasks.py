@@ -21,7 +21,7 @@ TEXT = (
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("agent-tasks"), SUTAZAI_DATABASE_NAME="sutazai_systest") as running:
+    with run_stack(tmp_path_factory.mktemp("agent-tasks")) as running:
         yield running
 
 

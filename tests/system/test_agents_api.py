@@ -30,8 +30,7 @@ def agents_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, agents_dir: Path) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("agents"), SUTAZAI_DATABASE_NAME="sutazai_systest",
-                   SUTAZAI_AGENTS_DIR=str(agents_dir)) as running:
+    with run_stack(tmp_path_factory.mktemp("agents"), SUTAZAI_AGENTS_DIR=str(agents_dir)) as running:
         yield running
 
 

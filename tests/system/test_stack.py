@@ -26,7 +26,7 @@ SERVICE_FIELDS = {
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("stack"), SUTAZAI_DATABASE_NAME="sutazai_systest") as running:
+    with run_stack(tmp_path_factory.mktemp("stack")) as running:
         yield running
     # After Ctrl-C (SIGTERM) the stack leaves nothing behind.
     assert running.process.returncode == 0, running.log()

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.system
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("tasks"), SUTAZAI_DATABASE_NAME="sutazai_systest") as running:
+    with run_stack(tmp_path_factory.mktemp("tasks")) as running:
         yield running
 
 
