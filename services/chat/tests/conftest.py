@@ -133,6 +133,7 @@ async def chat_server(backends: list[dict[str, object]], **overrides: object) ->
     finally:
         await channel.close()
         await server.stop(1)
+        await service.cache.flush()
         for backend in service.router.backends:
             await backend.client.close()
         keys = [k async for k in client.scan_iter(match=settings.cache_prefix + "*")]

@@ -86,6 +86,7 @@ async def test_deterministic_reply_is_cached_and_the_model_server_not_asked_agai
         assert a.requests() == before  # neither reached the server
         assert not first.cached and second.cached and streamed[-1].done.cached
         assert second.response == first.response == streamed[-1].done.response
+        assert second.usage.tokens_per_second == first.usage.tokens_per_second  # the rate it was generated at
         # Not deterministic (no temperature 0, no seed), or use_cache off: always asks the model.
         await chat.stub.Chat(_req("Name a colour.", max_tokens=4, use_cache=True), timeout=60)
         await chat.stub.Chat(_req("Name a colour.", temperature=0, max_tokens=12, use_cache=False), timeout=60)

@@ -92,7 +92,8 @@ async def test_a_client_that_goes_away_stops_the_generation_on_the_model_server(
         while a.log().count("Disconnected from client") == before and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         assert a.log().count("Disconnected from client") == before + 1
-        # The server is free again at once: a short request does not wait behind 1500 tokens.
+        # The server is free again: a short request does not wait behind 1500 tokens (~30 s or more here);
+        # the bound is loose because this machine is shared.
         started = time.monotonic()
         await chat.stub.Chat(_req("Hi.", max_tokens=4), timeout=60)
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 15

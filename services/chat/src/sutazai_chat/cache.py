@@ -5,6 +5,7 @@ A Redis failure never fails a request: the cache then answers "miss" and skips t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ class ResponseCache:
         self._prefix = prefix
         self._stats_key = prefix + "cache:stats"
         self._model_prefix = prefix + "cache:model:"
+        self._pending: set[asyncio.Task[None]] = set()
 
     def key(self, model: str, messages: Sequence[dict[str, str]], params: Params) -> str:
         material = json.dumps({"model": model, "messages": list(messages), "params": asdict(params)},
@@ -41,16 +43,29 @@ class ResponseCache:
     async def get(self, key: str, model: str) -> dict[str, Any] | None:
         try:
             raw = await self._redis.get(key)
-            outcome = "hits" if raw is not None else "misses"
+        except redis.RedisError:
+            log.warning("response cache unavailable; answering without it", exc_info=True)
+            return None
+        # The counters are written after the reply has gone: a hit waits for one round trip only.
+        task = asyncio.create_task(self._count("hits" if raw is not None else "misses", model))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return json.loads(raw) if raw is not None else None
+
+    async def _count(self, outcome: str, model: str) -> None:
+        try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hincrby(self._stats_key, "gets", 1)
                 pipe.hincrby(self._stats_key, outcome, 1)
                 pipe.hincrby(self._model_prefix + model, outcome, 1)
                 await pipe.execute()
         except redis.RedisError:
-            log.warning("response cache unavailable; answering without it", exc_info=True)
-            return None
-        return json.loads(raw) if raw is not None else None
+            log.warning("cache counters not updated", exc_info=True)
+
+    async def flush(self) -> None:
+        """Wait for the counters still being written (tests, shutdown)."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
 
     async def set(self, key: str, value: dict[str, Any]) -> None:
         try:
@@ -62,6 +77,7 @@ class ResponseCache:
             log.warning("response cache unavailable; reply not stored", exc_info=True)
 
     async def stats(self) -> dict[str, Any]:
+        await self.flush()
         counters = {k.decode(): int(v) for k, v in (await self._redis.hgetall(self._stats_key)).items()}
         per_model: dict[str, dict[str, int]] = {}
         async for key in self._redis.scan_iter(match=self._model_prefix + "*", count=200):

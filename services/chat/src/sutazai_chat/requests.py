@@ -37,9 +37,12 @@ class Reply:
     finish_reason: str = "stop"
     cached: bool = False
     ttft_ms: float = 0.0
+    generated_rate: float | None = None  # a cached reply keeps the rate at which it was generated
 
     @property
     def tokens_per_second(self) -> float:
+        if self.generated_rate is not None:
+            return self.generated_rate
         generating_s = (self.duration_ms - self.ttft_ms) / 1000
         if self.completion_tokens <= 1 or generating_s <= 0:
             return 0.0

@@ -173,6 +173,7 @@ class ChatService:
         if found is None:
             return None
         reply = Reply(**found)
+        reply.generated_rate = reply.tokens_per_second
         reply.cached = True
         reply.duration_ms = round((time.perf_counter() - started) * 1000, 3)
         return reply
