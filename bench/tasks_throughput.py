@@ -358,20 +358,29 @@ class Submitted:
     finished_at: float = 0.0  # perf_counter when the last POST was answered
 
 
-async def submit_all(client: PlatformClient, count: int, concurrency: int, out: Submitted) -> None:
-    """POST ``count`` echo tasks with ``concurrency`` requests in flight."""
-    next_index = iter(range(count))
+async def submit_all(
+    client: PlatformClient, count: int, concurrency: int, out: Submitted, batch_size: int = 1
+) -> None:
+    """POST ``count`` echo tasks with ``concurrency`` requests in flight: one task per request, or
+    ``batch_size`` per request through ``POST /api/v1/tasks/batch``."""
+    batches = iter([list(range(start, min(count, start + batch_size))) for start in range(0, count, batch_size)])
+
+    def body(index: int) -> dict[str, Any]:
+        return {"task_type": "echo", "payload": {"n": index, "text": "hello"}, "priority": 0}
 
     async def sender() -> None:
-        for index in next_index:
-            body = {"task_type": "echo", "payload": {"n": index, "text": "hello"}, "priority": 0}
+        for batch in batches:
             submitted = time.time()
             try:
-                reply = await client.call("POST", "/api/v1/tasks", 202, body)
+                if batch_size == 1:
+                    reply = await client.call("POST", "/api/v1/tasks", 202, body(batch[0]))
+                    out.submit_times[reply["task_id"]] = submitted
+                else:
+                    reply = await client.call("POST", "/api/v1/tasks/batch", 202, {"tasks": [body(i) for i in batch]})
+                    for item in reply["items"]:
+                        out.submit_times[item["task_id"]] = submitted
             except BenchError as exc:
                 out.errors.append(str(exc))
-                continue
-            out.submit_times[reply["task_id"]] = submitted
 
     await asyncio.gather(*(sender() for _ in range(concurrency)))
     out.finished_at = time.perf_counter()
@@ -426,7 +435,7 @@ async def platform_round(base_url: str, admin_key: str, args: argparse.Namespace
         try:
             async with asyncio.timeout(args.timeout):
                 started = time.perf_counter()
-                submitting = asyncio.create_task(submit_all(user, args.tasks, args.concurrency, out))
+                submitting = asyncio.create_task(submit_all(user, args.tasks, args.concurrency, out, args.batch_size))
                 try:
                     done_at = await wait_completed(user, submitting, out)
                 finally:
@@ -661,6 +670,7 @@ def write_json(path: Path, rounds: dict[str, list[RoundResult]], medians: dict[s
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "load": {
             "tasks": args.tasks, "rounds": args.rounds, "platform_requests_in_flight": args.concurrency,
+            "platform_tasks_per_request": args.batch_size,
             "poll_interval_s": POLL_INTERVAL_S, "celery_concurrency": args.celery_concurrency,
             "gateway": gateway, "started_stack": not args.url,
         },
@@ -696,6 +706,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tasks", type=int, default=2000, help="tasks per round and system (default 2000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per system (default 3)")
     parser.add_argument("--concurrency", type=int, default=48, help="platform requests in flight (default 48)")
+    parser.add_argument("--batch-size", type=int, default=1,
+                        help="tasks per platform request: 1 = POST /api/v1/tasks each (default); "
+                             "N > 1 = POST /api/v1/tasks/batch with N tasks")
     parser.add_argument("--celery-concurrency", type=int, default=2, help="Celery worker processes (default 2)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per phase (default 180)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON result")
@@ -706,6 +719,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--url needs --api-key (an admin key, to create the benchmark users)")
     if not 1 <= args.tasks <= 100_000 or not 1 <= args.rounds <= 20 or not 1 <= args.concurrency <= 256:
         parser.error("--tasks must be 1..100000, --rounds 1..20, --concurrency 1..256")
+    if not 1 <= args.batch_size <= 500:
+        parser.error("--batch-size must be 1..500")
     if not 1 <= args.celery_concurrency <= 64 or not 1 <= args.timeout <= 1800:
         parser.error("--celery-concurrency must be 1..64 and --timeout 1..1800 s")
     return args

@@ -135,3 +135,20 @@ def test_events_follow_a_task_from_queued_to_completed(client: httpx.Client) -> 
     assert events[0] == "state" and events[-1] in ("completed", "state")
     assert time.monotonic() - started < 20
     assert client.get(f"/api/v1/tasks/{task_id}").json()["status"] == "completed"
+
+
+def test_bulk_submission_queues_all_in_order_or_none(client: httpx.Client) -> None:
+    tasks = [{"task_type": "echo", "payload": {"i": i}} for i in range(50)]
+    response = client.post("/api/v1/tasks/batch", json={"tasks": tasks})
+    assert response.status_code == 202, response.text
+    items = response.json()["items"]
+    assert len(items) == 50 and all(i["status"] == "queued" for i in items)
+    finals = [_final(client, i["task_id"]) for i in items]
+    assert [f["result"] for f in finals] == [{"i": i} for i in range(50)]
+
+    before = client.get("/api/v1/tasks", params={"limit": 1}).json()["total"]
+    bad = client.post("/api/v1/tasks/batch", json={"tasks": [tasks[0], {"task_type": "nope", "payload": {}}]})
+    assert bad.status_code == 400 and bad.json()["detail"].startswith("tasks[1].task_type:")
+    assert client.post("/api/v1/tasks/batch", json={"tasks": []}).status_code == 422
+    assert client.post("/api/v1/tasks/batch", json={"tasks": [tasks[0]] * 501}).status_code == 422
+    assert client.get("/api/v1/tasks", params={"limit": 1}).json()["total"] == before

@@ -73,3 +73,17 @@ async def test_retry_dead_and_replay(store: TaskStore) -> None:
     replayed = await store.replay(task.id)
     assert replayed is not None and (replayed.status, replayed.attempts, replayed.replays) == ("queued", 0, 1)
     assert await store.replay(task.id) is None  # only dead or failed tasks
+
+
+async def test_bulk_creation_keeps_order_and_idempotency(store: TaskStore) -> None:
+    owner = f"bulk-{uuid.uuid4().hex[:8]}"
+    earlier, _ = await store.create(_task(owner, idempotency_key="seen"))
+    batch = [_task(owner, idempotency_key="seen"), _task(owner), _task(owner, idempotency_key="twice"),
+             _task(owner, idempotency_key="twice")]
+    results = await store.create_many(batch)
+    assert [created for _, created in results] == [False, True, True, False]
+    assert results[0][0].id == earlier.id
+    assert results[3][0].id == results[2][0].id  # a key repeated inside one batch is one task
+    assert results[1][0].status == "queued"
+    _, total = await store.list(owner_id=owner, status=None, limit=10, offset=0)
+    assert total == 3

@@ -46,6 +46,18 @@ def _page(page: object) -> tuple[int, int]:
     return limit, offset
 
 
+MAX_BULK = 1000
+
+
+def _validated(identity: Identity, request: tasks_pb2.CreateTaskRequest) -> NewTask:
+    return validate_new_task(
+        owner_id=identity.user_id, task_type=request.task_type,
+        payload=json_format.MessageToDict(request.payload), priority=request.priority,
+        agent_id=request.agent_id, idempotency_key=request.idempotency_key,
+        timeout_s=request.timeout_s, max_attempts=request.max_attempts,
+    )
+
+
 class TaskServicer(
     placeholder_servicer(tasks_pb2_grpc.TaskServiceServicer, SERVICE, "not planned")  # type: ignore[misc]
 ):
@@ -56,12 +68,7 @@ class TaskServicer(
     async def CreateTask(self, request: tasks_pb2.CreateTaskRequest, context: Ctx) -> tasks_pb2.Task:
         identity = await require_identity(context)
         try:
-            new = validate_new_task(
-                owner_id=identity.user_id, task_type=request.task_type,
-                payload=json_format.MessageToDict(request.payload), priority=request.priority,
-                agent_id=request.agent_id, idempotency_key=request.idempotency_key,
-                timeout_s=request.timeout_s, max_attempts=request.max_attempts,
-            )
+            new = _validated(identity, request)
         except TaskError as exc:
             await _abort(context, exc)
             raise
@@ -78,6 +85,29 @@ class TaskServicer(
                 with contextlib.suppress(Exception):
                     await self._bus.event(task.id, "queued", "queued")
         return convert.to_proto(task)
+
+    async def CreateTasks(self, request: tasks_pb2.CreateTasksRequest, context: Ctx) -> tasks_pb2.CreateTasksResponse:
+        """Bulk submission: one statement, concurrent dispatch. All or none: one bad item refuses the call."""
+        identity = await require_identity(context)
+        if not 1 <= len(request.tasks) <= MAX_BULK:
+            await _abort(context, InvalidTaskError(f"tasks: between 1 and {MAX_BULK} per call"))
+        news = []
+        for index, item in enumerate(request.tasks):
+            try:
+                news.append(_validated(identity, item))
+            except TaskError as exc:
+                await _abort(context, type(exc)(f"tasks[{index}].{exc}"))
+        results = await self._store.create_many(news)
+        queued = [task for task, _ in results if task.status == "queued"]
+        outcomes = await asyncio.gather(*(self._bus.dispatch(t) for t in queued), return_exceptions=True)
+        if any(isinstance(o, Exception) for o in outcomes):
+            log.warning("dispatch of some of %d tasks deferred to the sweeper", len(queued))
+        for task, created in results:
+            if created:
+                metrics.TASKS_CREATED.labels(task.task_type).inc()
+                with contextlib.suppress(Exception):
+                    await self._bus.event(task.id, "queued", "queued")
+        return tasks_pb2.CreateTasksResponse(tasks=[convert.to_proto(t) for t, _ in results])
 
     async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: Ctx) -> tasks_pb2.Task:
         identity = await require_identity(context)

@@ -70,6 +70,38 @@ class TaskStore:
         assert existing is not None
         return _row(existing), False
 
+    async def create_many(self, tasks: Sequence[NewTask]) -> list[tuple[TaskRow, bool]]:
+        """``create`` for many tasks in one statement; results in input order."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            records = await conn.fetch(
+                f"INSERT INTO tasks.tasks (id, owner_id, task_type, payload, priority, agent_id, status,"
+                f" max_attempts, timeout_s, idempotency_key, parent_id)"
+                f" SELECT id, owner_id, task_type, payload, priority, agent_id, 'queued', max_attempts, timeout_s,"
+                f" idempotency_key, parent_id FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[],"
+                f" $5::int[], $6::text[], $7::int[], $8::int[], $9::text[], $10::uuid[])"
+                f" AS v(id, owner_id, task_type, payload, priority, agent_id, max_attempts, timeout_s,"
+                f" idempotency_key, parent_id)"
+                f" ON CONFLICT (owner_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
+                [uuid.UUID(t.id) for t in tasks], [t.owner_id for t in tasks], [t.task_type for t in tasks],
+                [t.payload for t in tasks], [t.priority for t in tasks], [t.agent_id for t in tasks],
+                [t.max_attempts for t in tasks], [t.timeout_s for t in tasks], [t.idempotency_key for t in tasks],
+                [uuid.UUID(t.parent_id) if t.parent_id else None for t in tasks],
+            )
+            created = {str(r["id"]): _row(r) for r in records}
+            repeats = [t for t in tasks if t.id not in created]
+            existing: dict[tuple[str, str | None], TaskRow] = {}
+            if repeats:
+                rows = await conn.fetch(
+                    f"SELECT {_COLUMNS} FROM tasks.tasks WHERE (owner_id, idempotency_key) IN"
+                    f" (SELECT * FROM unnest($1::text[], $2::text[]))",
+                    [t.owner_id for t in repeats], [t.idempotency_key for t in repeats],
+                )
+                existing = {(r["owner_id"], r["idempotency_key"]): _row(r) for r in rows}
+        return [
+            (created[t.id], True) if t.id in created else (existing[(t.owner_id, t.idempotency_key)], False)
+            for t in tasks
+        ]
+
     async def get(self, task_id: str, owner_id: str | None = None) -> TaskRow | None:
         """The task; scoped to ``owner_id`` unless it is None (workers, admins)."""
         record = await self._pool.fetchrow(

@@ -39,6 +39,11 @@ class TaskServiceStub:
                 request_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CreateTaskRequest.SerializeToString,
                 response_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.Task.FromString,
                 _registered_method=True)
+        self.CreateTasks = channel.unary_unary(
+                '/sutazai.tasks.v1.TaskService/CreateTasks',
+                request_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CreateTasksRequest.SerializeToString,
+                response_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CreateTasksResponse.FromString,
+                _registered_method=True)
         self.GetTask = channel.unary_unary(
                 '/sutazai.tasks.v1.TaskService/GetTask',
                 request_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.GetTaskRequest.SerializeToString,
@@ -80,6 +85,12 @@ class TaskServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CreateTask(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateTasks(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,6 +149,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.CreateTask,
                     request_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CreateTaskRequest.FromString,
                     response_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.Task.SerializeToString,
+            ),
+            'CreateTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTasks,
+                    request_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CreateTasksRequest.FromString,
+                    response_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CreateTasksResponse.SerializeToString,
             ),
             'GetTask': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTask,
@@ -202,6 +218,33 @@ class TaskService:
             '/sutazai.tasks.v1.TaskService/CreateTask',
             sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CreateTaskRequest.SerializeToString,
             sutazai_dot_tasks_dot_v1_dot_tasks__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.tasks.v1.TaskService/CreateTasks',
+            sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CreateTasksRequest.SerializeToString,
+            sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CreateTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

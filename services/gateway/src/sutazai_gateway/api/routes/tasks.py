@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import grpc
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sutazai.common.v1 import common_pb2
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
@@ -72,19 +72,40 @@ def _task_id(raw: str) -> str:
 TaskId = Annotated[str, Path(max_length=64)]
 
 
-@router.post("", status_code=202)
-async def create_task(body: CreateTask, user: CurrentUser, state: StateDep) -> dict[str, Any]:
+def _create_request(body: CreateTask) -> tasks_pb2.CreateTaskRequest:
     request = tasks_pb2.CreateTaskRequest(
         task_type=body.task_type, priority=body.priority, agent_id=body.agent_id or "",
         idempotency_key=body.idempotency_key or "", timeout_s=body.timeout_s or 0,
         max_attempts=body.max_attempts or 0,
     )
     request.payload.update(body.payload)
+    return request
+
+
+@router.post("", status_code=202, response_model=None)
+async def create_task(body: CreateTask, user: CurrentUser, state: StateDep) -> JSONResponse:
+    """Queue a task: 202 ``{task_id, status: "queued", result{message}, created_at}``. The hot path of
+    bulk submission, so the reply is small and serialised directly (read the task with GET)."""
     with upstream_errors("tasks"):
-        task = await _stub(state).CreateTask(request, metadata=user.to_metadata())
+        task = await _stub(state).CreateTask(_create_request(body), metadata=user.to_metadata())
     status = _STATUS_NAME.get(task.status, "unknown")
-    return {"task_id": task.task_id, "status": status,
-            "result": {"message": f"task {status}"}, "task": task_json(task)}
+    return JSONResponse({"task_id": task.task_id, "status": status, "result": {"message": f"task {status}"},
+                         "created_at": _iso(task, "created_at")}, status_code=202)
+
+
+class CreateTasks(BaseModel):
+    tasks: list[CreateTask] = Field(min_length=1, max_length=500)
+
+
+@router.post("/batch", status_code=202, response_model=None)
+async def create_tasks(body: CreateTasks, user: CurrentUser, state: StateDep) -> JSONResponse:
+    """Queue up to 500 tasks in one request (all or none): 202 ``{items: [{task_id, status}], count}``
+    in the order given. Each item takes the same fields as ``POST /api/v1/tasks``."""
+    request = tasks_pb2.CreateTasksRequest(tasks=[_create_request(t) for t in body.tasks])
+    with upstream_errors("tasks"):
+        reply = await _stub(state).CreateTasks(request, metadata=user.to_metadata())
+    items = [{"task_id": t.task_id, "status": _STATUS_NAME.get(t.status, "unknown")} for t in reply.tasks]
+    return JSONResponse({"items": items, "count": len(items)}, status_code=202)
 
 
 @router.get("")
