@@ -54,6 +54,10 @@ def test_settings_read_the_documented_variables(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("HOME", "/root")  # must not be mistaken for SUTAZAI_HOME
     settings = StackSettings()
     assert settings.embedded and settings.home == Path("/tmp/x")
+    monkeypatch.delenv("SUTAZAI_HOME")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    assert StackSettings().home == Path(".sutazai")  # not $HOME
+    assert StackSettings().log_level == "INFO"  # only SUTAZAI_LOG_LEVEL
 
 
 def test_a_bad_database_name_is_refused() -> None:

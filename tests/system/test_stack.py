@@ -108,3 +108,11 @@ def test_a_service_stops_within_5s_of_sigterm(stack: RunningStack) -> None:
     assert time.monotonic() - started < 5.0
     log = Path(stack.state["services"]["memory"]["log"]).read_text()
     assert '"stopped in' in log or "stopped in" in log
+
+
+def test_a_task_worker_stops_within_5s_of_sigterm(stack: RunningStack) -> None:
+    pid = stack.pid("tasks-worker-2")
+    started = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    assert wait_until(lambda: not alive(pid), 5.0, interval_s=0.05)
+    assert time.monotonic() - started < 5.0

@@ -7,7 +7,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class StackSettings(BaseSettings):
     """What ``python -m sutazai_stack run`` reads from the environment (and its flags override)."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    # Case-sensitive: with populate_by_name, the field ``home`` would otherwise be read from $HOME.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=True)
 
     home: Path = Field(Path(".sutazai"), validation_alias=AliasChoices("SUTAZAI_HOME"))
     database_url: str | None = Field(None, validation_alias=AliasChoices("DATABASE_URL"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 from importlib.resources import files
 
@@ -83,10 +84,14 @@ async def run_worker(settings: Settings) -> None:
         # The batch in hand finishes (or is redelivered if it outlasts the stop); no new batch is pulled.
         await worker.run(stop)
     finally:
-        await agents.close()
-        await chat.close()
-        await bus.nc.drain()
-        await pool.close()
+        # Close, not drain: unacknowledged messages are redelivered anyway, and a drain of pull
+        # subscriptions can wait out its whole timeout. Bounded so SIGTERM to exit stays short.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await agents.close()
+                await chat.close()
+                await bus.nc.close()
+                await pool.close()
 
 
 def main() -> None:
