@@ -40,14 +40,9 @@ class Stack:
 
     def start(self) -> str:
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
-        resolvers = {
-            "postgres": infra.resolve_postgres, "redis": infra.resolve_redis,
-            "nats": infra.resolve_nats, "model_server": infra.resolve_model_server,
-            "embeddings": infra.resolve_embeddings,
-        }
-        for name, resolve in resolvers.items():
-            resolved = resolve(self.settings, self.home)
-            self.infra[name] = resolved
+        for part in infra.PARTS:
+            resolved = infra.resolve(part, self.settings, self.home)
+            self.infra[part.name] = resolved
             if resolved.process:
                 self.started.append(resolved.process)
             log.info("%s", resolved.describe())

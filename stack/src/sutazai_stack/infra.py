@@ -88,108 +88,97 @@ async def _ensure_database(url: str) -> None:
         await admin.close()
 
 
-def resolve_postgres(settings: StackSettings, home: Path) -> Resolved:
-    if settings.database_url:
-        resolved = Resolved("postgres", settings.database_url, "configured")
-    elif not settings.embedded and answers("127.0.0.1", 5432):
-        resolved = Resolved("postgres", f"postgresql://postgres@127.0.0.1:5432/{settings.database_name}", "existing")
+@dataclass(frozen=True)
+class Part:
+    """One piece of infrastructure and how to find, start and wait for it."""
+
+    name: str
+    configured: Callable[[StackSettings], str | None]
+    standard_port: int
+    url_for: Callable[[int, StackSettings], str]
+    start: Callable[[Path, int, StackSettings], ManagedProcess]
+    ready: Callable[[str], None]  # raises until the server at the URL is ready
+    # Servers the stack itself would start (model, embeddings) are not shared with a free-ports stack.
+    share_when_free_ports: bool = True
+    answering: Callable[[str, int], bool] = lambda url, port: answers("127.0.0.1", port)
+
+
+def resolve(part: Part, settings: StackSettings, home: Path) -> Resolved:
+    """A configured URL; else a server already answering on the standard port; else the embedded one."""
+    configured = part.configured(settings)
+    standard_url = part.url_for(part.standard_port, settings)
+    if configured:
+        resolved = Resolved(part.name, configured.rstrip("/"), "configured")
+    elif (
+        not settings.embedded
+        and (part.share_when_free_ports or not settings.free_ports)
+        and part.answering(standard_url, part.standard_port)
+    ):
+        resolved = Resolved(part.name, standard_url, "existing")
     else:
-        port = _port_for(5432, settings)
-        process = embedded.postgres(home, port)
+        port = _port_for(part.standard_port, settings)
+        process = part.start(home, port, settings)
+        log.info("starting %s ...", part.name)
         process.start()
-        url = f"postgresql://postgres@127.0.0.1:{port}/{settings.database_name}"
-        resolved = Resolved("postgres", url, "embedded", process)
-    _wait("postgres", lambda: asyncio.run(_ensure_database(resolved.url)), settings.start_timeout_s,
-          resolved.process)
-    return resolved
-
-
-def resolve_redis(settings: StackSettings, home: Path) -> Resolved:
-    if settings.redis_url:
-        resolved = Resolved("redis", settings.redis_url, "configured")
-    elif not settings.embedded and answers("127.0.0.1", 6379):
-        resolved = Resolved("redis", "redis://127.0.0.1:6379/0", "existing")
-    else:
-        port = _port_for(6379, settings)
-        process = embedded.redis(home, port)
-        process.start()
-        resolved = Resolved("redis", f"redis://127.0.0.1:{port}/0", "embedded", process)
-
-    def ping() -> None:
-        with redis_client.Redis.from_url(resolved.url, socket_timeout=2, socket_connect_timeout=1) as client:
-            client.ping()
-
-    _wait("redis", ping, settings.start_timeout_s, resolved.process)
-    return resolved
-
-
-def resolve_nats(settings: StackSettings, home: Path) -> Resolved:
-    if settings.nats_url:
-        resolved = Resolved("nats", settings.nats_url, "configured")
-    elif not settings.embedded and answers("127.0.0.1", 4222):
-        resolved = Resolved("nats", "nats://127.0.0.1:4222", "existing")
-    else:
-        port = _port_for(4222, settings)
-        process = embedded.nats(home, port)
-        process.start()
-        resolved = Resolved("nats", f"nats://127.0.0.1:{port}", "embedded", process)
-    parts = urlsplit(resolved.url)
-    host, port_ = parts.hostname or "127.0.0.1", parts.port or 4222
-
-    def reachable() -> None:
-        if not answers(host, port_):
-            raise ConnectionError(f"nothing answers on {host}:{port_}")
-
-    _wait("nats", reachable, settings.start_timeout_s, resolved.process)
-    return resolved
-
-
-def resolve_model_server(settings: StackSettings, home: Path) -> Resolved:
-    if settings.model_url:
-        resolved = Resolved("model_server", settings.model_url.rstrip("/"), "configured")
-    elif not settings.embedded and not settings.free_ports and _is_openai_server("http://127.0.0.1:11435"):
-        resolved = Resolved("model_server", "http://127.0.0.1:11435", "existing")
-    else:
-        port = _port_for(11435, settings)
-        process = embedded.model_server(home, port, settings.model_server_python)
-        log.info("starting the model server (llama.cpp with %s); loading the model ...", embedded.MODEL_ALIAS)
-        process.start()
-        resolved = Resolved("model_server", f"http://127.0.0.1:{port}", "embedded", process)
+        resolved = Resolved(part.name, part.url_for(port, settings), "embedded", process)
     started = time.monotonic()
     last_note = [started]
 
     def ready() -> None:
-        if time.monotonic() - last_note[0] > 5:
-            log.info("  still waiting for the model server (%.0f s) ...", time.monotonic() - started)
+        if time.monotonic() - last_note[0] > 5:  # show progress while a model loads
+            log.info("  still waiting for %s (%.0f s) ...", part.name, time.monotonic() - started)
             last_note[0] = time.monotonic()
-        if not _is_openai_server(resolved.url):
-            raise ConnectionError("model server not answering yet")
+        part.ready(resolved.url)
 
-    _wait("model_server", ready, settings.start_timeout_s, resolved.process)
-    log.info("model server ready in %.1f s", time.monotonic() - started)
+    _wait(part.name, ready, settings.start_timeout_s, resolved.process)
+    if resolved.process:
+        log.info("%s ready in %.1f s", part.name, time.monotonic() - started)
     return resolved
 
 
-def resolve_embeddings(settings: StackSettings, home: Path) -> Resolved:
-    """The embeddings server: configured, else one answering on 11436, else all-MiniLM-L6-v2 from the
-    model server's virtualenv."""
-    if settings.embeddings_url:
-        resolved = Resolved("embeddings", settings.embeddings_url.rstrip("/"), "configured")
-    elif not settings.embedded and not settings.free_ports and _is_openai_server("http://127.0.0.1:11436"):
-        resolved = Resolved("embeddings", "http://127.0.0.1:11436", "existing")
-    else:
-        port = _port_for(11436, settings)
-        process = embedded.embeddings_server(home, port, settings.model_server_python)
-        log.info("starting the embeddings server (sentence-transformers, %s) ...", "all-MiniLM-L6-v2")
-        process.start()
-        resolved = Resolved("embeddings", f"http://127.0.0.1:{port}", "embedded", process)
+def _redis_ping(url: str) -> None:
+    with redis_client.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1) as client:
+        client.ping()
 
-    def ready() -> None:
-        if not _is_openai_server(resolved.url):
-            raise ConnectionError("embeddings server not answering yet")
 
-    _wait("embeddings", ready, settings.start_timeout_s, resolved.process)
-    return resolved
+def _tcp_answers(url: str) -> None:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 4222
+    if not answers(host, port):
+        raise ConnectionError(f"nothing answers on {host}:{port}")
+
+
+def _openai_answers(url: str) -> None:
+    if not _is_openai_server(url):
+        raise ConnectionError(f"{url} does not answer GET /v1/models yet")
+
+
+PARTS = (
+    Part(
+        "postgres", lambda s: s.database_url, 5432,
+        lambda port, s: f"postgresql://postgres@127.0.0.1:{port}/{s.database_name}",
+        lambda home, port, s: embedded.postgres(home, port),
+        lambda url: asyncio.run(_ensure_database(url)),
+    ),
+    Part(
+        "redis", lambda s: s.redis_url, 6379, lambda port, s: f"redis://127.0.0.1:{port}/0",
+        lambda home, port, s: embedded.redis(home, port), _redis_ping,
+    ),
+    Part(
+        "nats", lambda s: s.nats_url, 4222, lambda port, s: f"nats://127.0.0.1:{port}",
+        lambda home, port, s: embedded.nats(home, port), _tcp_answers,
+    ),
+    Part(
+        "model_server", lambda s: s.model_url, 11435, lambda port, s: f"http://127.0.0.1:{port}",
+        lambda home, port, s: embedded.model_server(home, port, s.model_server_python), _openai_answers,
+        share_when_free_ports=False, answering=lambda url, port: _is_openai_server(url),
+    ),
+    Part(
+        "embeddings", lambda s: s.embeddings_url, 11436, lambda port, s: f"http://127.0.0.1:{port}",
+        lambda home, port, s: embedded.embeddings_server(home, port, s.model_server_python), _openai_answers,
+        share_when_free_ports=False, answering=lambda url, port: _is_openai_server(url),
+    ),
+)
 
 
 def _is_openai_server(base_url: str) -> bool:

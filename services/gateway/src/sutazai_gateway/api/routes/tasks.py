@@ -108,30 +108,33 @@ async def create_tasks(body: CreateTasks, user: CurrentUser, state: StateDep) ->
     return JSONResponse({"items": items, "count": len(items)}, status_code=202)
 
 
+def _page(reply: tasks_pb2.ListTasksResponse, limit: int, offset: int) -> dict[str, Any]:
+    return {"items": [task_json(t) for t in reply.tasks], "total": reply.page.total, "limit": limit,
+            "offset": offset}
+
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Offset = Annotated[int, Query(ge=0)]
+
+
 @router.get("")
 async def list_tasks(
-    user: CurrentUser, state: StateDep, status: StatusName | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+    user: CurrentUser, state: StateDep, status: StatusName | None = None, limit: Limit = 50, offset: Offset = 0,
 ) -> dict[str, Any]:
     request = tasks_pb2.ListTasksRequest(page=common_pb2.PageRequest(limit=limit, offset=offset))
     if status:
         request.status = _STATUS_VALUE[status]
     with upstream_errors("tasks"):
         reply = await _stub(state).ListTasks(request, metadata=user.to_metadata())
-    return {"items": [task_json(t) for t in reply.tasks], "total": reply.page.total, "limit": limit,
-            "offset": offset}
+    return _page(reply, limit, offset)
 
 
 @router.get("/dead")
-async def list_dead(
-    user: AdminUser, state: StateDep, limit: Annotated[int, Query(ge=1, le=100)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
-) -> dict[str, Any]:
+async def list_dead(user: AdminUser, state: StateDep, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
     request = tasks_pb2.ListDeadTasksRequest(page=common_pb2.PageRequest(limit=limit, offset=offset))
     with upstream_errors("tasks"):
         reply = await _stub(state).ListDeadTasks(request, metadata=user.to_metadata())
-    return {"items": [task_json(t) for t in reply.tasks], "total": reply.page.total, "limit": limit,
-            "offset": offset}
+    return _page(reply, limit, offset)
 
 
 @router.get("/{task_id}")
