@@ -18,34 +18,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from _platform import BenchError, check_loopback_url, free_port, platform_stack, ratio, run_benchmark, say, stop_process
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_PATH = BENCH_DIR / "results" / "gateway_status.json"
 STATUS_PATH = "/api/v1/status"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-STACK_START_TIMEOUT_S = 180.0
 BARE_START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 90.0  # the stack stops its children one by one, each within 10 s
 TARGETS = {"bare": "bare FastAPI", "gateway": "gateway /status"}
 
 
@@ -60,22 +54,7 @@ class Measurement:
     client_cpu_percent: float | None = None
 
 
-class BenchError(RuntimeError):
-    """A server did not start or a measurement failed; the message says why."""
-
-
-def say(message: str) -> None:
-    """Progress goes to stderr so that stdout holds only the result table."""
-    print(message, file=sys.stderr, flush=True)  # noqa: T201
-
-
 # --- servers -----------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def answers_200(url: str) -> bool:
@@ -84,19 +63,6 @@ def answers_200(url: str) -> bool:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """SIGTERM, wait, and SIGKILL only if it did not stop in time."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        say(f"pid {process.pid} did not stop within {timeout_s:.0f} s; killing it")
-        process.kill()
-        process.wait(10)
 
 
 @contextmanager
@@ -119,59 +85,6 @@ def bare_server() -> Iterator[str]:
         yield url
     finally:
         stop_process(process, timeout_s=10)
-
-
-def log_tails(home: Path, lines: int = 15) -> str:
-    """The end of every log the stack wrote, to explain a failed start."""
-    parts = []
-    for log in sorted([home / "stack.out", *(home / "logs").glob("*.log")]):
-        if log.is_file():
-            tail = log.read_text(errors="replace").splitlines()[-lines:]
-            parts.append(f"--- {log} ---\n" + "\n".join(tail))
-    return "\n".join(parts) or f"(no logs in {home})"
-
-
-def wait_for_stack(process: subprocess.Popen[bytes], home: Path) -> str:
-    """Poll for ``run/stack.json``; return the gateway URL it names."""
-    state_file = home / "run" / "stack.json"
-    deadline = time.monotonic() + STACK_START_TIMEOUT_S
-    while not state_file.exists():
-        if process.poll() is not None:
-            raise BenchError(f"sutazai_stack exited with code {process.returncode}:\n{log_tails(home)}")
-        if time.monotonic() > deadline:
-            raise BenchError(f"sutazai_stack was not ready within {STACK_START_TIMEOUT_S:.0f} s:\n{log_tails(home)}")
-        time.sleep(0.5)
-    return str(json.loads(state_file.read_text())["gateway_url"])
-
-
-@contextmanager
-def platform_stack() -> Iterator[str]:
-    """The whole platform on free ports in a temporary home; yields the gateway URL.
-
-    The home (with the logs) is removed afterwards, unless a start or a measurement failed."""
-    home = Path(tempfile.mkdtemp(prefix="sutazai-bench-"))
-    env = {**os.environ, "SUTAZAI_DATABASE_NAME": "sutazai_bench"}
-    say(f"starting the platform (home {home}) ...")
-    with open(home / "stack.out", "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sutazai_stack", "run", "--free-ports", "--home", str(home)],
-            env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    keep = False
-    try:
-        url = wait_for_stack(process, home)
-        say(f"platform ready: {url}")
-        yield url
-    except BenchError:
-        keep = True
-        raise
-    finally:
-        say("stopping the platform ...")
-        stop_process(process, timeout_s=STOP_TIMEOUT_S)
-        if keep:
-            say(f"kept {home} for its logs")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
 
 
 # --- load ----------------------------------------------------------------------------------------------------
@@ -260,10 +173,6 @@ def median_of(rounds: list[Measurement]) -> Measurement:
     )
 
 
-def ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator else math.nan
-
-
 def ratios(gateway: Measurement, bare: Measurement) -> dict[str, float]:
     return {
         "throughput": ratio(gateway.requests_per_s, bare.requests_per_s),
@@ -316,8 +225,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON result")
     args = parser.parse_args(argv)
-    if args.url and urlsplit(args.url).hostname not in LOOPBACK:
-        parser.error("--url must point at this machine (127.0.0.1 or localhost)")
+    check_loopback_url(parser, args.url)
     if args.duration <= 0 or args.warmup < 0 or args.rounds < 1 or args.connections < 1:
         parser.error("--duration and --rounds and --connections must be positive, --warmup not negative")
     return args
@@ -329,8 +237,8 @@ def gateway_base_url(url: str | None) -> Iterator[str]:
     if url:
         yield url.rstrip("/")
         return
-    with platform_stack() as started:
-        yield started
+    with platform_stack() as stack:
+        yield stack.url
 
 
 def benchmark(args: argparse.Namespace) -> None:
@@ -349,18 +257,7 @@ def benchmark(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so the servers this script started are stopped either way.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        benchmark(args)
-    except BenchError as exc:
-        say(f"error: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    return 0
+    return run_benchmark(benchmark, parse_args(argv))
 
 
 if __name__ == "__main__":

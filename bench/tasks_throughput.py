@@ -33,7 +33,6 @@ import platform
 import re
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -45,17 +44,24 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import aiohttp
+from _platform import (
+    BenchError,
+    Platform,
+    check_loopback_url,
+    log_tails,
+    platform_stack,
+    ratio,
+    run_benchmark,
+    say,
+    stop_process,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 RESULTS_PATH = BENCH_DIR / "results" / "tasks_throughput.json"
 MODEL_SERVER_PYTHON_FILE = REPO_DIR / ".sutazai" / "model-server-python"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-STACK_START_TIMEOUT_S = 180.0
-STOP_TIMEOUT_S = 90.0  # the stack stops its children one by one, each within 10 s
 CELERY_START_TIMEOUT_S = 60.0
 CELERY_STOP_TIMEOUT_S = 30.0
 REDIS_HOST, REDIS_PORT, BROKER_DB, BACKEND_DB = "127.0.0.1", 6379, 13, 14
@@ -98,15 +104,6 @@ class RoundResult:
                 for group, percent in self.cpu_percent.items()}
 
 
-class BenchError(RuntimeError):
-    """A server did not start or a measurement failed; the message says why."""
-
-
-def say(message: str) -> None:
-    """Progress goes to stderr so that stdout holds only the result table."""
-    print(message, file=sys.stderr, flush=True)  # noqa: T201
-
-
 # --- numbers -------------------------------------------------------------------------------------------------
 
 
@@ -125,10 +122,6 @@ def parse_time(value: str | datetime) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
-
-
-def ratio(numerator: float, denominator: float) -> float:
-    return numerator / denominator if denominator else math.nan
 
 
 # --- CPU use of the processes involved (Linux /proc; empty elsewhere) ---------------------------------------
@@ -229,89 +222,6 @@ class CpuMeter:
 
 
 # --- the platform --------------------------------------------------------------------------------------------
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float, group: bool = False) -> None:
-    """SIGTERM, wait, and SIGKILL (the whole process group if ``group``) only if it did not stop in time."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        say(f"pid {process.pid} did not stop within {timeout_s:.0f} s; killing it")
-        if group:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        else:
-            process.kill()
-        process.wait(10)
-
-
-def log_tails(home: Path, lines: int = 15) -> str:
-    """The end of every log the stack wrote, to explain a failed start or a failed measurement."""
-    parts = []
-    for log in sorted([home / "stack.out", *(home / "logs").glob("*.log")]):
-        if log.is_file():
-            tail = log.read_text(errors="replace").splitlines()[-lines:]
-            parts.append(f"--- {log} ---\n" + "\n".join(tail))
-    return "\n".join(parts) or f"(no logs in {home})"
-
-
-def wait_for_stack(process: subprocess.Popen[bytes], home: Path) -> tuple[str, str]:
-    """Poll for ``run/stack.json``; return the gateway URL it names and the admin API key."""
-    state_file = home / "run" / "stack.json"
-    deadline = time.monotonic() + STACK_START_TIMEOUT_S
-    while not state_file.exists():
-        if process.poll() is not None:
-            raise BenchError(f"sutazai_stack exited with code {process.returncode}:\n{log_tails(home)}")
-        if time.monotonic() > deadline:
-            raise BenchError(f"sutazai_stack was not ready within {STACK_START_TIMEOUT_S:.0f} s:\n{log_tails(home)}")
-        time.sleep(0.5)
-    url = str(json.loads(state_file.read_text())["gateway_url"])
-    api_key = str(json.loads((home / "secrets.json").read_text())["admin_api_key"])
-    return url.rstrip("/"), api_key
-
-
-def stack_env() -> dict[str, str]:
-    env = {**os.environ, "SUTAZAI_DATABASE_NAME": "sutazai_bench"}
-    if not env.get("SUTAZAI_MODEL_SERVER_PYTHON") and MODEL_SERVER_PYTHON_FILE.is_file():
-        env["SUTAZAI_MODEL_SERVER_PYTHON"] = MODEL_SERVER_PYTHON_FILE.read_text().strip()
-    return env
-
-
-@contextmanager
-def platform_stack(keep_home: list[Path]) -> Iterator[tuple[str, str, Path]]:
-    """The whole platform on free ports in a temporary home; yields the gateway URL, admin API key and home.
-
-    The home (with the logs) is removed afterwards, unless a start or a measurement failed."""
-    home = Path(tempfile.mkdtemp(prefix="sutazai-bench-"))
-    say(f"starting the platform (home {home}) ...")
-    with open(home / "stack.out", "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sutazai_stack", "run", "--free-ports", "--home", str(home)],
-            env=stack_env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches only us; we stop it in order
-        )
-    CpuMeter.roots.add(process.pid)
-    CpuMeter.own_stack = True
-    keep = False
-    try:
-        url, api_key = wait_for_stack(process, home)
-        say(f"platform ready: {url}")
-        yield url, api_key, home
-    except BenchError:
-        keep = True
-        raise
-    finally:
-        say("stopping the platform ...")
-        stop_process(process, timeout_s=STOP_TIMEOUT_S)
-        if keep or home in keep_home:
-            say(f"kept {home} for its logs")
-        else:
-            shutil.rmtree(home, ignore_errors=True)
 
 
 class PlatformClient:
@@ -713,8 +623,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds allowed per phase (default 180)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON result")
     args = parser.parse_args(argv)
-    if args.url and urlsplit(args.url).hostname not in LOOPBACK:
-        parser.error("--url must point at this machine (127.0.0.1 or localhost)")
+    check_loopback_url(parser, args.url)
     if args.url and not args.api_key:
         parser.error("--url needs --api-key (an admin key, to create the benchmark users)")
     if not 1 <= args.tasks <= 100_000 or not 1 <= args.rounds <= 20 or not 1 <= args.concurrency <= 256:
@@ -726,27 +635,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def model_server_env() -> dict[str, str]:
+    """``SUTAZAI_MODEL_SERVER_PYTHON`` from ``.sutazai/model-server-python`` when it is not set."""
+    if not os.environ.get("SUTAZAI_MODEL_SERVER_PYTHON") and MODEL_SERVER_PYTHON_FILE.is_file():
+        return {"SUTAZAI_MODEL_SERVER_PYTHON": MODEL_SERVER_PYTHON_FILE.read_text().strip()}
+    return {}
+
+
 @contextmanager
-def gateway(args: argparse.Namespace, keep_home: list[Path]) -> Iterator[tuple[str, str, Path | None]]:
-    """The given gateway, or a platform started for this run."""
+def gateway(args: argparse.Namespace) -> Iterator[tuple[str, str, Platform | None]]:
+    """The given gateway, or a platform started for this run (then also yielded, for its logs)."""
     if args.url:
         yield args.url.rstrip("/"), args.api_key, None
         return
-    with platform_stack(keep_home) as (url, api_key, home):
-        yield url, api_key, home
+    with platform_stack(model_server_env()) as stack:
+        CpuMeter.roots.add(stack.pid)
+        CpuMeter.own_stack = True
+        yield stack.url, stack.admin_key, stack
 
 
 def benchmark(args: argparse.Namespace) -> None:
-    keep_home: list[Path] = []
-    with gateway(args, keep_home) as (url, api_key, home), celery_worker(args):
+    with gateway(args) as (url, api_key, stack), celery_worker(args):
         say(f"{args.tasks} echo tasks per round, {args.rounds} rounds; platform: {args.concurrency} requests in "
             f"flight; celery: .delay() from this process, worker concurrency {args.celery_concurrency}")
         try:
             rounds = run_rounds(url, api_key, args)
         except BenchError as exc:
-            if home is not None:
-                keep_home.append(home)
-                raise BenchError(f"{exc}\n{log_tails(home)}") from exc
+            if stack is not None:  # platform_stack keeps the home on a BenchError
+                raise BenchError(f"{exc}\n{log_tails(stack.home)}") from exc
             raise
     medians = {name: median_of(results) for name, results in rounds.items()}
     verdict = goals(medians)
@@ -756,18 +672,7 @@ def benchmark(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    # SIGTERM unwinds like Ctrl-C, so the processes this script started are stopped either way.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        benchmark(args)
-    except BenchError as exc:
-        say(f"error: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    return 0
+    return run_benchmark(benchmark, parse_args(argv))
 
 
 if __name__ == "__main__":
