@@ -110,3 +110,6 @@ def test_system_prompt_goes_first_and_limits_hold() -> None:
         build_call(limits, model="m", messages=[("user", "a")] * 4)
     with pytest.raises(InvalidRequestError, match="max_tokens"):
         build_call(limits, model="m", messages=[("user", "a")], max_tokens=0)
+    capped = Limits(max_prompt_chars=10, max_messages=3, default_max_tokens=64)
+    assert build_call(capped, model="m", messages=[("user", "a")]).params.max_tokens == 64
+    assert build_call(capped, model="m", messages=[("user", "a")], max_tokens=8).params.max_tokens == 8

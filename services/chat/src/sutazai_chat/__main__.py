@@ -38,8 +38,9 @@ def build_service(settings: Settings, cache_client: redis.Redis) -> ChatService:
 
 
 def build_servicer(settings: Settings, service: ChatService) -> ChatServicer:
+    limits = Limits(settings.max_prompt_chars, settings.max_messages, settings.default_max_tokens)
     return ChatServicer(
-        service, Limits(settings.max_prompt_chars, settings.max_messages), default_model=settings.default_model,
+        service, limits, default_model=settings.default_model,
         default_embed_model=settings.default_embed_model, max_batch_items=settings.max_batch_items,
         batch_concurrency=settings.batch_concurrency, max_embed_inputs=settings.max_embed_inputs,
     )

@@ -44,6 +44,8 @@ class Settings(ServiceSettings):
     # Input limits: nothing larger reaches a model server.
     max_prompt_chars: int = Field(32_000, ge=1)
     max_messages: int = Field(200, ge=1)
+    # A reply without max_tokens stops here (a small model can otherwise run to its context limit for minutes).
+    default_max_tokens: int = Field(512, ge=1)
     max_batch_items: int = Field(50, ge=1)
     batch_concurrency: int = Field(4, ge=1)
     max_embed_inputs: int = Field(256, ge=1)

@@ -16,6 +16,7 @@ MAX_TOKENS_LIMIT = 32_768
 class Limits:
     max_prompt_chars: int
     max_messages: int
+    default_max_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,5 +78,7 @@ def build_call(
         raise InvalidRequestError(f"temperature must be between 0 and 2, not {temperature}")
     if max_tokens is not None and not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
         raise InvalidRequestError(f"max_tokens must be between 1 and {MAX_TOKENS_LIMIT}, not {max_tokens}")
+    if max_tokens is None:
+        max_tokens = limits.default_max_tokens
     return ChatCall(model=model, messages=tuple(listed), use_cache=use_cache,
                     params=Params(temperature=temperature, max_tokens=max_tokens, seed=seed))
