@@ -3,7 +3,10 @@ server, with the official ``openai`` and ``ollama`` clients pointed at the gatew
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +27,9 @@ NONCE = f"(run {time.time_ns()})"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("chat-stack"), SUTAZAI_DATABASE_NAME="sutazai_chattest") as running:
+    # No wait queue in front of the model server's 4 slots, so that a burst shows the 429.
+    with run_stack(tmp_path_factory.mktemp("chat-stack"), SUTAZAI_DATABASE_NAME="sutazai_chattest",
+                   SUTAZAI_CHAT_QUEUE_SIZE="0") as running:
         yield running
 
 
@@ -195,3 +200,34 @@ async def test_the_chat_services_ollama_backend_speaks_to_an_ollama_api(stack: R
         assert [len(v) for v in vectors.vectors] == [384, 384]
     finally:
         await client.close()
+
+
+async def test_a_burst_over_the_backends_limit_gets_429_with_retry_after(stack: RunningStack, key: str) -> None:
+    async with httpx.AsyncClient(base_url=stack.url, headers={"X-API-Key": key}, timeout=120) as client:
+        body = {"message": f"Write a long story. {NONCE}", "max_tokens": 64, "use_cache": False}
+        replies = await asyncio.gather(*(client.post("/api/v1/chat", json=body) for _ in range(8)))
+    statuses = sorted(r.status_code for r in replies)
+    assert statuses.count(200) >= 4 and 429 in statuses, statuses
+    refused = next(r for r in replies if r.status_code == 429)
+    assert refused.headers["retry-after"] == "1"
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "concurrency limit" in refused.json()["detail"]
+
+
+def test_a_model_server_dying_mid_stream_ends_the_stream_with_an_error_event(
+    stack: RunningStack, api: httpx.Client
+) -> None:
+    """Last: it kills the stack's model server."""
+    body = {"message": f"Write a very long story about the sea. {NONCE}", "max_tokens": 1500, "temperature": 0,
+            "use_cache": False}
+    with api.stream("POST", "/api/v1/chat/stream", json=body) as reply:
+        assert reply.status_code == 200
+        events = []
+        for line in reply.iter_lines():
+            if line.startswith("data: ") and not events:
+                os.kill(int(stack.state["infra"]["model_server"]["pid"]), signal.SIGKILL)
+            if line:
+                events.append(line)
+    assert "event: error" in events, events[-3:]
+    error = json.loads(events[events.index("event: error") + 1].removeprefix("data: "))
+    assert error["status"] == 503 and "mid-stream" in error["detail"]
