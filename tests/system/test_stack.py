@@ -100,6 +100,26 @@ def test_a_killed_service_shows_unhealthy_within_5s_while_health_answers(stack: 
     assert httpx.get(stack.url + "/health").json()["services"]["tasks"] in ("healthy", "unhealthy")
 
 
+def test_the_breaker_of_a_dead_service_opens_and_then_answers_503_at_once(stack: RunningStack) -> None:
+    headers = stack.admin_headers
+    with httpx.Client(base_url=stack.url, headers=headers, timeout=10) as client:
+        client.post("/api/v1/health/circuit-breakers/reset").raise_for_status()
+        for _ in range(5):  # tasks was SIGKILLed above: each call fails and counts
+            assert client.get("/api/v1/tasks").status_code == 503
+        refused = client.get("/api/v1/tasks")
+        assert refused.status_code == 503 and int(refused.headers["retry-after"]) > 1
+        breakers = client.get("/api/v1/health/circuit-breakers").json()
+        assert breakers["circuit_breakers"]["tasks"]["state"] == "open"
+        assert breakers["circuit_breakers"]["tasks"]["rejected_requests"] >= 1
+        assert breakers["open_breakers"] == 1 and breakers["total_breakers"] == 5
+        assert stack.detailed_health()["services"]["tasks"]["circuit_breaker_state"] == "open"
+        assert client.get("/api/v1/agents").status_code == 200  # the other upstreams are unaffected
+        reset = client.post("/api/v1/health/circuit-breakers/reset").json()
+        assert reset["status"] == "success"
+        assert client.get("/api/v1/health/circuit-breakers").json()["open_breakers"] == 0
+    assert httpx.get(stack.url + "/api/v1/health/circuit-breakers").status_code == 401
+
+
 def test_a_service_stops_within_5s_of_sigterm(stack: RunningStack) -> None:
     pid = stack.pid("memory")
     started = time.monotonic()

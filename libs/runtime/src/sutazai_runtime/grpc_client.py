@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -38,8 +39,11 @@ class _DefaultDeadline(
         return await continuation(self._with_deadline(details), request)
 
 
-def open_channel(target: str, *, default_timeout_s: float = 10.0) -> grpc.aio.Channel:
-    """An insecure channel to ``target`` (host:port) whose calls default to ``default_timeout_s``."""
+def open_channel(
+    target: str, *, default_timeout_s: float = 10.0, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
+) -> grpc.aio.Channel:
+    """An insecure channel to ``target`` (host:port) whose calls default to ``default_timeout_s``;
+    ``interceptors`` run after the deadline is set (e.g. a circuit breaker)."""
     return grpc.aio.insecure_channel(
-        target, options=_CHANNEL_OPTIONS, interceptors=[_DefaultDeadline(default_timeout_s)]
+        target, options=_CHANNEL_OPTIONS, interceptors=[_DefaultDeadline(default_timeout_s), *interceptors]
     )

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     bootstrap_admin_password: SecretStr | None = None
     bootstrap_api_key: SecretStr | None = None
 
+    # Per-upstream circuit breakers: consecutive failures to open, seconds before a probe.
+    breaker_failures: int = Field(5, ge=1, le=1000)
+    breaker_recovery_s: float = Field(30.0, gt=0, le=3600)
     upstream_timeout_s: float = Field(10.0, gt=0, le=600)
     probe_timeout_s: float = Field(1.0, gt=0, le=30)
     monitor_interval_s: float = Field(2.0, gt=0, le=300)

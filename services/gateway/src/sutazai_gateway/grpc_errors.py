@@ -27,12 +27,20 @@ _HTTP_STATUS = {
 
 def http_exception(service: str, exc: grpc.aio.AioRpcError) -> HTTPException:
     status = _HTTP_STATUS.get(exc.code(), 502)
-    headers = {"Retry-After": "1"} if status in (429, 503) else None
+    headers = {"Retry-After": _retry_after(exc)} if status in (429, 503) else None
     if status >= 500 and status != 501:
         detail = f"the {service} service is unavailable ({exc.code().name})"
     else:
         detail = exc.details() or exc.code().name
     return HTTPException(status, detail, headers=headers)
+
+
+def _retry_after(exc: grpc.aio.AioRpcError) -> str:
+    """The upstream's (or its circuit breaker's) advice, else one second."""
+    for key, value in exc.trailing_metadata() or ():
+        if key == "retry-after" and str(value).isdigit():
+            return str(value)
+    return "1"
 
 
 @contextmanager

@@ -56,7 +56,10 @@ def create_app(settings: Settings) -> FastAPI:
         nc = await connect_with_retry(
             "nats", lambda: connect_nats(settings.nats_url, name="sutazai-gateway"), timeout_s=timeout
         )
-        upstreams = Upstreams(settings.upstream_addresses(), default_timeout_s=settings.upstream_timeout_s)
+        upstreams = Upstreams(
+            settings.upstream_addresses(), default_timeout_s=settings.upstream_timeout_s,
+            breaker_failures=settings.breaker_failures, breaker_recovery_s=settings.breaker_recovery_s,
+        )
         probes = [
             postgres_probe(pool, settings.database_url),
             redis_probe(cache, settings.redis_url),

@@ -10,6 +10,8 @@ from grpc_health.v1 import health_pb2_grpc
 from sutazai.common.v1 import common_pb2_grpc
 from sutazai_runtime.grpc_client import open_channel
 
+from sutazai_gateway.breakers import BreakerInterceptor, CircuitBreaker
+
 
 @dataclass(slots=True)
 class Upstream:
@@ -18,19 +20,27 @@ class Upstream:
     channel: grpc.aio.Channel
     health: health_pb2_grpc.HealthStub
     diagnostics: common_pb2_grpc.DiagnosticsStub
+    breaker: CircuitBreaker
 
 
 class Upstreams:
-    def __init__(self, addresses: dict[str, str], *, default_timeout_s: float) -> None:
+    def __init__(
+        self, addresses: dict[str, str], *, default_timeout_s: float, breaker_failures: int = 5,
+        breaker_recovery_s: float = 30.0,
+    ) -> None:
         self._by_name: dict[str, Upstream] = {}
         for name, address in addresses.items():
-            channel = open_channel(address, default_timeout_s=default_timeout_s)
+            breaker = CircuitBreaker(name, breaker_failures, breaker_recovery_s)
+            channel = open_channel(
+                address, default_timeout_s=default_timeout_s, interceptors=[BreakerInterceptor(breaker)]
+            )
             self._by_name[name] = Upstream(
                 name, address, channel, health_pb2_grpc.HealthStub(channel),
-                common_pb2_grpc.DiagnosticsStub(channel),
+                common_pb2_grpc.DiagnosticsStub(channel), breaker,
             )
 
     def __getitem__(self, name: str) -> Upstream:
+        """The upstream called ``name``; KeyError for anything else."""
         return self._by_name[name]
 
     def __iter__(self):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter
 
 from sutazai_gateway import __version__
-from sutazai_gateway.api.deps import StateDep
+from sutazai_gateway.api.deps import AdminUser, GatewayState, StateDep
 from sutazai_gateway.health_tracker import SERVICES, alerts_and_recommendations, overall_status
 from sutazai_gateway.system_sample import SAMPLER
 
@@ -51,7 +51,8 @@ async def health_detailed(state: StateDep) -> dict[str, object]:
     return {
         "overall_status": overall_status(statuses),
         "timestamp": _now(),
-        "services": {name: c.as_dict(circuit_breaker_state=None) for name, c in components.items()},
+        "services": {name: c.as_dict(circuit_breaker_state=_breaker_state(state, name))
+                     for name, c in components.items()},
         "system_resources": _system_resources(),
         "alerts": alerts,
         "recommendations": recommendations,
@@ -78,3 +79,29 @@ async def status(state: StateDep) -> dict[str, object]:
 def _system_resources() -> dict[str, float]:
     sample = SAMPLER.sample()
     return {"cpu": sample.cpu, "memory": sample.memory, "disk": sample.disk}
+
+
+def _breaker_state(state: GatewayState, name: str) -> str | None:
+    """The gateway's breaker for an upstream service; None for the gateway itself and the dependencies."""
+    try:
+        return state.upstreams[name].breaker.state
+    except KeyError:
+        return None
+
+
+@router.get("/api/v1/health/circuit-breakers")
+async def circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, object]:
+    breakers = {u.name: u.breaker.snapshot() for u in state.upstreams}
+    open_count = sum(1 for b in breakers.values() if b["state"] == "open")
+    return {
+        "timestamp": _now(), "circuit_breakers": breakers, "total_breakers": len(breakers),
+        "healthy_breakers": sum(1 for b in breakers.values() if b["state"] == "closed"),
+        "open_breakers": open_count,
+    }
+
+
+@router.post("/api/v1/health/circuit-breakers/reset")
+async def reset_circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, str]:
+    for upstream in state.upstreams:
+        upstream.breaker.reset()
+    return {"message": "every circuit breaker is closed", "timestamp": _now(), "status": "success"}
