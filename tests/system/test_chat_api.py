@@ -131,6 +131,15 @@ def test_generate_batch_analyze_and_models(api: httpx.Client) -> None:
     assert {(m["name"], tuple(m["aliases"])) for m in models} >= {(MODEL, ("tinyllama",))}
 
 
+def test_a_chat_with_an_agent_id_runs_as_that_agent(api: httpx.Client) -> None:
+    reply = api.post("/api/v1/chat", json={"message": f"The cat sat on the mat. {NONCE}", "agent_id": "summarizer",
+                                           "max_tokens": 16})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["response"] and reply.json()["usage"]["prompt_tokens"] > 40  # the agent's system prompt
+    unknown = api.post("/api/v1/chat", json={"message": "hi", "agent_id": "no-such-agent"})
+    assert unknown.status_code == 404 and "agent 'no-such-agent' does not exist" in unknown.json()["detail"]
+
+
 def test_official_openai_client_chats_streams_and_embeds(stack: RunningStack, key: str) -> None:
     client = openai.OpenAI(base_url=stack.url + "/v1", api_key=key, timeout=120, max_retries=0)
     reply = client.chat.completions.create(model="tinyllama", messages=[{"role": "user", "content": f"Hi! {NONCE}"}],

@@ -62,6 +62,8 @@ def service_env(
             env[f"{prefix}{upstream.upper()}_ADDR"] = f"127.0.0.1:{ports[upstream].port}"
     else:
         env[prefix + "GRPC_PORT"] = str(ports[name].port)
+    if name == "chat":
+        env[prefix + "AGENTS_ADDR"] = f"127.0.0.1:{ports['agents'].port}"  # a chat's agent_id: the agent's prompt
     if name == "tasks" and settings.database_name != "sutazai":
         # Stacks that share a NATS server but not a database must not take each other's work.
         env.setdefault("SUTAZAI_TASKS_NAMESPACE", settings.database_name)

@@ -13,6 +13,7 @@ from sutazai_runtime.logging import configure_logging, redact_url
 from sutazai_runtime.probes import Probe, redis_probe
 from sutazai_runtime.startup import connect_with_retry
 
+from sutazai_chat.agents import AgentDirectory
 from sutazai_chat.backend_config import load_backends
 from sutazai_chat.backends import BackendCallError, make_client
 from sutazai_chat.breaker import CircuitBreaker
@@ -37,12 +38,12 @@ def build_service(settings: Settings, cache_client: redis.Redis) -> ChatService:
     return ChatService(Router(backends, settings.aliases), cache, queue_timeout_s=settings.queue_timeout_s)
 
 
-def build_servicer(settings: Settings, service: ChatService) -> ChatServicer:
+def build_servicer(settings: Settings, service: ChatService, agents: AgentDirectory | None = None) -> ChatServicer:
     limits = Limits(settings.max_prompt_chars, settings.max_messages, settings.default_max_tokens)
     return ChatServicer(
         service, limits, default_model=settings.default_model,
         default_embed_model=settings.default_embed_model, max_batch_items=settings.max_batch_items,
-        batch_concurrency=settings.batch_concurrency, max_embed_inputs=settings.max_embed_inputs,
+        batch_concurrency=settings.batch_concurrency, max_embed_inputs=settings.max_embed_inputs, agents=agents,
     )
 
 
@@ -81,10 +82,13 @@ async def run(settings: Settings) -> None:
     cache = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     await connect_with_retry("redis", cache.ping, timeout_s=settings.startup_timeout_s)
     service = build_service(settings, cache)
-    servicer = build_servicer(settings, service)
+    agents = AgentDirectory(settings.agents_addr) if settings.agents_addr else None
+    servicer = build_servicer(settings, service, agents)
 
     async def close_backends() -> None:
         await asyncio.gather(*(b.client.close() for b in service.router.backends), return_exceptions=True)
+        if agents is not None:
+            await agents.close()
 
     await serve(
         GrpcService(

@@ -25,6 +25,9 @@ class Settings(ServiceSettings):
     )
 
     # Names clients may use for served models; the original's default model was "tinyllama".
+    # The agents service, for chats that name an agent_id (its system prompt and defaults). Unset: refused.
+    agents_addr: str | None = None
+
     aliases: dict[str, str] = {
         "tinyllama": "SmolLM2-135M-Instruct",
         "nomic-embed-text": "all-MiniLM-L6-v2",

@@ -3,8 +3,10 @@
     ChatError
     ├── InvalidRequestError       INVALID_ARGUMENT  empty message, prompt over the limit, bad parameters
     ├── ModelNotFoundError        NOT_FOUND         no backend serves the model; lists the available ones
+    ├── AgentNotFoundError        NOT_FOUND         the request's agent_id names no agent
     ├── OverloadedError           RESOURCE_EXHAUSTED every candidate's wait queue is full (has retry_after_s)
     ├── NoBackendAvailableError   UNAVAILABLE       every backend serving the model failed or has an open breaker
+    │   └── AgentsUnavailableError  UNAVAILABLE     the agents service did not answer
     ├── BackendError              UNAVAILABLE       a backend failed after the first token (no failover then)
     └── InvalidOutputError        INTERNAL          the model's structured output stayed invalid after a retry
 """
@@ -36,6 +38,14 @@ class OverloadedError(ChatError):
 
 
 class NoBackendAvailableError(ChatError):
+    pass
+
+
+class AgentNotFoundError(ChatError):
+    pass
+
+
+class AgentsUnavailableError(NoBackendAvailableError):
     pass
 
 

@@ -9,9 +9,12 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import json_format, struct_pb2
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
+from sutazai_runtime.identity import Identity
 
 from sutazai_chat import analyze as analysis
+from sutazai_chat.agents import AgentDirectory
 from sutazai_chat.errors import (
+    AgentNotFoundError,
     BackendError,
     ChatError,
     InvalidOutputError,
@@ -29,6 +32,7 @@ R = TypeVar("R")
 _CODES: dict[type[ChatError], grpc.StatusCode] = {
     InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
     ModelNotFoundError: grpc.StatusCode.NOT_FOUND,
+    AgentNotFoundError: grpc.StatusCode.NOT_FOUND,
     OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     NoBackendAvailableError: grpc.StatusCode.UNAVAILABLE,
     BackendError: grpc.StatusCode.UNAVAILABLE,
@@ -73,7 +77,9 @@ def reply_pb(reply: Reply) -> chat_pb2.ChatResponse:
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
     def __init__(self, service: ChatService, limits: Limits, *, default_model: str, default_embed_model: str,
-                 max_batch_items: int, batch_concurrency: int, max_embed_inputs: int) -> None:
+                 max_batch_items: int, batch_concurrency: int, max_embed_inputs: int,
+                 agents: AgentDirectory | None = None) -> None:
+        self.agents = agents
         self.service = service
         self.limits = limits
         self.default_model = default_model
@@ -82,25 +88,37 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         self.batch_concurrency = batch_concurrency
         self.max_embed_inputs = max_embed_inputs
 
-    def _call(self, request: chat_pb2.ChatRequest) -> ChatCall:
+    async def _call(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> ChatCall:
+        """The request as a validated ``ChatCall``; an ``agent_id`` supplies the system prompt and the defaults
+        (model, temperature, max_tokens) the request leaves unset."""
+        model, system = request.model, request.system
+        temperature = request.temperature if request.HasField("temperature") else None
+        max_tokens = request.max_tokens if request.HasField("max_tokens") else None
+        if request.agent_id:
+            if self.agents is None:
+                raise InvalidRequestError("agent_id needs the agents service, which is not configured")
+            identity = Identity.from_metadata(context.invocation_metadata())
+            agent = await self.agents.profile(request.agent_id, identity.to_metadata() if identity else ())
+            model, system = model or agent.model, system or agent.system_prompt
+            temperature = agent.temperature if temperature is None else temperature
+            max_tokens = agent.max_tokens if max_tokens is None else max_tokens
         return build_call(
-            self.limits, model=request.model or self.default_model,
-            messages=[(m.role, m.content) for m in request.messages], system=request.system,
-            temperature=request.temperature if request.HasField("temperature") else None,
-            max_tokens=request.max_tokens if request.HasField("max_tokens") else None,
+            self.limits, model=model or self.default_model,
+            messages=[(m.role, m.content) for m in request.messages], system=system,
+            temperature=temperature, max_tokens=max_tokens,
             seed=request.seed if request.HasField("seed") else None, use_cache=request.use_cache,
         )
 
     @_unary
     async def Chat(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> chat_pb2.ChatResponse:
-        return reply_pb(await self.service.chat(self._call(request)))
+        return reply_pb(await self.service.chat(await self._call(request, context)))
 
     async def ChatStream(
         self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[chat_pb2.ChatChunk]:
         # A client that goes away cancels this coroutine; the stream's ``aclosing`` closes the backend call.
         try:
-            async for item in self.service.stream(self._call(request)):
+            async for item in self.service.stream(await self._call(request, context)):
                 if isinstance(item, str):
                     yield chat_pb2.ChatChunk(token=item)
                 else:
@@ -129,7 +147,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         calls: list[ChatCall | ChatError] = []
         for item in request.items:
             try:
-                calls.append(self._call(item))
+                calls.append(await self._call(item, context))
             except ChatError as exc:
                 calls.append(exc)
         concurrency = min(request.concurrency or self.batch_concurrency, self.batch_concurrency)
