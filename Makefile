@@ -44,8 +44,10 @@ proto-check: sync ## fail when the generated gRPC code is stale
 lint: sync ## ruff
 	$(PY) -m ruff check .
 
-bench: sync ## run the benchmarks in bench/
+bench: sync ## run the benchmarks in bench/ (each starts its own stack on free ports; several minutes)
 	$(MODEL_PY) $(PY) bench/gateway_status.py
+	$(MODEL_PY) $(PY) bench/tasks_throughput.py
+	$(MODEL_PY) $(PY) bench/chat_latency.py
 
 clean: ## remove the environment and the local data folder (.sutazai)
 	rm -rf .venv .sutazai

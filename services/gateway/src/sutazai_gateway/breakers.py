@@ -25,6 +25,7 @@ FAILURES = frozenset({
     grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL,
     grpc.StatusCode.UNKNOWN,
 })
+DOMAIN_ERROR_KEY = "sutazai-error"
 _BYPASS = ("/grpc.health.v1.Health/", "/sutazai.common.v1.Diagnostics/", "/grpc.reflection.")
 
 
@@ -130,7 +131,10 @@ class BreakerInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStr
         try:
             response = await call
         except grpc.aio.AioRpcError as exc:
-            self.breaker.record(exc.code())
+            # A service that tags an error as its own domain error (e.g. chat: "no backend serves this
+            # model") is answering: that is not a reason to stop calling it.
+            own_error = any(key == DOMAIN_ERROR_KEY for key, _ in (exc.trailing_metadata() or ()))
+            self.breaker.record(grpc.StatusCode.OK if own_error else exc.code())
             raise
         except BaseException:
             self.breaker.record(grpc.StatusCode.CANCELLED)  # the caller went away: not the service's fault

@@ -12,7 +12,7 @@ FEATURES = {
     "grpc_services": True,
     "agents": True,
     "tasks": True,
-    "chat": False,
+    "chat": True,
     "memory": False,
     "mesh": False,
     "authentication": True,
