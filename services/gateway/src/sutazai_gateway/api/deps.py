@@ -23,7 +23,8 @@ class GatewayState:
     started_monotonic: float
 
 
-def get_state(request: Request) -> GatewayState:
+async def get_state(request: Request) -> GatewayState:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hop per request.
     state: GatewayState = request.app.state.gateway
     return state
 
