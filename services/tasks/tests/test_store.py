@@ -1,7 +1,9 @@
 """State changes against the real PostgreSQL: each is guarded, so repeats change nothing."""
 
+import asyncio
 import uuid
 
+from sutazai_tasks.coalesce import CreateCoalescer
 from sutazai_tasks.model import NewTask
 from sutazai_tasks.store import TaskStore
 
@@ -87,3 +89,15 @@ async def test_bulk_creation_keeps_order_and_idempotency(store: TaskStore) -> No
     assert results[1][0].status == "queued"
     _, total = await store.list(owner_id=owner, status=None, limit=10, offset=0)
     assert total == 3
+
+
+async def test_concurrent_creations_are_coalesced_yet_each_gets_its_own_task(store: TaskStore) -> None:
+    coalescer = CreateCoalescer(store, max_batch=7)
+    owner = f"co-{uuid.uuid4().hex[:8]}"
+    tasks = [_task(owner, idempotency_key=f"k{i % 15}") for i in range(30)]  # every key twice
+    results = await asyncio.gather(*(coalescer.create(t) for t in tasks))
+    ids = [row.id for row, _ in results]
+    assert ids[:15] == ids[15:]  # the same key gives the same task, across batches too
+    assert sum(created for _, created in results) == 15
+    _, total = await store.list(owner_id=owner, status=None, limit=100, offset=0)
+    assert total == 15

@@ -18,6 +18,7 @@ from sutazai_runtime.unimplemented import placeholder_servicer
 
 from sutazai_tasks import convert, metrics
 from sutazai_tasks.bus import TaskBus
+from sutazai_tasks.coalesce import CreateCoalescer
 from sutazai_tasks.errors import InvalidTaskError, TaskError, TaskNotFoundError, TaskStateError
 from sutazai_tasks.model import NewTask, parse_task_id, validate_new_task
 from sutazai_tasks.orchestration import orchestration_payload
@@ -64,6 +65,7 @@ class TaskServicer(
     def __init__(self, store: TaskStore, bus: TaskBus) -> None:
         self._store = store
         self._bus = bus
+        self._creates = CreateCoalescer(store)
 
     async def CreateTask(self, request: tasks_pb2.CreateTaskRequest, context: Ctx) -> tasks_pb2.Task:
         identity = await require_identity(context)
@@ -72,7 +74,7 @@ class TaskServicer(
         except TaskError as exc:
             await _abort(context, exc)
             raise
-        task, created = await self._store.create(new)
+        task, created = await self._creates.create(new)
         if created:
             metrics.TASKS_CREATED.labels(task.task_type).inc()
         if task.status == "queued":
