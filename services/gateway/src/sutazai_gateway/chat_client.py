@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 from fastapi import HTTPException
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
+from sutazai_runtime.identity import Identity
 
 from sutazai_gateway.api.deps import GatewayState
 from sutazai_gateway.grpc_errors import http_exception
@@ -102,3 +103,12 @@ async def chunks(call: grpc.aio.UnaryStreamCall, first: chat_pb2.ChatChunk) -> A
             yield chunk
     finally:
         call.cancel()
+
+
+async def embed(state: GatewayState, identity: Identity, inputs: list[str], model: str) -> chat_pb2.EmbedResponse:
+    """Embeddings for the OpenAI and Ollama routes alike; gRPC errors become problems."""
+    try:
+        return await stub(state).Embed(chat_pb2.EmbedRequest(inputs=inputs, model=model),
+                                       metadata=identity.to_metadata(), timeout=CHAT_TIMEOUT_S)
+    except grpc.aio.AioRpcError as exc:
+        raise problem_of(exc) from exc

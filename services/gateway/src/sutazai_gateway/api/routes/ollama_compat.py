@@ -122,11 +122,7 @@ class EmbedBody(BaseModel):
 @router.post("/embed")
 async def embed(body: EmbedBody, user: CurrentUser, state: StateDep) -> dict[str, Any]:
     inputs = [body.input] if isinstance(body.input, str) else body.input
-    try:
-        reply = await stub(state).Embed(chat_pb2.EmbedRequest(inputs=inputs, model=body.model),
-                                        metadata=user.to_metadata(), timeout=chat_client.CHAT_TIMEOUT_S)
-    except grpc.aio.AioRpcError as exc:
-        raise problem_of(exc) from exc
+    reply = await chat_client.embed(state, user, inputs, body.model)
     return {"model": body.model, "embeddings": [list(e.values) for e in reply.embeddings],
             "prompt_eval_count": reply.prompt_tokens}
 

@@ -126,11 +126,7 @@ class EmbeddingsBody(BaseModel):
 @router.post("/embeddings")
 async def embeddings(body: EmbeddingsBody, user: CurrentUser, state: StateDep) -> dict[str, Any]:
     inputs = [body.input] if isinstance(body.input, str) else body.input
-    try:
-        reply = await stub(state).Embed(chat_pb2.EmbedRequest(inputs=inputs, model=body.model),
-                                        metadata=user.to_metadata(), timeout=chat_client.CHAT_TIMEOUT_S)
-    except grpc.aio.AioRpcError as exc:
-        raise problem_of(exc) from exc
+    reply = await chat_client.embed(state, user, inputs, body.model)
 
     def encode(values: Any) -> Any:
         if body.encoding_format == "base64":  # little-endian float32, as OpenAI sends it
