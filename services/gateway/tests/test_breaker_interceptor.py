@@ -1,0 +1,63 @@
+"""The breaker as an interceptor on a real gRPC channel to a real (in-process) server."""
+
+import asyncio
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+from sutazai.mesh.v1 import mesh_pb2, mesh_pb2_grpc
+from sutazai_gateway.breakers import DOMAIN_ERROR_KEY, BreakerInterceptor, CircuitBreaker
+from sutazai_runtime.grpc_client import open_channel
+from sutazai_runtime.grpc_server import GrpcService, serve
+from sutazai_runtime.settings import ServiceSettings
+
+MESH = mesh_pb2.DESCRIPTOR.services_by_name["MeshService"]
+
+
+class _Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SUTAZAI_BREAKERTEST_")
+    grpc_port: int = Field(0, ge=0)
+    metrics_port: int = Field(0, ge=0)
+
+
+class _Mesh(mesh_pb2_grpc.MeshServiceServicer):
+    async def ListServices(self, request, context):  # type: ignore[no-untyped-def]
+        # The service's own domain error, tagged: it is answering, just saying no.
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "no backend", trailing_metadata=((DOMAIN_ERROR_KEY, "x"),))
+
+    async def Resolve(self, request, context):  # type: ignore[no-untyped-def]
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "broken")
+
+
+async def test_tagged_errors_do_not_open_it_untagged_ones_do_and_health_bypasses_it() -> None:
+    stop, port = asyncio.Event(), []
+    spec = GrpcService(name="t", settings=_Settings(probe_interval_s=0.05), service_names=[MESH.full_name],
+                       register=[lambda s: mesh_pb2_grpc.add_MeshServiceServicer_to_server(_Mesh(), s)])
+    server = asyncio.create_task(serve(spec, stop=stop, bound_port=port))
+    while not port:  # noqa: ASYNC110 - serve() reports its port through the list
+        await asyncio.sleep(0.01)
+    breaker = CircuitBreaker("mesh", failure_threshold=2, recovery_timeout_s=60)
+    channel = open_channel(f"127.0.0.1:{port[0]}", default_timeout_s=5, interceptors=[BreakerInterceptor(breaker)])
+    stub = mesh_pb2_grpc.MeshServiceStub(channel)
+    try:
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.ListServices(mesh_pb2.ListServicesRequest())
+        assert breaker.state == "closed"
+        for _ in range(2):
+            with pytest.raises(grpc.aio.AioRpcError, match="broken"):
+                await stub.Resolve(mesh_pb2.ResolveRequest(name="x"))
+        assert breaker.state == "open"
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Resolve(mesh_pb2.ResolveRequest(name="x"))
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "circuit breaker for mesh is open" in (refused.value.details() or "")
+        assert dict(refused.value.trailing_metadata())["retry-after"] == "60"
+        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        stop.set()
+        await asyncio.wait_for(server, 10)
+        await channel.close()
