@@ -112,3 +112,12 @@ async def embed(state: GatewayState, identity: Identity, inputs: list[str], mode
                                        metadata=identity.to_metadata(), timeout=CHAT_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
         raise problem_of(exc) from exc
+
+
+async def list_models(state: GatewayState, identity: Identity) -> chat_pb2.ListModelsResponse:
+    """The served models, for the platform's, the OpenAI and the Ollama model listings alike."""
+    try:
+        return await stub(state).ListModels(chat_pb2.ListModelsRequest(), metadata=identity.to_metadata(),
+                                            timeout=QUICK_TIMEOUT_S)
+    except grpc.aio.AioRpcError as exc:
+        raise problem_of(exc) from exc

@@ -177,11 +177,7 @@ async def analyze(body: AnalyzeBody, user: CurrentUser, state: StateDep) -> dict
 
 @router.get("/models")
 async def models(user: CurrentUser, state: StateDep) -> dict[str, Any]:
-    try:
-        reply = await stub(state).ListModels(chat_pb2.ListModelsRequest(), metadata=user.to_metadata(),
-                                             timeout=chat_client.QUICK_TIMEOUT_S)
-    except grpc.aio.AioRpcError as exc:
-        raise problem_of(exc) from exc
+    reply = await chat_client.list_models(state, user)
     listed = [{"name": m.name, "backend": m.backend, "aliases": list(m.aliases), "loaded": m.loaded}
               for m in reply.models]
     return {"models": listed, "count": len(listed)}

@@ -129,11 +129,7 @@ async def embed(body: EmbedBody, user: CurrentUser, state: StateDep) -> dict[str
 
 @router.get("/tags")
 async def tags(user: CurrentUser, state: StateDep) -> dict[str, Any]:
-    try:
-        reply = await stub(state).ListModels(chat_pb2.ListModelsRequest(), metadata=user.to_metadata(),
-                                             timeout=chat_client.QUICK_TIMEOUT_S)
-    except grpc.aio.AioRpcError as exc:
-        raise problem_of(exc) from exc
+    reply = await chat_client.list_models(state, user)
     names = sorted({n for m in reply.models for n in (m.name, *m.aliases)})
     return {"models": [{"name": n, "model": n, "modified_at": _now(), "size": 0, "digest": "",
                         "details": {"format": "", "family": "", "parameter_size": "", "quantization_level": ""}}

@@ -143,11 +143,7 @@ async def embeddings(body: EmbeddingsBody, user: CurrentUser, state: StateDep) -
 
 @router.get("/models")
 async def models(user: CurrentUser, state: StateDep) -> dict[str, Any]:
-    try:
-        reply = await stub(state).ListModels(chat_pb2.ListModelsRequest(), metadata=user.to_metadata(),
-                                             timeout=chat_client.QUICK_TIMEOUT_S)
-    except grpc.aio.AioRpcError as exc:
-        raise problem_of(exc) from exc
+    reply = await chat_client.list_models(state, user)
     names: dict[str, str] = {}
     for m in reply.models:
         for name in (m.name, *m.aliases):

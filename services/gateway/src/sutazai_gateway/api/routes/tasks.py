@@ -137,28 +137,26 @@ async def list_dead(user: AdminUser, state: StateDep, limit: Limit = 50, offset:
     return _page(reply, limit, offset)
 
 
+async def _one(state: StateDep, user: CurrentUser, method: str, request: Any) -> dict[str, Any]:
+    """Call a TaskService method that answers with one task, and render it."""
+    with upstream_errors("tasks"):
+        task = await getattr(_stub(state), method)(request, metadata=user.to_metadata())
+    return task_json(task)
+
+
 @router.get("/{task_id}")
 async def get_task(task_id: TaskId, user: CurrentUser, state: StateDep) -> dict[str, Any]:
-    with upstream_errors("tasks"):
-        task = await _stub(state).GetTask(tasks_pb2.GetTaskRequest(task_id=_task_id(task_id)),
-                                          metadata=user.to_metadata())
-    return task_json(task)
+    return await _one(state, user, "GetTask", tasks_pb2.GetTaskRequest(task_id=_task_id(task_id)))
 
 
 @router.post("/{task_id}/cancel")
 async def cancel_task(task_id: TaskId, user: CurrentUser, state: StateDep) -> dict[str, Any]:
-    with upstream_errors("tasks"):
-        task = await _stub(state).CancelTask(tasks_pb2.CancelTaskRequest(task_id=_task_id(task_id)),
-                                             metadata=user.to_metadata())
-    return task_json(task)
+    return await _one(state, user, "CancelTask", tasks_pb2.CancelTaskRequest(task_id=_task_id(task_id)))
 
 
 @router.post("/{task_id}/replay")
 async def replay_task(task_id: TaskId, user: AdminUser, state: StateDep) -> dict[str, Any]:
-    with upstream_errors("tasks"):
-        task = await _stub(state).ReplayTask(tasks_pb2.ReplayTaskRequest(task_id=_task_id(task_id)),
-                                             metadata=user.to_metadata())
-    return task_json(task)
+    return await _one(state, user, "ReplayTask", tasks_pb2.ReplayTaskRequest(task_id=_task_id(task_id)))
 
 
 @router.get("/{task_id}/events")
