@@ -102,6 +102,7 @@ class MemoryHarness:
     schema: str
     channel: grpc.aio.Channel
     settings: Settings
+    address: str
 
     def client(self, user: str) -> Client:
         return Client(memory_pb2_grpc.MemoryServiceStub(self.channel), Identity(user))
@@ -140,7 +141,7 @@ async def memory(chat_addr: str, postgres_url: str, tmp_path_factory: pytest.Tem
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}",
                                         options=[("grpc.max_receive_message_length", 32 * 1024 * 1024)])
     try:
-        yield MemoryHarness(built, pool, schema, channel, settings)
+        yield MemoryHarness(built, pool, schema, channel, settings, f"127.0.0.1:{port}")
     finally:
         await channel.close()
         await server.stop(1)
