@@ -37,7 +37,8 @@ async def api(memory: Any, postgres_url: str, redis_url: str, nats_url: str) -> 
     admin = await asyncpg.connect(postgres_url, timeout=5)
     url = postgres_url.rsplit("/", 1)[0] + "/" + database
     settings = GatewaySettings(
-        database_url=url, redis_url=redis_url, nats_url=nats_url, metrics_port=0, memory_addr=memory.address, chat_addr=memory.settings.chat_addr,
+        database_url=url, redis_url=redis_url, nats_url=nats_url, metrics_port=0,
+        memory_addr=memory.address, chat_addr=memory.settings.chat_addr,
         jwt_secret=secrets.token_urlsafe(48), bootstrap_admin_password=None, max_upload_bytes=64 * 1024,
     )
     app = create_app(settings)
