@@ -44,6 +44,11 @@ def model_python() -> Path:
     raise RuntimeError("no model server virtualenv: run `make sync` (it writes .sutazai/model-server-python)")
 
 
+@pytest.fixture(scope="session")
+def model_server_python() -> Path:
+    return model_python()
+
+
 def _wait_http(url: str, process: ManagedProcess, timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -71,10 +76,27 @@ def embeddings_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def chat_addr(embeddings_url: str, redis_url: str) -> AsyncIterator[str]:
-    """The real chat servicer with the embeddings server as its only backend."""
-    settings = ChatSettings(grpc_port=0, metrics_port=0, redis_url=redis_url,
-                            backends=json.dumps([{"name": "emb", "kind": "openai", "url": embeddings_url}]),
+def llama(tmp_path_factory: pytest.TempPathFactory, model_server_python: Path) -> Iterator[tuple[str, Path]]:
+    """The local model (SmolLM2-135M, llama.cpp) for ``infer: true``; (url, its log, which counts requests).
+    Started before any gRPC server of the session: a child forked while gRPC's threads run can die in gRPC's
+    fork handlers before it execs."""
+    home, port = tmp_path_factory.mktemp("llama"), free_port()
+    process = embedded.model_server(home, port, model_server_python)
+    process.argv[process.argv.index("--n_threads") + 1] = "1"
+    process.start()
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/v1/models", process)
+        yield f"http://127.0.0.1:{port}", home / "logs" / "model_server.log"
+    finally:
+        process.stop(timeout_s=5)
+
+
+@pytest.fixture(scope="session")
+async def chat_addr(embeddings_url: str, llama: tuple[str, Path], redis_url: str) -> AsyncIterator[str]:
+    """The real chat servicer in front of the embeddings server and the local model."""
+    backends = [{"name": "emb", "kind": "openai", "url": embeddings_url},
+                {"name": "llm", "kind": "openai", "url": llama[0]}]
+    settings = ChatSettings(grpc_port=0, metrics_port=0, redis_url=redis_url, backends=json.dumps(backends),
                             cache_prefix=f"test:{uuid.uuid4().hex}:")
     client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
     service = build_service(settings, client)
