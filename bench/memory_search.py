@@ -65,7 +65,8 @@ async def post(session: aiohttp.ClientSession, url: str, key: str, body: Any) ->
 async def measure(p: Platform, args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(7)
     timeout = aiohttp.ClientTimeout(total=600)
-    async with aiohttp.ClientSession(timeout=timeout) as s:
+    # Idle connections are dropped before uvicorn's 5 s keep-alive ends (a slow direct search sits in between).
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(keepalive_timeout=3)) as s:
         say(f"storing {args.memories} memories ...")
         started = time.perf_counter()
         for start in range(0, args.memories, 100):
