@@ -131,4 +131,5 @@ def validate_envoy(path: Path) -> list[str]:
                            "-c", str(path)], capture_output=True, text=True, timeout=120)
     if done.returncode == 0:
         return []
-    return [f"{path.name}: envoy --mode validate exited {done.returncode}: {(done.stdout + done.stderr).strip()[-2000:]}"]
+    output = (done.stdout + done.stderr).strip()[-2000:]
+    return [f"{path.name}: envoy --mode validate exited {done.returncode}: {output}"]

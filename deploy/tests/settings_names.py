@@ -1,7 +1,9 @@
 """The environment variables the services read, introspected from their pydantic-settings classes.
 
-Every ``BaseSettings`` subclass defined in a deployed package (``sutazai_runtime`` and the six services)
-counts, except bases that other found classes extend (``ServiceSettings`` has no prefix of its own). The
+Every ``BaseSettings`` subclass defined in a deployed package (``sutazai_runtime`` and the six services) in
+a module whose name has ``config`` or ``settings`` in it (the convention: ``config.py``; importing every
+module would take seconds) counts, except bases that other found classes extend (``ServiceSettings`` has no
+prefix of its own). The
 names come from pydantic-settings' own environment source, so prefixes, aliases and ``AliasChoices``
 resolve exactly as they do when a service starts.
 """
@@ -37,7 +39,7 @@ def settings_classes() -> list[type[BaseSettings]]:
         package = importlib.import_module(package_name)
         modules = [package] + [importlib.import_module(m.name)
                                for m in pkgutil.walk_packages(package.__path__, package_name + ".")
-                               if not m.name.endswith("__main__")]
+                               if any(word in m.name.rsplit(".", 1)[-1] for word in ("config", "settings"))]
         for module in modules:
             for _, cls in inspect.getmembers(module, inspect.isclass):
                 if issubclass(cls, BaseSettings) and cls is not BaseSettings and cls.__module__ == module.__name__:
@@ -62,11 +64,21 @@ def service_settings() -> list[Setting]:
     for cls in settings_classes():
         source = EnvSettingsSource(cls)
         for field_name, field in cls.model_fields.items():
+            if isinstance(field.annotation, type) and issubclass(field.annotation, BaseSettings):
+                continue  # a nested settings class reads its own names (found on its own above)
             result.append(Setting(f"{cls.__module__}.{cls.__qualname__}", field_name,
                                   _names(cls, source, field_name), field.is_required()))
     return result
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m deploy.tests.settings_names: the names, one a line
+    import sys
+
     for s in service_settings():
-        print(f"{s.owner:40} {s.field:28} {'|'.join(s.names)}{'  (required)' if s.required else ''}")
+        sys.stdout.write(f"{s.owner:40} {s.field:28} {'|'.join(s.names)}{'  (required)' if s.required else ''}\n")
+
+
+def service_of(setting: Setting) -> str | None:
+    """The service whose package defines the setting; None for ``sutazai_runtime`` (every service)."""
+    package = setting.owner.split(".", 1)[0].removeprefix("sutazai_")
+    return None if package == "runtime" else package

@@ -41,7 +41,7 @@ def test_every_long_running_service_has_a_health_check_and_waits_on_health(compo
 def test_data_lives_in_named_volumes(compose: dict) -> None:
     declared = set(compose["volumes"])
     used = set()
-    for name, service in compose["services"].items():
+    for service in compose["services"].values():
         for volume in service.get("volumes", []):
             source = volume.split(":", 1)[0]
             if not source.startswith((".", "/")):

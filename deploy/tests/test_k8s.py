@@ -81,7 +81,8 @@ def test_the_overlays_choose_their_components(rendered: dict) -> None:
     for objects in (dev, prod):
         assert "envoy" in by_kind(objects, "Deployment") and "gateway-headless" in by_kind(objects, "Service")
         assert "default-deny-ingress" in by_kind(objects, "NetworkPolicy")
-    assert "tasks-worker" in by_kind(prod, "ScaledObject") and "tasks-worker" not in by_kind(prod, "HorizontalPodAutoscaler")
+    assert "tasks-worker" in by_kind(prod, "ScaledObject")
+    assert "tasks-worker" not in by_kind(prod, "HorizontalPodAutoscaler")
     assert by_kind(prod, "Deployment")["gateway"]["spec"]["replicas"] >= 2
     assert by_kind(dev, "Deployment")["gateway"]["spec"]["replicas"] == 1
     assert all(o["metadata"].get("namespace") in ("sutazai", None) for o in prod)
@@ -155,5 +156,6 @@ def test_an_unrenderable_overlay_fails(k8s_copy: Path) -> None:
 
 
 def test_a_kind_without_a_schema_is_reported() -> None:
-    problems = manifests.validate_objects([{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}])
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
+    problems = manifests.validate_objects([widget])
     assert problems == ["Widget/w: no schema for example.com/v1 Widget (vendor its CRD schema)"]
