@@ -70,7 +70,7 @@ def host_stats(admin: str) -> dict[str, dict[str, str]]:
     stats: dict[str, dict[str, str]] = {}
     for line in httpx.get(admin + "/clusters", timeout=2).text.splitlines():
         parts = line.split("::")
-        if len(parts) == 4 and parts[0] == "gateway":
+        if len(parts) == 4 and parts[0] == "gateway" and parts[1].startswith("127.0.0.1:"):  # not cluster-wide
             stats.setdefault(parts[1], {})[parts[2]] = parts[3]
     return stats
 
