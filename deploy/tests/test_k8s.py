@@ -159,3 +159,10 @@ def test_a_kind_without_a_schema_is_reported() -> None:
     widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
     problems = manifests.validate_objects([widget])
     assert problems == ["Widget/w: no schema for example.com/v1 Widget (vendor its CRD schema)"]
+
+
+def test_without_kubectl_the_render_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(manifests, "KUBECTL_CANDIDATES", ("/nonexistent/kubectl",))
+    assert manifests.kubectl() is None
+    with pytest.raises(FileNotFoundError, match="kubectl is not installed"):
+        manifests.render(manifests.K8S / "base")

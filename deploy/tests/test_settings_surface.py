@@ -6,6 +6,7 @@ When this fails after a merge, the message lists, per file, the names to add or 
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
@@ -133,3 +134,15 @@ def test_names_per_service_come_from_the_classes_not_a_list(settings: list[Setti
     # aliases resolve as pydantic-settings resolves them: unprefixed infrastructure URLs, prefixed the rest
     assert "DATABASE_URL" in by_service["tasks"] and "SUTAZAI_TASKS_DATABASE_URL" not in by_service["tasks"]
     assert "SUTAZAI_MODEL_URL" in by_service["chat"] and "SUTAZAI_CHAT_MODEL_URL" not in by_service["chat"]
+
+
+def test_every_name_in_env_example_is_a_setting_or_a_compose_variable(settings: list[Setting]) -> None:
+    example = (manifests.DEPLOY / ".env.example").read_text()
+    named = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, re.M))
+    interpolated = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", manifests.COMPOSE.read_text()))
+    known = {n for s in settings for n in s.names} | set(PENDING)
+    assert sorted(named - known - interpolated) == [], "deploy/.env.example names what nothing reads"
+    compose = yaml.safe_load(manifests.COMPOSE.read_text())
+    passed = {n for name in COMPOSE_SERVICES for n, v in (compose["services"][name]["environment"] or {}).items()
+              if v is None}
+    assert sorted(passed - named) == [], "deploy/.env.example should document these (commented, with the default)"
