@@ -131,5 +131,6 @@ def validate_envoy(path: Path) -> list[str]:
                            "-c", str(path)], capture_output=True, text=True, timeout=120)
     if done.returncode == 0:
         return []
-    output = (done.stdout + done.stderr).strip()[-2000:]
+    # Envoy names the bad field first, then dumps the whole configuration: keep the beginning.
+    output = (done.stdout + done.stderr).strip()[:3000]
     return [f"{path.name}: envoy --mode validate exited {done.returncode}: {output}"]
