@@ -23,6 +23,7 @@ from sutazai_runtime.startup import connect_with_retry
 from sutazai_tasks import handlers
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.config import Settings
+from sutazai_tasks.memory_context import MemoryContext
 from sutazai_tasks.orchestration import Orchestrator
 from sutazai_tasks.server import SERVICE, TaskServicer, sweep_stale
 from sutazai_tasks.store import TaskStore, pool_setup
@@ -69,10 +70,12 @@ async def run_worker(settings: Settings) -> None:
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     agents, chat = open_channel(settings.agents_addr), open_channel(settings.chat_addr)
+    memory = MemoryContext(open_channel(settings.memory_addr), limit=settings.memory_recall_limit)
     store = TaskStore(pool)
     worker = Worker(
         store, bus,
-        {"echo": handlers.echo, "agent": handlers.AgentRunner(agents, chat), "orchestrate": Orchestrator(store, bus)},
+        {"echo": handlers.echo, "agent": handlers.AgentRunner(agents, chat, memory),
+         "orchestrate": Orchestrator(store, bus)},
         batch=settings.worker_batch, retry_base_s=settings.retry_base_s,
         max_in_flight=settings.worker_max_in_flight,
     )

@@ -12,6 +12,7 @@ from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
 from sutazai_runtime.identity import Identity
 
 from sutazai_tasks.errors import PermanentError
+from sutazai_tasks.memory_context import MemoryContext, Recall
 from sutazai_tasks.model import TaskRow
 
 Progress = Callable[[str], Awaitable[None]]
@@ -32,18 +33,22 @@ async def echo(task: TaskRow, progress: Progress) -> Any:
 class AgentRunner:
     """Runs an agent: its definition from ``agents``, its prompt through ``chat``, tokens as progress."""
 
-    def __init__(self, agents: grpc.aio.Channel, chat: grpc.aio.Channel) -> None:
+    def __init__(self, agents: grpc.aio.Channel, chat: grpc.aio.Channel, memory: MemoryContext | None = None) -> None:
         self._agents = agents_pb2_grpc.AgentServiceStub(agents)
         self._chat = chat_pb2_grpc.ChatServiceStub(chat)
+        self._memory = memory
 
     async def __call__(self, task: TaskRow, progress: Progress) -> Any:
         metadata = Identity(task.owner_id).to_metadata()
         try:
             agent = await self._agents.GetAgent(agents_pb2.GetAgentRequest(id=task.agent_id or ""),
                                                 metadata=metadata, timeout=10)
+            recall = (await self._memory.recall(str(task.payload["input"]), agent.id, metadata)
+                      if agent.memory and self._memory else None)  # memory_context.py
             request = chat_pb2.ChatRequest(
                 messages=[chat_pb2.Message(role="user", content=str(task.payload["input"]))],
-                model=agent.model, system=agent.system_prompt, agent_id=agent.id, use_cache=False,
+                model=agent.model, system=(recall or Recall()).system_prompt(agent.system_prompt),
+                agent_id=agent.id, use_cache=False,
             )
             if agent.HasField("temperature"):
                 request.temperature = agent.temperature
@@ -67,4 +72,8 @@ class AgentRunner:
             result.update(model=done.model or agent.model, backend=done.backend,
                           usage={"prompt_tokens": done.usage.prompt_tokens,
                                  "completion_tokens": done.usage.completion_tokens})
+        if recall is not None and self._memory is not None:
+            result.update(recall.result_fields())
+            if task.payload.get("remember") is True:
+                result.update(await self._memory.remember(result["output"], agent.id, str(task.id), metadata))
         return result
