@@ -23,6 +23,7 @@ from sutazai_chat.errors import (
 )
 from sutazai_chat.requests import ChatCall, Reply
 from sutazai_chat.routing import Backend, QueueFullError, Router
+from sutazai_chat.tooling import ToolCall, ToolCallDelta, assemble
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,19 +77,22 @@ class ChatService:
         )
         duration_ms = (time.perf_counter() - started) * 1000
         reply = Reply(completion.text, model, backend.name, completion.prompt_tokens, completion.completion_tokens,
-                      round(duration_ms, 3), completion.finish_reason)
+                      round(duration_ms, 3), completion.finish_reason, tool_calls=completion.tool_calls)
         self._observe("chat", reply)
         if key is not None:
             await self.cache.set(key, _to_cache(reply))
         return reply
 
-    async def stream(self, call: ChatCall) -> AsyncIterator[str | Reply]:
-        """Tokens as they come, then the final ``Reply``. Fails over to the next backend only while no
-        token has been sent; a cancelled consumer closes the backend's stream."""
+    async def stream(self, call: ChatCall) -> AsyncIterator[str | ToolCallDelta | Reply]:
+        """Tokens and tool-call pieces as they come, then the final ``Reply``. Fails over to the next backend
+        only while nothing has been sent; a cancelled consumer closes the backend's stream."""
         model = await self.resolve(call.model)
         key = self.cache.key(model, call.messages, call.params) if self._cacheable(call) else None
         if key is not None and (hit := await self._cached(key, model)) is not None:
-            yield hit.response
+            if hit.response:
+                yield hit.response
+            for index, tool_call in enumerate(hit.tool_calls):
+                yield ToolCallDelta(index, tool_call.id, tool_call.name, tool_call.arguments)
             yield hit
             return
         tried: set[str] = set()
@@ -101,6 +105,7 @@ class ChatService:
                     started = time.perf_counter()
                     ttft = 0.0
                     text: list[str] = []
+                    calls: dict[int, list[ToolCallDelta]] = {}
                     usage = (None, None)
                     finish = "stop"
                     try:
@@ -113,6 +118,11 @@ class ChatService:
                                         metrics.TTFT.labels(model, backend.name).observe(ttft)
                                     text.append(delta.token)
                                     yield delta.token
+                                if delta.tool_call is not None:
+                                    if not text and not calls:
+                                        ttft = time.perf_counter() - started
+                                    calls.setdefault(delta.tool_call.index, []).append(delta.tool_call)
+                                    yield delta.tool_call
                                 if delta.prompt_tokens is not None:
                                     usage = (delta.prompt_tokens, delta.completion_tokens)
                                 if delta.finish_reason:
@@ -122,7 +132,7 @@ class ChatService:
                         raise InvalidRequestError(f"backend {backend.name} refused the request: {exc}") from exc
                     except BackendCallError as exc:
                         self._failed(backend, model, "chat_stream")
-                        if text:
+                        if text or calls:
                             raise BackendError(f"backend {backend.name} failed mid-stream: {exc}") from exc
                         failures.append(f"{backend.name}: {exc}")
                         continue
@@ -131,8 +141,10 @@ class ChatService:
                 full = True
                 continue
             duration_ms = (time.perf_counter() - started) * 1000
+            tool_calls = assemble(calls)
             reply = Reply("".join(text), model, backend.name, usage[0] or 0, usage[1] or len(text),
-                          round(duration_ms, 3), finish, ttft_ms=round(ttft * 1000, 3))
+                          round(duration_ms, 3), "tool_calls" if tool_calls else finish,
+                          ttft_ms=round(ttft * 1000, 3), tool_calls=tool_calls)
             self._observe("chat_stream", reply)
             if key is not None:
                 await self.cache.set(key, _to_cache(reply))  # only a complete stream is stored
@@ -172,7 +184,8 @@ class ChatService:
         metrics.CACHE.labels(model, "hit" if found else "miss").inc()
         if found is None:
             return None
-        reply = Reply(**found)
+        calls = [ToolCall(**c) for c in found.pop("tool_calls", ())]
+        reply = Reply(**found, tool_calls=calls)
         reply.generated_rate = reply.tokens_per_second
         reply.cached = True
         reply.duration_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -260,4 +273,5 @@ class ChatService:
 def _to_cache(reply: Reply) -> dict[str, object]:
     return {"response": reply.response, "model": reply.model, "backend": reply.backend,
             "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-            "duration_ms": reply.duration_ms, "finish_reason": reply.finish_reason, "ttft_ms": reply.ttft_ms}
+            "duration_ms": reply.duration_ms, "finish_reason": reply.finish_reason, "ttft_ms": reply.ttft_ms,
+            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls]}
