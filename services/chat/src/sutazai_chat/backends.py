@@ -174,6 +174,7 @@ class OpenAIBackend:
             )
         except Exception as exc:  # any failure of the backend's reply
             raise _wrap(exc) from exc
+        named: set[int] = set()  # llama-cpp-python repeats id and name on every piece; OpenAI sends them once
         try:
             async for chunk in stream:
                 final = Delta()
@@ -183,8 +184,11 @@ class OpenAIBackend:
                         yield Delta(token=choice.delta.content)
                     for call in (choice.delta.tool_calls or ()) if choice.delta else ():
                         function = call.function
+                        first = call.index not in named
+                        named.add(call.index)
                         yield Delta(tool_call=ToolCallDelta(
-                            index=call.index, id=call.id or "", name=(function.name or "") if function else "",
+                            index=call.index, id=(call.id or "") if first else "",
+                            name=((function.name or "") if function else "") if first else "",
                             arguments=(function.arguments or "") if function else ""))
                     final.finish_reason = choice.finish_reason
                 if chunk.usage:
