@@ -42,11 +42,12 @@ class TaskBus:
         for klass in PRIORITY_CLASSES:
             await self.js.add_consumer(self.names.tasks_stream, consumer_config(self.names, klass))
 
-    async def dispatch(self, task: TaskRow) -> None:
-        """Publish the work message and wait for JetStream to store it."""
+    async def dispatch(self, task: TaskRow, msg_id: str | None = None) -> None:
+        """Publish the work message and wait for JetStream to store it. ``msg_id`` names a new dispatch of
+        the same task (an agent run resumed after an approval), which de-duplication must not drop."""
         await self.js.publish(
             self.names.work(priority_class(task.priority)), json.dumps({"task_id": task.id}).encode(),
-            headers={"Nats-Msg-Id": message_id(task)},
+            headers={"Nats-Msg-Id": msg_id or message_id(task)},
         )
 
     async def dead_letter(self, task: TaskRow, error: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ _STATUS = {
     "queued": tasks_pb2.TASK_STATUS_QUEUED, "running": tasks_pb2.TASK_STATUS_RUNNING,
     "retrying": tasks_pb2.TASK_STATUS_RETRYING, "completed": tasks_pb2.TASK_STATUS_COMPLETED,
     "failed": tasks_pb2.TASK_STATUS_FAILED, "cancelled": tasks_pb2.TASK_STATUS_CANCELLED,
-    "dead": tasks_pb2.TASK_STATUS_DEAD,
+    "dead": tasks_pb2.TASK_STATUS_DEAD, "waiting_approval": tasks_pb2.TASK_STATUS_WAITING_APPROVAL,
 }
 STATUS_NAMES = {v: k for k, v in _STATUS.items()}
 
@@ -47,6 +48,8 @@ def to_proto(task: TaskRow) -> tasks_pb2.Task:
     )
     if task.result is not None:
         json_format.ParseDict(task.result, message.result)
+    if task.pending_approval is not None:
+        message.pending_approval_json = json.dumps(task.pending_approval)
     return message
 
 

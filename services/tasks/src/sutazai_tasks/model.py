@@ -10,8 +10,9 @@ from typing import Any, Literal
 
 from sutazai_tasks.errors import InvalidTaskError
 
-Status = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead"]
-STATUSES: tuple[Status, ...] = ("queued", "running", "retrying", "completed", "failed", "cancelled", "dead")
+Status = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead", "waiting_approval"]
+STATUSES: tuple[Status, ...] = ("queued", "running", "retrying", "completed", "failed", "cancelled", "dead",
+                                "waiting_approval")
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled", "dead"})
 BUILT_IN_TYPES = frozenset({"echo", "agent"})  # "orchestrate" is created only through Orchestrate
 PriorityClass = Literal["high", "normal", "low"]
@@ -105,6 +106,7 @@ class TaskRow:
     finished_at: datetime | None
     completions: int
     replays: int
+    pending_approval: Any = None  # waiting_approval: the tool call awaiting a decision
 
     @property
     def terminal(self) -> bool:

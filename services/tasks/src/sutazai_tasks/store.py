@@ -14,7 +14,8 @@ from sutazai_tasks.model import NewTask, TaskRow
 
 _COLUMNS = (
     "id, owner_id, task_type, payload, priority, agent_id, status, attempts, max_attempts, timeout_s,"
-    " result, error, idempotency_key, parent_id, created_at, started_at, finished_at, completions, replays"
+    " result, error, idempotency_key, parent_id, created_at, started_at, finished_at, completions, replays,"
+    " pending_approval"
 )
 
 
@@ -37,7 +38,7 @@ def _row(record: asyncpg.Record) -> TaskRow:
         idempotency_key=record["idempotency_key"],
         parent_id=str(record["parent_id"]) if record["parent_id"] else None,
         created_at=record["created_at"], started_at=record["started_at"], finished_at=record["finished_at"],
-        completions=record["completions"], replays=record["replays"],
+        completions=record["completions"], replays=record["replays"], pending_approval=record["pending_approval"],
     )
 
 
@@ -171,7 +172,8 @@ class TaskStore:
                 return None, None, []
             record = await conn.fetchrow(
                 f"UPDATE tasks.tasks SET status = 'cancelled', finished_at = now(), updated_at = now()"
-                f" WHERE id = $1 AND status IN ('queued', 'running', 'retrying') RETURNING {_COLUMNS}",
+                f" WHERE id = $1 AND status IN ('queued', 'running', 'retrying', 'waiting_approval')"
+                f" RETURNING {_COLUMNS}",
                 uuid.UUID(task_id),
             )
             if record is None:
