@@ -22,6 +22,7 @@ from sutazai_gateway.api.deps import GatewayState
 from sutazai_gateway.api.routes import agents as agents_routes
 from sutazai_gateway.api.routes import auth, health, root, tasks
 from sutazai_gateway.api.routes import chat as chat_routes
+from sutazai_gateway.api.routes import mcp as mcp_routes
 from sutazai_gateway.api.routes import ollama_compat as ollama_routes
 from sutazai_gateway.api.routes import openai_compat as openai_routes
 from sutazai_gateway.auth.service import Authenticator, bootstrap_admin
@@ -99,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(agents_routes.router)
     app.include_router(tasks.router)
     app.include_router(tasks.orchestrate_router)
+    app.include_router(mcp_routes.router)
     app.include_router(chat_routes.router)
     app.include_router(openai_routes.router)
     app.include_router(ollama_routes.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from importlib.resources import files
 
@@ -21,12 +22,17 @@ from sutazai_runtime.probes import nats_probe, postgres_probe
 from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_tasks import handlers
+from sutazai_tasks.agent_run import AgentRun
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.config import Settings
+from sutazai_tasks.mcp_client import McpHub, load_config
+from sutazai_tasks.mcp_service import MCP_SERVICE, McpServicer
 from sutazai_tasks.orchestration import Orchestrator
 from sutazai_tasks.server import SERVICE, TaskServicer, sweep_stale
+from sutazai_tasks.steps import StepStore
 from sutazai_tasks.store import TaskStore, pool_setup
 from sutazai_tasks.streams import Names
+from sutazai_tasks.tools import Toolbox
 from sutazai_tasks.worker import Worker
 
 
@@ -50,14 +56,18 @@ async def run_server(settings: Settings) -> None:
     pool, bus = await _connect(settings, "sutazai-tasks")
     store = TaskStore(pool)
     servicer = TaskServicer(store, bus)
+    hub = McpHub(load_config(settings.mcp_servers_file, os.environ))  # ${VAR} credentials from the environment
+    hub.start()
+    mcp_servicer = McpServicer(hub)
     await serve(
         GrpcService(
             name="tasks",
             settings=settings,
-            register=[lambda server: tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicer, server)],
-            service_names=[SERVICE.full_name],
+            register=[lambda server: tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicer, server),
+                      lambda server: tasks_pb2_grpc.add_McpServiceServicer_to_server(mcp_servicer, server)],
+            service_names=[SERVICE.full_name, MCP_SERVICE.full_name],
             probes=[postgres_probe(pool, settings.database_url), nats_probe(bus.nc, settings.nats_url)],
-            cleanups=[bus.nc.drain, pool.close],
+            cleanups=[hub.close, bus.nc.drain, pool.close],
             background=[lambda: sweep_stale(store, bus, every_s=settings.sweep_interval_s,
                                             older_than_s=settings.sweep_after_s)],
         )
@@ -69,10 +79,15 @@ async def run_worker(settings: Settings) -> None:
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     agents, chat = open_channel(settings.agents_addr), open_channel(settings.chat_addr)
+    tasks = open_channel(settings.tasks_addr)
     store = TaskStore(pool)
+    toolbox = Toolbox(agents, tasks, store, bus)
+    run = AgentRun(chat, StepStore(pool), toolbox, bus, default_max_steps=settings.agent_max_steps,
+                   tool_timeout_s=settings.tool_timeout_s)
     worker = Worker(
         store, bus,
-        {"echo": handlers.echo, "agent": handlers.AgentRunner(agents, chat), "orchestrate": Orchestrator(store, bus)},
+        {"echo": handlers.echo, "agent": handlers.AgentRunner(agents, chat, toolbox, run),
+         "orchestrate": Orchestrator(store, bus)},
         batch=settings.worker_batch, retry_base_s=settings.retry_base_s,
         max_in_flight=settings.worker_max_in_flight,
     )
@@ -90,6 +105,7 @@ async def run_worker(settings: Settings) -> None:
             async with asyncio.timeout(2.0):
                 await agents.close()
                 await chat.close()
+                await tasks.close()
                 await bus.nc.close()
                 await pool.close()
 

@@ -20,5 +20,12 @@ class Settings(ServiceSettings):
     worker_max_in_flight: int = Field(500, ge=1, le=20_000)
     worker_metrics_port: int = Field(0, ge=0, le=65535)
     retry_base_s: float = Field(1.0, gt=0, le=60)
+    # MCP servers (stdio commands, streamable-HTTP URLs) the tasks service holds; see mcp_client.py.
+    mcp_servers_file: str = ""
+    # Agent runs with tools: model calls at most when the definition has no max_steps, and each tool's deadline.
+    agent_max_steps: int = Field(4, ge=1, le=50)
+    tool_timeout_s: float = Field(30.0, gt=0, le=600)
+    # Where workers reach the tasks service's McpService (the tasks gRPC server).
+    tasks_addr: str = "127.0.0.1:50052"
     agents_addr: str = "127.0.0.1:50051"
     chat_addr: str = "127.0.0.1:50054"

@@ -6,7 +6,8 @@
     └── TaskStateError          FAILED_PRECONDITION: e.g. cancelling a finished task
 
 Handlers raise ``PermanentError`` for failures that a retry cannot fix; any other exception is
-retried with back-off until the task's attempts run out.
+retried with back-off until the task's attempts run out. ``ParkedError``: the handler moved the task to
+``waiting_approval`` itself; the message is acknowledged and nothing else is recorded.
 """
 
 
@@ -28,3 +29,7 @@ class TaskStateError(TaskError):
 
 class PermanentError(Exception):
     """A handler failure that retrying will not fix (bad payload, unknown agent, ...)."""
+
+
+class ParkedError(Exception):
+    """The handler parked its task (an agent run waiting for an approval): acknowledge, record nothing."""

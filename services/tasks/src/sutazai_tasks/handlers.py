@@ -11,8 +11,10 @@ from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
 from sutazai_runtime.identity import Identity
 
+from sutazai_tasks.agent_run import AgentRun
 from sutazai_tasks.errors import PermanentError
 from sutazai_tasks.model import TaskRow
+from sutazai_tasks.tools import Toolbox
 
 Progress = Callable[[str], Awaitable[None]]
 Handler = Callable[[TaskRow, Progress], Awaitable[Any]]
@@ -30,17 +32,25 @@ async def echo(task: TaskRow, progress: Progress) -> Any:
 
 
 class AgentRunner:
-    """Runs an agent: its definition from ``agents``, its prompt through ``chat``, tokens as progress."""
+    """Runs an agent: its definition from ``agents``, its prompt through ``chat``, tokens as progress. An
+    agent whose ``tools`` name tools that exist runs the tool loop of ``agent_run`` instead."""
 
-    def __init__(self, agents: grpc.aio.Channel, chat: grpc.aio.Channel) -> None:
+    def __init__(self, agents: grpc.aio.Channel, chat: grpc.aio.Channel,
+                 toolbox: Toolbox | None = None, run: AgentRun | None = None) -> None:
         self._agents = agents_pb2_grpc.AgentServiceStub(agents)
         self._chat = chat_pb2_grpc.ChatServiceStub(chat)
+        self._toolbox = toolbox
+        self._run = run
 
     async def __call__(self, task: TaskRow, progress: Progress) -> Any:
         metadata = Identity(task.owner_id).to_metadata()
         try:
             agent = await self._agents.GetAgent(agents_pb2.GetAgentRequest(id=task.agent_id or ""),
                                                 metadata=metadata, timeout=10)
+            if agent.tools and self._toolbox is not None and self._run is not None:
+                tools = await self._toolbox.resolve(list(agent.tools), list(agent.requires_approval), metadata)
+                if tools:
+                    return await self._run(task, agent, tools, metadata, progress)
             request = chat_pb2.ChatRequest(
                 messages=[chat_pb2.Message(role="user", content=str(task.payload["input"]))],
                 model=agent.model, system=agent.system_prompt, agent_id=agent.id, use_cache=False,

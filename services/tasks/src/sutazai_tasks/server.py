@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
 import grpc
@@ -22,6 +23,7 @@ from sutazai_tasks.coalesce import CreateCoalescer
 from sutazai_tasks.errors import InvalidTaskError, TaskError, TaskNotFoundError, TaskStateError
 from sutazai_tasks.model import NewTask, parse_task_id, validate_new_task
 from sutazai_tasks.orchestration import orchestration_payload
+from sutazai_tasks.steps import StepStore
 from sutazai_tasks.store import TaskStore
 
 SERVICE = tasks_pb2.DESCRIPTOR.services_by_name["TaskService"]
@@ -182,6 +184,21 @@ class TaskServicer(
                 f"only dead or failed tasks can be replayed; {task_id} is {current.status}"))
         await self._bus.dispatch(task)
         await self._bus.event(task.id, "queued", "queued", replay=task.replays)
+        return convert.to_proto(task)
+
+    async def DecideApproval(self, request: tasks_pb2.DecideApprovalRequest, context: Ctx) -> tasks_pb2.Task:
+        """The owner (or an admin) approves or rejects the tool call a run waits at; the run is queued again."""
+        identity = await require_identity(context)
+        try:
+            task_id = parse_task_id(request.task_id)
+            task = await StepStore(self._store.pool).decide(
+                task_id, None if identity.is_admin else identity.user_id, request.approve, request.reason)
+        except TaskError as exc:
+            await _abort(context, exc)
+            raise
+        decision = "approved" if request.approve else "rejected"
+        await self._bus.dispatch(task, msg_id=f"{task.id}:decision:{uuid.uuid4().hex}")
+        await self._bus.event(task.id, decision, "queued", reason=request.reason)
         return convert.to_proto(task)
 
     async def Orchestrate(self, request: tasks_pb2.OrchestrateRequest, context: Ctx) -> tasks_pb2.Task:

@@ -50,6 +50,10 @@ class TaskStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
     async def create(self, task: NewTask) -> tuple[TaskRow, bool]:
         """Insert ``task``; with an idempotency key already used by its owner, return that task instead.
         Returns (row, created)."""

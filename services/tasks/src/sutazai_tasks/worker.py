@@ -20,7 +20,7 @@ from nats.js.errors import FetchTimeoutError
 
 from sutazai_tasks import metrics
 from sutazai_tasks.bus import ACK_WAIT_S, TaskBus
-from sutazai_tasks.errors import PermanentError
+from sutazai_tasks.errors import ParkedError, PermanentError
 from sutazai_tasks.handlers import Handler
 from sutazai_tasks.model import PRIORITY_CLASSES, TaskRow, backoff_s
 from sutazai_tasks.store import TaskStore
@@ -159,7 +159,7 @@ class Worker:
                     await msg.in_progress()
 
     async def _run(self, task: TaskRow) -> tuple[str, Any]:
-        """("ok", result) | ("retry", error) | ("fail", error) | ("cancelled", None)."""
+        """("ok", result) | ("retry", error) | ("fail", error) | ("cancelled", None) | ("parked", None)."""
         handler = self._handlers.get(task.task_type)
         if handler is None:
             return "fail", f"no handler for task_type {task.task_type!r}"
@@ -182,6 +182,8 @@ class Worker:
             if deadline.expired():
                 return "retry", f"timed out after {task.timeout_s} s"
             return "retry", f"TimeoutError: {exc}"
+        except ParkedError:
+            return "parked", None
         except PermanentError as exc:
             return "fail", str(exc)
         except Exception as exc:
@@ -209,8 +211,8 @@ class Worker:
                     if task.id in recorded:
                         metrics.TASKS_FINISHED.labels(task.task_type, "completed").inc()
                         await self._bus.event(task.id, "completed", "completed", result=value)
-                elif outcome == "cancelled":
-                    pass  # the cancel already moved the row and told the subscribers
+                elif outcome in ("cancelled", "parked"):
+                    pass  # the cancel (or the park) already moved the row and told the subscribers
                 elif outcome == "retry" and task.attempts < task.max_attempts:
                     if await self._store.finish_unsuccessfully(task.id, "retrying", value):
                         delay = backoff_s(task.attempts, self._retry_base_s)

@@ -128,8 +128,8 @@ def _sse(data: object, event: str | None = None) -> str:
 
 @router.post("/chat/stream", response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}},
-                              "description": "one `data: {\"token\": ...}` event per token (`event: tool_call` for a piece "
-                                             "of a tool call), then `event: done` "
+                              "description": "one `data: {\"token\": ...}` event per token (`event: tool_call` "
+                                             "for a piece of a tool call), then `event: done` "
                                              "with usage; `event: error` if the model fails mid-stream"}})
 async def chat_stream(body: ChatBody, user: CurrentUser, state: StateDep) -> StreamingResponse:
     call, first = await chat_client.open_stream(state, body.to_grpc(), user.to_metadata())
@@ -141,9 +141,9 @@ async def chat_stream(body: ChatBody, user: CurrentUser, state: StateDep) -> Str
                 if kind == "token":
                     yield _sse({"token": chunk.token})
                 elif kind == "tool_call":
-                    call = chunk.tool_call
-                    yield _sse({"index": call.index, "id": call.id, "name": call.name,
-                                "arguments": call.arguments}, "tool_call")
+                    piece = chunk.tool_call
+                    yield _sse({"index": piece.index, "id": piece.id, "name": piece.name,
+                                "arguments": piece.arguments}, "tool_call")
                 else:
                     yield _sse(reply_dict(chunk.done), "done")
         except grpc.aio.AioRpcError as exc:

@@ -20,7 +20,8 @@ from sutazai_gateway.protojson import to_python
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
-StatusName = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead"]
+StatusName = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead",
+                     "waiting_approval"]
 _STATUS_NAME = {getattr(tasks_pb2, f"TASK_STATUS_{s.upper()}"): s for s in StatusName.__args__}  # type: ignore[attr-defined]
 _STATUS_VALUE = {v: k for k, v in _STATUS_NAME.items()}
 
@@ -59,6 +60,7 @@ def task_json(task: tasks_pb2.Task) -> dict[str, Any]:
         "created_at": _iso(task, "created_at"),
         "started_at": _iso(task, "started_at"),
         "finished_at": _iso(task, "finished_at"),
+        **({"pending_approval": json.loads(task.pending_approval_json)} if task.pending_approval_json else {}),
     }
 
 
@@ -157,6 +159,32 @@ async def cancel_task(task_id: TaskId, user: CurrentUser, state: StateDep) -> di
 @router.post("/{task_id}/replay")
 async def replay_task(task_id: TaskId, user: AdminUser, state: StateDep) -> dict[str, Any]:
     return await _one(state, user, "ReplayTask", tasks_pb2.ReplayTaskRequest(task_id=_task_id(task_id)))
+
+
+class Decision(BaseModel):
+    reason: str = Field("", max_length=2000, description="a rejection's reason reaches the model as the tool result")
+
+
+_DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such task, or not the caller's", "content": {"application/problem+json": {}}},
+    409: {"description": "the task is not waiting for an approval", "content": {"application/problem+json": {}}},
+}
+
+
+@router.post("/{task_id}/approve", responses=_DECISION_RESPONSES)
+async def approve_task(task_id: TaskId, user: CurrentUser, state: StateDep,
+                       body: Decision | None = None) -> dict[str, Any]:
+    """Let the tool call a ``waiting_approval`` agent run is parked at go ahead (its owner or an admin)."""
+    return await _one(state, user, "DecideApproval", tasks_pb2.DecideApprovalRequest(
+        task_id=_task_id(task_id), approve=True, reason=body.reason if body else ""))
+
+
+@router.post("/{task_id}/reject", responses=_DECISION_RESPONSES)
+async def reject_task(task_id: TaskId, user: CurrentUser, state: StateDep,
+                      body: Decision | None = None) -> dict[str, Any]:
+    """Refuse the pending tool call; the run goes on with the refusal as the tool's result."""
+    return await _one(state, user, "DecideApproval", tasks_pb2.DecideApprovalRequest(
+        task_id=_task_id(task_id), approve=False, reason=body.reason if body else ""))
 
 
 @router.get("/{task_id}/events")
