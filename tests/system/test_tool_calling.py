@@ -142,8 +142,9 @@ def test_openai_client_json_schema_response_format(client: openai.OpenAI) -> Non
 
 def test_ollama_client_gets_json_for_a_schema_and_a_tool_call_for_tools(stack: RunningStack, key: str) -> None:
     client = ollama.Client(host=stack.url, headers={"Authorization": f"Bearer {key}"}, timeout=180)
-    reply = client.chat(model="tinyllama", messages=[{"role": "user", "content": f"A city and its population. {NONCE}"}],
-                        format=Answer.model_json_schema(), options={"num_predict": 60, "temperature": 0})
+    prompt = f"A city and its population. {NONCE}"
+    reply = client.chat(model="tinyllama", messages=[{"role": "user", "content": prompt}],
+                        format=Answer.model_json_schema(), options={"num_predict": 40, "temperature": 0})
     Answer.model_validate_json(reply.message.content or "")
     # Ollama has no tool_choice: with one tool, the platform's local model is asked for it ("required").
     called = client.chat(model="tinyllama", tools=[WEATHER], options={"num_predict": 40, "temperature": 0},

@@ -11,6 +11,7 @@ until the owner decides; a rejection reaches the model as the tool's result."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -66,6 +67,7 @@ class AgentRun:
         self._bus = bus
         self._default_max_steps = default_max_steps
         self._tool_timeout_s = tool_timeout_s
+        self._worker = os.getpid()  # in events: which worker ran the step
 
     async def __call__(self, task: TaskRow, agent: agents_pb2.Agent, tools: Sequence[ToolSpec],
                        metadata: Sequence[tuple[str, str]], progress: Progress) -> dict[str, Any]:
@@ -135,7 +137,8 @@ class AgentRun:
                                                           "tool_calls": calls, "model": done.model})
         for call in calls:
             await self._bus.event(task.id, "tool_call", "running", step=step.seq, call_id=call["id"],
-                                  tool=call["name"].replace("__", "/", 1), arguments=call["arguments"])
+                                  tool=call["name"].replace("__", "/", 1), arguments=call["arguments"],
+                                  worker=self._worker)
         return step
 
     async def _run_tool(self, task: TaskRow, call: dict[str, Any], spec: ToolSpec | None, steps: list[Step],
@@ -170,5 +173,5 @@ class AgentRun:
             "call_id": call["id"], "tool": name, "model_name": call["name"], "content": content,
             "is_error": is_error})
         await self._bus.event(task.id, "tool_result", "running", step=step.seq, call_id=call["id"], tool=name,
-                              content=content[:2000], is_error=is_error)
+                              content=content[:2000], is_error=is_error, worker=self._worker)
         return step

@@ -209,10 +209,14 @@ class McpHub:
                 c.error = "connection lost"
                 return
             try:
+                # tools/list as the heartbeat: ping is gone from the 2026-07-28 protocol. Its answer also
+                # keeps the tool listing current.
                 async with asyncio.timeout(PING_EVERY_S):
-                    await c.client.send_ping()
+                    listed = await c.client.list_tools(cache_mode="bypass")
+                c.tools = {t.name: ToolInfo(c.name, t.name, t.description or "", dict(t.input_schema),
+                                            t.name in c.config.requires_approval) for t in listed.tools}
             except Exception as exc:
-                c.error = f"ping failed: {type(exc).__name__}: {exc}"[:500]
+                c.error = f"heartbeat failed: {type(exc).__name__}: {exc}"[:500]
                 return
 
     def servers(self) -> list[tuple[str, ServerConfig, bool, str, list[ToolInfo], int]]:
