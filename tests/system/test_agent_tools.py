@@ -157,3 +157,29 @@ def test_a_tool_requiring_approval_waits_and_a_rejection_reaches_the_model(
     task = admin.get(f"/api/v1/tasks/{task_id}").json()
     result = next(s for s in task["result"]["steps"] if s["kind"] == "tool_result")
     assert "rejected by a person: not today" in result["content"] and not danger.exists()
+
+
+async def test_the_official_mcp_client_lists_and_calls_the_platforms_tools(stack: RunningStack,
+                                                                           admin: httpx.Client) -> None:
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    key = stack.secrets["admin_api_key"]
+    async with httpx2.AsyncClient(headers={"X-API-Key": key}, timeout=60) as http, \
+            Client(streamable_http_client(stack.url + "/mcp", http_client=http)) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert names >= {"list_agents", "submit_task", "get_task"}
+        listed = await client.call_tool("list_agents", {"query": "count"})
+        assert not listed.is_error and "counter-agent" in "".join(getattr(c, "text", "") for c in listed.content)
+        submitted = await client.call_tool("submit_task", {"agent_id": "summarizer", "input": "One. Two."})
+        assert not submitted.is_error, submitted
+        task_id = submitted.structured_content["task_id"]
+        read = await client.call_tool("get_task", {"task_id": task_id})
+        assert not read.is_error and read.structured_content["task_id"] == task_id
+
+
+def test_the_mcp_endpoint_needs_the_gateways_credentials(stack: RunningStack) -> None:
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        refused = httpx.post(stack.url + "/mcp", json={}, headers=headers, timeout=10)
+        assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
