@@ -7,11 +7,14 @@ import json
 
 import pytest
 from sutazai_chat.backend_config import load_backends
+from sutazai_chat.backends import Params
 from sutazai_chat.breaker import CircuitBreaker
+from sutazai_chat.cache import ResponseCache
 from sutazai_chat.config import Settings
 from sutazai_chat.errors import InvalidRequestError, ModelNotFoundError
 from sutazai_chat.requests import Limits, build_call
 from sutazai_chat.routing import Backend, QueueFullError, Router
+from sutazai_chat.tooling import ResponseFormat, Tool
 
 
 class Clock:
@@ -113,3 +116,60 @@ def test_system_prompt_goes_first_and_limits_hold() -> None:
     capped = Limits(max_prompt_chars=10, max_messages=3, default_max_tokens=64)
     assert build_call(capped, model="m", messages=[("user", "a")]).params.max_tokens == 64
     assert build_call(capped, model="m", messages=[("user", "a")], max_tokens=8).params.max_tokens == 8
+
+
+WEATHER = Tool("get_weather", "weather", json.dumps({"type": "object", "properties": {"city": {"type": "string"}}}))
+
+
+def test_tools_tool_choice_and_formats_are_validated_and_carried() -> None:
+    limits = Limits(max_prompt_chars=1000, max_messages=10)
+    call = build_call(limits, model="m", messages=[("user", "hi")], tools=[WEATHER], tool_choice="function",
+                      tool_choice_function="get_weather", stop=["\n"], top_p=0.5)
+    assert call.params.tools == (WEATHER,) and call.params.tool_choice == "function"
+    assert call.params.tool_choice_function == "get_weather" and call.params.stop == ("\n",)
+    assert build_call(limits, model="m", messages=[("user", "hi")], tools=[WEATHER]).params.tool_choice == "auto"
+    bad = [
+        ({"tool_choice": "function", "tool_choice_function": "nope", "tools": [WEATHER]}, "not among the tools"),
+        ({"tool_choice": "required"}, "needs tools"),
+        ({"tool_choice": "sometimes", "tools": [WEATHER]}, "tool_choice must be one of"),
+        ({"tools": [Tool("bad name!")]}, "tool name"),
+        ({"tools": [Tool("t", parameters="{oops")]}, "not valid JSON"),
+        ({"tools": [Tool("t", parameters='{"type": "string"}')]}, "object schema"),
+        ({"tools": [WEATHER, WEATHER]}, "same name"),
+        ({"response_format": ResponseFormat("json_schema")}, "needs a schema"),
+        ({"top_p": 0}, "top_p"),
+        ({"stop": ["a"] * 5}, "stop"),
+        ({"presence_penalty": 3}, "presence_penalty"),
+    ]
+    for kwargs, says in bad:
+        with pytest.raises(InvalidRequestError, match=says):
+            build_call(limits, model="m", messages=[("user", "hi")], **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_tool_result_must_answer_an_earlier_call() -> None:
+    limits = Limits(max_prompt_chars=1000, max_messages=10)
+    call_turn = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]}
+    ok = build_call(limits, model="m", tools=[WEATHER], messages=[
+        ("user", "hi"), call_turn, {"role": "tool", "tool_call_id": "c1", "content": "sunny"}])
+    assert [m["role"] for m in ok.messages] == ["user", "assistant", "tool"]
+    with pytest.raises(InvalidRequestError, match="no earlier assistant message made"):
+        build_call(limits, model="m", messages=[("user", "hi"), {"role": "tool", "tool_call_id": "c9", "content": "x"}])
+    with pytest.raises(InvalidRequestError, match="no tool_call_id"):
+        build_call(limits, model="m", messages=[("user", "hi"), {"role": "tool", "content": "x"}])
+
+
+def test_the_cache_key_covers_tools_tool_choice_and_formats() -> None:
+    cache = ResponseCache(None, ttl_s=60)  # type: ignore[arg-type]  # key() does no I/O
+    messages = ({"role": "user", "content": "hi"},)
+    keys = {cache.key("m", messages, params) for params in (
+        Params(temperature=0), Params(temperature=0, tools=(WEATHER,)),
+        Params(temperature=0, tools=(WEATHER,), tool_choice="required"),
+        Params(temperature=0, response_format=ResponseFormat("json_object")),
+        Params(temperature=0, response_format=ResponseFormat("json_schema", '{"type": "object"}')),
+        Params(temperature=0, stop=("x",)),
+    )}
+    assert len(keys) == 6
+    with_call = ({"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]})
+    assert cache.key("m", with_call, Params(temperature=0)) != cache.key("m", messages, Params(temperature=0))
