@@ -125,11 +125,11 @@ async def main() -> None:
                 run = direct if name == "direct" else platform
                 results[name] += await run(Path(tmp) / f"{name}.txt", args.calls)
     d, p = statistics.median(results["direct"]), statistics.median(results["platform"])
-    print(f"direct SDK call      {_ms(results['direct'])}")
-    print(f"platform tool step   {_ms(results['platform'])}")
-    print(f"added per step: {p - d:.3f} ms (median), ratio {p / d:.2f}")
+    print(f"direct SDK call      {_ms(results['direct'])}")  # noqa: T201
+    print(f"platform tool step   {_ms(results['platform'])}")  # noqa: T201
+    print(f"added per step: {p - d:.3f} ms (median), ratio {p / d:.2f}")  # noqa: T201
     for name, samples in PARTS.items():
-        print(f"  {name:28s} {_ms(samples)}")
+        print(f"  {name:28s} {_ms(samples)}")  # noqa: T201
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)
     (out / "tool_step.json").write_text(json.dumps(results))
