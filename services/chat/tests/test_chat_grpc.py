@@ -219,7 +219,7 @@ async def test_background_calls_keep_a_slot_free_for_people_and_say_so_in_capaci
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await chat.stub.Chat(_req("Say one.", max_tokens=4), metadata=BACKGROUND, timeout=30)
         person = await chat.stub.Chat(_req("Say hi.", max_tokens=4), timeout=60)
-        async for _ in stream:
+        while await stream.read() is not grpc.aio.EOF:
             pass
         after = {m.model: m for m in (await chat.stub.GetCapacity(chat_pb2.CapacityRequest(), timeout=5)).models}
     for name in (MODEL, "tinyllama"):  # each served model and each alias of it

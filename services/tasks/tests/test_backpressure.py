@@ -5,14 +5,21 @@ when it finishes."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from importlib.resources import files
 from typing import Any
 
+import asyncpg
+import pytest
+from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_tasks.bus import TaskBus, Work
 from sutazai_tasks.capacity import ModelSlots
 from sutazai_tasks.errors import Busy
 from sutazai_tasks.handlers import Gate, echo
 from sutazai_tasks.model import NewTask, TaskRow, dump_json
-from sutazai_tasks.store import TaskStore
+from sutazai_tasks.server import sweep_stale
+from sutazai_tasks.store import TaskStore, pool_setup
 
 Fixture = Any
 
@@ -162,3 +169,57 @@ async def test_slots_follow_the_limits_chat_reports() -> None:
     assert not await slots.acquire("m", 0.01)
     slots.set_limits({"m": 0})  # no capacity reported: still one, so work is never starved outright
     assert slots.limit("m") == 1
+
+
+@pytest.fixture
+async def own_store(postgres_url: str) -> AsyncIterator[TaskStore]:
+    """A database of its own: the sweeper counts every unfinished task, and the shared one has other tests'."""
+    name = f"tasks_sweep_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(postgres_url, timeout=5)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    pool = await create_pool(postgres_url.rsplit("/", 1)[0] + "/" + name, max_size=4, **pool_setup())
+    try:
+        await apply_migrations(pool, "tasks", load_migrations(files("sutazai_tasks") / "migrations"))
+        yield TaskStore(pool)
+    finally:
+        await pool.close()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_the_sweeper_resends_a_lost_dispatch_but_not_a_backlog_that_is_waiting(
+    own_store: TaskStore, bus: TaskBus, running_worker: Fixture, until_final: Fixture
+) -> None:
+    store = own_store
+    waiting = await _submit(store, bus, task_type="echo")  # its message is in the stream
+    lost, _ = await store.create(NewTask(owner_id="backpressure-test", task_type="echo", payload_json="{}"))
+
+    async def messages() -> int:
+        return (await bus.js.stream_info(bus.names.tasks_stream)).state.messages
+
+    sweeps = 0
+    counted = store.count_unfinished
+
+    async def count_unfinished() -> int:
+        nonlocal sweeps
+        sweeps += 1
+        return await counted()
+
+    store.count_unfinished = count_unfinished  # type: ignore[method-assign]
+    sweeper = asyncio.create_task(sweep_stale(store, bus, every_s=0.02, older_than_s=0))
+    try:
+        async with asyncio.timeout(10):
+            while True:  # the lost one is re-sent ...
+                if await messages() >= 2:
+                    break
+                await asyncio.sleep(0.02)
+            resent_at = sweeps
+            while True:  # ... and nothing more, sweep after sweep (their ids would de-duplicate within
+                if sweeps >= resent_at + 10:  # JetStream's window, but not after it)
+                    break
+                await asyncio.sleep(0.02)
+        assert await messages() == 2
+    finally:
+        sweeper.cancel()
+    async with running_worker(store, bus, {"echo": echo}):
+        assert [(await until_final(store, t.id)).status for t in (waiting, lost)] == ["completed", "completed"]

@@ -236,11 +236,17 @@ class TaskServicer(
 
 
 async def sweep_stale(store: TaskStore, bus: TaskBus, *, every_s: float = 15.0, older_than_s: float = 30.0) -> None:
-    """Re-dispatch queued tasks whose dispatch may have been lost (NATS down at creation). Harmless
-    when it was not lost: the message id de-duplicates, and a claim is guarded."""
+    """Re-dispatch queued tasks whose dispatch may have been lost (NATS down at creation, a publish that was
+    never acknowledged). Only when the work stream holds fewer messages than there are unfinished tasks: a
+    backlog waiting for a busy model is queued for long, yet its messages are all there, and re-sending them
+    after the de-duplication window would only add copies. A needless re-send is harmless: the message id
+    de-duplicates, and a claim is guarded."""
     while True:
         await asyncio.sleep(every_s)
         try:
+            in_stream = (await bus.js.stream_info(bus.names.tasks_stream)).state.messages
+            if in_stream >= await store.count_unfinished():
+                continue
             for task in await store.stale_queued(older_than_s):
                 await bus.dispatch_stored(task)
         except Exception as exc:

@@ -207,6 +207,11 @@ class TaskStore:
         )
         return _row(record) if record else None
 
+    async def count_unfinished(self) -> int:
+        """Tasks that still need their work message: queued, retrying or running (not yet acknowledged)."""
+        return int(await self._pool.fetchval(
+            "SELECT count(*) FROM tasks.tasks WHERE status IN ('queued', 'retrying', 'running')"))
+
     async def stale_queued(self, older_than_s: float, limit: int = 500) -> list[TaskRow]:
         """Queued tasks whose dispatch may have been lost (e.g. NATS was down when they were created)."""
         records = await self._pool.fetch(
