@@ -12,9 +12,10 @@ from typing import Any
 
 import asyncpg
 import pytest
+from sutazai.chat.v1 import chat_pb2
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_tasks.bus import TaskBus, Work
-from sutazai_tasks.capacity import ModelSlots
+from sutazai_tasks.capacity import ModelSlots, background_limits
 from sutazai_tasks.errors import Busy
 from sutazai_tasks.handlers import Gate, echo
 from sutazai_tasks.model import NewTask, TaskRow, dump_json
@@ -167,8 +168,20 @@ async def test_slots_follow_the_limits_chat_reports() -> None:
     slots.release("m")
     assert await waiter and slots.held("m") == 3
     assert not await slots.acquire("m", 0.01)
-    slots.set_limits({"m": 0})  # no capacity reported: still one, so work is never starved outright
-    assert slots.limit("m") == 1
+    slots.set_limits({"m": 0})  # others hold what is free: this worker takes no more
+    slots.release("m")
+    assert not slots.try_acquire("m")
+
+
+def test_workers_share_a_models_capacity_by_what_each_holds_and_what_is_free() -> None:
+    reply = chat_pb2.CapacityResponse(models=[
+        chat_pb2.ModelCapacity(model="m", slots=4, background_slots=3, background_in_flight=2, in_flight=2),
+        chat_pb2.ModelCapacity(model="full", slots=4, background_slots=3, background_in_flight=3, in_flight=4,
+                               waiting=1),
+        chat_pb2.ModelCapacity(model="down", slots=0, background_slots=0),
+    ])
+    held = {"m": 2, "full": 0}
+    assert background_limits(reply, lambda model: held.get(model, 0)) == {"m": 3, "full": 0, "down": 1}
 
 
 @pytest.fixture

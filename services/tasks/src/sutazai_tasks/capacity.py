@@ -2,9 +2,10 @@
 take from background callers (``ChatService.GetCapacity``), refreshed periodically.
 
 A task over the limit is not claimed: the worker puts its message back in JetStream with a delay
-(``Worker``), so a backlog waits in the queue, not in retries. Several workers each take up to the
-whole limit; chat's own short wait for a slot absorbs the overlap, and what it cannot absorb comes back
-as RESOURCE_EXHAUSTED, which also puts the task back without spending an attempt.
+(``Worker``), so a backlog waits in the queue, not in retries. Several workers share a model: each may hold
+what it holds now plus what chat reports free (``background_limits``), so together they stay near the
+model's capacity; chat's own short wait for a slot absorbs the overlap of two refreshes, and what it cannot
+absorb comes back as RESOURCE_EXHAUSTED, which also puts the task back without spending an attempt.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 import grpc
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
@@ -37,7 +39,7 @@ class ModelSlots:
         return self._held[model]
 
     def set_limits(self, limits: dict[str, int]) -> None:
-        self._limits = {m: max(1, n) for m, n in limits.items()}
+        self._limits = {m: max(0, n) for m, n in limits.items()}
         self._wake()
 
     def try_acquire(self, model: str) -> bool:
@@ -69,8 +71,18 @@ class ModelSlots:
         self._changed = asyncio.Event()
 
 
-def background_limits(reply: chat_pb2.CapacityResponse) -> dict[str, int]:
-    return {m.model: m.background_slots for m in reply.models}
+def background_limits(reply: chat_pb2.CapacityResponse, held: Callable[[str], int]) -> dict[str, int]:
+    """Per model: what this worker holds plus what is free in chat, at most the model's background slots.
+    A model with no capacity reported (every backend's breaker open) gets one, so its errors surface (and
+    count) instead of its tasks waiting for ever."""
+    limits: dict[str, int] = {}
+    for m in reply.models:
+        if m.background_slots <= 0:
+            limits[m.model] = 1
+            continue
+        free = max(0, m.background_slots - m.background_in_flight - m.waiting)
+        limits[m.model] = min(m.background_slots, held(m.model) + free)
+    return limits
 
 
 async def watch_capacity(chat: grpc.aio.Channel, slots: ModelSlots, *, every_s: float = 2.0) -> None:
@@ -79,7 +91,7 @@ async def watch_capacity(chat: grpc.aio.Channel, slots: ModelSlots, *, every_s: 
     while True:
         try:
             reply = await stub.GetCapacity(chat_pb2.CapacityRequest(), timeout=min(5.0, every_s * 2))
-            slots.set_limits(background_limits(reply))
+            slots.set_limits(background_limits(reply, slots.held))
         except grpc.aio.AioRpcError as exc:
             log.debug("chat capacity unknown (%s); keeping the last limits", exc.code().name)
         await asyncio.sleep(every_s)
