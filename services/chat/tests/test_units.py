@@ -173,3 +173,48 @@ def test_the_cache_key_covers_tools_tool_choice_and_formats() -> None:
     with_call = ({"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [
         {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]})
     assert cache.key("m", with_call, Params(temperature=0)) != cache.key("m", messages, Params(temperature=0))
+def _prioritised(concurrency: int, share: float, queue: int = 4) -> Backend:
+    backend = _backend("p", {"m"}, concurrency=concurrency, queue=queue)
+    backend.interactive_share = share
+    return backend
+
+
+def test_a_share_of_slots_is_kept_for_interactive_calls() -> None:
+    assert [_prioritised(n, 0.25).background_limit for n in (1, 2, 4, 8)] == [1, 1, 3, 6]
+    assert [_prioritised(n, 0.0).background_limit for n in (1, 4)] == [1, 4]
+    assert _prioritised(4, 0.99).background_limit == 1  # background work is never starved outright
+
+
+async def test_background_calls_hold_at_most_their_share_and_time_out_when_it_is_taken() -> None:
+    backend = _prioritised(2, 0.5)
+    async with backend.slot(5, background=True):
+        with pytest.raises(QueueFullError):  # the other slot is kept for people
+            async with backend.slot(0.05, background=True):
+                pass
+        async with backend.slot(0.05):  # and a person gets it at once
+            assert (backend.in_flight, backend.background_in_flight) == (2, 1)
+    counts = (backend.in_flight, backend.background_in_flight, backend.waiting, backend.background_waiting)
+    assert counts == (0, 0, 0, 0)
+
+
+async def test_a_waiting_interactive_call_is_served_before_waiting_background_calls() -> None:
+    backend = _prioritised(1, 0.0)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def hold(name: str, background: bool) -> None:
+        async with backend.slot(5, background=background):
+            order.append(name)
+            if name == "first":
+                await release.wait()
+
+    first = asyncio.create_task(hold("first", True))
+    await asyncio.sleep(0)
+    waiting_background = asyncio.create_task(hold("background", True))
+    await asyncio.sleep(0)
+    waiting_person = asyncio.create_task(hold("person", False))  # arrives last
+    await asyncio.sleep(0)
+    assert (backend.waiting, backend.background_waiting) == (1, 1)
+    release.set()
+    await asyncio.gather(first, waiting_background, waiting_person)
+    assert order == ["first", "person", "background"]

@@ -33,6 +33,7 @@ class ChatCall:
     messages: tuple[dict[str, Any], ...]  # OpenAI's chat shape
     params: Params = field(default_factory=Params)
     use_cache: bool = False
+    background: bool = False  # task work (metadata sutazai-priority: background): served after interactive calls
 
 
 @dataclass(slots=True)

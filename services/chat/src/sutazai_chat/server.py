@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -29,6 +30,8 @@ from sutazai_chat.tooling import ResponseFormat, Tool, ToolCallDelta
 
 SERVICE = chat_pb2.DESCRIPTOR.services_by_name["ChatService"]
 R = TypeVar("R")
+# A call with this metadata is background work (task workers); a call without it is a person's.
+PRIORITY_KEY = "sutazai-priority"
 
 _CODES: dict[type[ChatError], grpc.StatusCode] = {
     InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -65,6 +68,10 @@ def _unary(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
             raise AssertionError("unreachable") from exc
 
     return wrapper
+
+
+def is_background(context: grpc.aio.ServicerContext) -> bool:
+    return any(k == PRIORITY_KEY and v == "background" for k, v in context.invocation_metadata() or ())
 
 
 def reply_pb(reply: Reply) -> chat_pb2.ChatResponse:
@@ -128,7 +135,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             model, system = model or agent.model, system or agent.system_prompt
             temperature = agent.temperature if temperature is None else temperature
             max_tokens = agent.max_tokens if max_tokens is None else max_tokens
-        return build_call(
+        call = build_call(
             self.limits, model=model or self.default_model,
             messages=[_message(m) for m in request.messages], system=system,
             temperature=temperature, max_tokens=max_tokens,
@@ -140,6 +147,7 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             parallel_tool_calls=_opt(request, "parallel_tool_calls"),
             response_format=_format(request.response_format) if request.HasField("response_format") else None,
         )
+        return dataclasses.replace(call, background=True) if is_background(context) else call
 
     @_unary
     async def Chat(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> chat_pb2.ChatResponse:
@@ -171,6 +179,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             temperature=request.temperature if request.HasField("temperature") else None,
             max_tokens=request.max_tokens if request.HasField("max_tokens") else None, use_cache=request.use_cache,
         )
+        if is_background(context):
+            call = dataclasses.replace(call, background=True)
         return reply_pb(await self.service.chat(call))
 
     @_unary
@@ -231,6 +241,11 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             chat_pb2.ModelInfo(name=model, backend=b.name, aliases=router.aliases_of(model), loaded=model in b.loaded)
             for b in router.backends for model in sorted(b.models)
         ])
+
+    async def GetCapacity(
+        self, request: chat_pb2.CapacityRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.CapacityResponse:
+        return chat_pb2.CapacityResponse(models=[chat_pb2.ModelCapacity(**row) for row in self.service.capacity()])
 
     async def GetCacheStats(
         self, request: chat_pb2.CacheStatsRequest, context: grpc.aio.ServicerContext

@@ -31,10 +31,12 @@ RETRY_AFTER_S = 1
 
 
 class ChatService:
-    def __init__(self, router: Router, cache: ResponseCache, *, queue_timeout_s: float) -> None:
+    def __init__(self, router: Router, cache: ResponseCache, *, queue_timeout_s: float,
+                 background_wait_s: float = 2.0) -> None:
         self.router = router
         self.cache = cache
         self.queue_timeout_s = queue_timeout_s
+        self.background_wait_s = background_wait_s
         self._refresh_lock = asyncio.Lock()
 
     # --- models -------------------------------------------------------------------------------------
@@ -73,7 +75,7 @@ class ChatService:
             return hit
         started = time.perf_counter()
         backend, completion = await self._call(
-            "chat", model, lambda client: client.complete(model, call.messages, call.params)
+            "chat", model, lambda client: client.complete(model, call.messages, call.params), call.background
         )
         duration_ms = (time.perf_counter() - started) * 1000
         reply = Reply(completion.text, model, backend.name, completion.prompt_tokens, completion.completion_tokens,
@@ -101,7 +103,7 @@ class ChatService:
         while (backend := self._pick(model, tried)) is not None:
             tried.add(backend.name)
             try:
-                async with self._slot(backend):
+                async with self._slot(backend, call.background):
                     started = time.perf_counter()
                     ttft = 0.0
                     text: list[str] = []
@@ -198,12 +200,29 @@ class ChatService:
             tried.add(backend.name)
         return None
 
+    def capacity(self) -> list[dict[str, int | str]]:
+        """Per served model (and per alias of it): the slots of its backends whose breaker lets calls through,
+        what background calls may hold of them, and what is in use now."""
+        rows: list[dict[str, int | str]] = []
+        for model in self.router.served_models():
+            usable = [b for b in self.router.serving(model) if b.breaker.state != "open"]
+            row: dict[str, int | str] = {
+                "slots": sum(b.spec.concurrency for b in usable),
+                "background_slots": sum(b.background_limit for b in usable),
+                "in_flight": sum(b.in_flight for b in usable),
+                "background_in_flight": sum(b.background_in_flight for b in usable),
+                "waiting": sum(b.waiting + b.background_waiting for b in usable),
+            }
+            rows += [{"model": name, **row} for name in (model, *self.router.aliases_of(model))]
+        return rows
+
     @contextlib.asynccontextmanager
-    async def _slot(self, backend: Backend) -> AsyncIterator[None]:
-        metrics.QUEUE_DEPTH.labels(backend.name).set(backend.waiting + 1)
+    async def _slot(self, backend: Backend, background: bool = False) -> AsyncIterator[None]:
+        metrics.QUEUE_DEPTH.labels(backend.name).set(backend.waiting + backend.background_waiting + 1)
+        timeout_s = self.background_wait_s if background else self.queue_timeout_s
         try:
-            async with backend.slot(self.queue_timeout_s):
-                metrics.QUEUE_DEPTH.labels(backend.name).set(backend.waiting)
+            async with backend.slot(timeout_s, background=background):
+                metrics.QUEUE_DEPTH.labels(backend.name).set(backend.waiting + backend.background_waiting)
                 metrics.IN_FLIGHT.labels(backend.name).set(backend.in_flight)
                 try:
                     yield
@@ -215,10 +234,10 @@ class ChatService:
             backend.breaker.release()
             raise
         finally:
-            metrics.QUEUE_DEPTH.labels(backend.name).set(backend.waiting)
+            metrics.QUEUE_DEPTH.labels(backend.name).set(backend.waiting + backend.background_waiting)
 
     async def _call(
-        self, operation: str, model: str, fn: Callable[[ModelClient], Awaitable[T]]
+        self, operation: str, model: str, fn: Callable[[ModelClient], Awaitable[T]], background: bool = False
     ) -> tuple[Backend, T]:
         tried: set[str] = set()
         failures: list[str] = []
@@ -226,7 +245,7 @@ class ChatService:
         while (backend := self._pick(model, tried)) is not None:
             tried.add(backend.name)
             try:
-                async with self._slot(backend):
+                async with self._slot(backend, background):
                     try:
                         result = await fn(backend.client)
                     except BackendRejectedError as exc:

@@ -58,8 +58,8 @@ def build_mcp_server(state: StateGetter) -> MCPServer:
     async def submit_task(ctx: Context, agent_id: str, input: str, priority: int = 0) -> dict[str, Any]:
         """Queue a task for an agent; read its result with get_task."""
         identity = await caller(ctx)
-        request = tasks_pb2.CreateTaskRequest(task_type="agent", agent_id=agent_id, priority=priority)
-        request.payload.update({"input": input})
+        request = tasks_pb2.CreateTaskRequest(task_type="agent", agent_id=agent_id, priority=priority,
+                                              payload_json=json.dumps({"input": input}).encode())
         task = await _call(stub_tasks().CreateTask(request, metadata=identity.to_metadata(), timeout=10))
         return {"task_id": task.task_id, "status": task_json(task)["status"]}
 

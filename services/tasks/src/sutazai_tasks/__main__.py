@@ -24,6 +24,7 @@ from sutazai_runtime.startup import connect_with_retry
 from sutazai_tasks import handlers
 from sutazai_tasks.agent_run import AgentRun
 from sutazai_tasks.bus import TaskBus
+from sutazai_tasks.capacity import ModelSlots, watch_capacity
 from sutazai_tasks.config import Settings
 from sutazai_tasks.mcp_client import McpHub, load_config
 from sutazai_tasks.mcp_service import MCP_SERVICE, McpServicer
@@ -46,7 +47,7 @@ async def _connect(settings: Settings, name: str) -> tuple[asyncpg.Pool, TaskBus
     js = nc.jetstream(timeout=5.0)
     names = Names(settings.namespace)
     for stream in names.streams():
-        await ensure_stream(js, stream)
+        await ensure_stream(js, stream, disposable=names.disposable(stream.name or ""))
     bus = TaskBus(nc, js, names)
     await bus.ensure_consumers()
     return pool, bus
@@ -84,13 +85,15 @@ async def run_worker(settings: Settings) -> None:
     toolbox = Toolbox(agents, tasks, store, bus)
     run = AgentRun(chat, StepStore(pool), toolbox, bus, default_max_steps=settings.agent_max_steps,
                    tool_timeout_s=settings.tool_timeout_s)
+    slots = ModelSlots(settings.worker_default_model_slots)
+    runner = handlers.AgentRunner(agents, chat, slots, admit_wait_s=settings.worker_admit_wait_s,
+                                  toolbox=toolbox, run=run)
     worker = Worker(
-        store, bus,
-        {"echo": handlers.echo, "agent": handlers.AgentRunner(agents, chat, toolbox, run),
-         "orchestrate": Orchestrator(store, bus)},
+        store, bus, {"echo": handlers.echo, "agent": runner, "orchestrate": Orchestrator(store, bus)},
         batch=settings.worker_batch, retry_base_s=settings.retry_base_s,
-        max_in_flight=settings.worker_max_in_flight,
+        max_in_flight=settings.worker_max_in_flight, busy_base_s=settings.worker_busy_base_s,
     )
+    capacity = asyncio.create_task(watch_capacity(chat, slots, every_s=settings.worker_capacity_interval_s))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -99,6 +102,7 @@ async def run_worker(settings: Settings) -> None:
         # The batch in hand finishes (or is redelivered if it outlasts the stop); no new batch is pulled.
         await worker.run(stop)
     finally:
+        capacity.cancel()
         # Close, not drain: unacknowledged messages are redelivered anyway, and a drain of pull
         # subscriptions can wait out its whole timeout. Bounded so SIGTERM to exit stays short.
         with contextlib.suppress(Exception):

@@ -33,7 +33,7 @@ class SupersededError(PermanentError):
 
 
 def _messages(task: TaskRow, steps: Sequence[Step]) -> list[chat_pb2.Message]:
-    messages = [chat_pb2.Message(role="user", content=str(task.payload["input"]))]
+    messages = [chat_pb2.Message(role="user", content=str(task.payload().get("input", "")))]
     for step in steps:
         if step.kind == "model":
             messages.append(chat_pb2.Message(role="assistant", content=step.data.get("content", ""), tool_calls=[
@@ -86,8 +86,8 @@ class AgentRun:
                         "tool_calls": sum(len(s.data.get("tool_calls", ())) for s in model_steps)}
             if len(model_steps) + 1 >= max_steps:
                 choice = "none"  # the last model call answers
-            elif not model_steps and task.payload.get("tool_choice"):
-                choice = str(task.payload["tool_choice"])  # the caller may force the first call
+            elif not model_steps and task.payload().get("tool_choice"):
+                choice = str(task.payload()["tool_choice"])  # the caller may force the first call
             else:
                 choice = "auto"
             step = await self._model_step(task, agent, tools, steps, choice, metadata, progress, usage)
@@ -103,7 +103,7 @@ class AgentRun:
                           steps: list[Step], choice: str, metadata: Sequence[tuple[str, str]], progress: Progress,
                           usage: dict[str, int]) -> Step:
         request = chat_pb2.ChatRequest(
-            messages=_messages(task, steps), model=agent.model, agent_id=agent.id, use_cache=False,
+            messages=_messages(task, steps), model=agent.model, system=agent.system_prompt, use_cache=False,
             tools=[chat_pb2.Tool(name=t.model_name, description=t.description,
                                  parameters_json=json.dumps(t.parameters)) for t in tools],
         )

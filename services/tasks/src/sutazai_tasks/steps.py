@@ -5,6 +5,7 @@ a worker that lost the task (cancelled, or taken over after its lease ran out) c
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,7 +33,7 @@ class StepStore:
     async def steps(self, task_id: str) -> list[Step]:
         records = await self._pool.fetch(
             "SELECT seq, kind, data FROM tasks.agent_steps WHERE task_id = $1 ORDER BY seq", uuid.UUID(task_id))
-        return [Step(r["seq"], r["kind"], r["data"]) for r in records]
+        return [Step(r["seq"], r["kind"], json.loads(r["data"])) for r in records]  # jsonb comes as text
 
     async def commit(self, task_id: str, seq: int, kind: StepKind, data: dict[str, Any], attempt: int) -> bool:
         """Record step ``seq``; False when the task is no longer running or the step exists already."""
@@ -41,7 +42,7 @@ class StepStore:
             " SELECT $1, $2, $3, $4, $5 WHERE EXISTS"
             "  (SELECT 1 FROM tasks.tasks WHERE id = $1 AND status = 'running')"
             " ON CONFLICT (task_id, seq) DO NOTHING",
-            uuid.UUID(task_id), seq, kind, data, attempt,
+            uuid.UUID(task_id), seq, kind, json.dumps(data), attempt,
         )
         return bool(status.endswith(" 1"))
 
@@ -50,7 +51,7 @@ class StepStore:
         status = await self._pool.execute(
             "UPDATE tasks.tasks SET status = 'waiting_approval', pending_approval = $2, updated_at = now()"
             " WHERE id = $1 AND status = 'running'",
-            uuid.UUID(task_id), pending,
+            uuid.UUID(task_id), json.dumps(pending),
         )
         return bool(status.endswith(" 1"))
 
@@ -68,12 +69,12 @@ class StepStore:
                 raise TaskStateError(f"task {task_id} is {record['status']}, not waiting for an approval")
             seq = await conn.fetchval(
                 "SELECT coalesce(max(seq), -1) + 1 FROM tasks.agent_steps WHERE task_id = $1", uuid.UUID(task_id))
-            pending = record["pending_approval"] or {}
+            pending = json.loads(record["pending_approval"]) if record["pending_approval"] else {}
             await conn.execute(
                 "INSERT INTO tasks.agent_steps (task_id, seq, kind, data, attempt) VALUES ($1, $2, 'approval', $3, 0)",
                 uuid.UUID(task_id), seq,
-                {"call_id": pending.get("call_id"), "approved": approve, "reason": reason[:2000],
-                 "decided_by": owner_id or "admin"},
+                json.dumps({"call_id": pending.get("call_id"), "approved": approve, "reason": reason[:2000],
+                            "decided_by": owner_id or "admin"}),
             )
             updated = await conn.fetchrow(
                 f"UPDATE tasks.tasks SET status = 'queued', pending_approval = NULL, attempts = 0, updated_at = now()"

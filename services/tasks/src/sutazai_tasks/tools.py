@@ -129,7 +129,7 @@ class Toolbox:
             return "delegate_to_agent needs 'agent_id' and a non-empty 'input'", True
         # The idempotency key makes a resumed run find the same sub-task instead of starting a second one.
         child, created = await self._store.create(NewTask(
-            owner_id=task.owner_id, task_type="agent", payload={"input": text}, agent_id=agent_id,
+            owner_id=task.owner_id, task_type="agent", payload_json=json.dumps({"input": text}), agent_id=agent_id,
             idempotency_key=f"delegate:{task.id}:{call_id}", parent_id=task.id, priority=task.priority,
             timeout_s=max(1, int(timeout_s))))
         if created:
@@ -138,7 +138,8 @@ class Toolbox:
             row = await self._store.get(child.id)
             if row is not None and row.terminal:
                 if row.status == "completed":
-                    output = row.result.get("output") if isinstance(row.result, dict) else row.result
+                    result = row.result()
+                    output = result.get("output") if isinstance(result, dict) else result
                     return str(output), False
                 return f"the sub-task {row.id} ended {row.status}: {row.error or ''}", True
             await asyncio.sleep(0.5)

@@ -280,3 +280,29 @@ class CacheStats(_message.Message):
     redis_server: _struct_pb2.Struct
     models: _containers.RepeatedCompositeFieldContainer[ModelCacheStats]
     def __init__(self, gets: _Optional[int] = ..., sets: _Optional[int] = ..., hits: _Optional[int] = ..., misses: _Optional[int] = ..., evictions: _Optional[int] = ..., hit_rate: _Optional[float] = ..., redis_server: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., models: _Optional[_Iterable[_Union[ModelCacheStats, _Mapping]]] = ...) -> None: ...
+
+class CapacityRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ModelCapacity(_message.Message):
+    __slots__ = ("model", "slots", "background_slots", "in_flight", "background_in_flight", "waiting")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_SLOTS_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    BACKGROUND_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    slots: int
+    background_slots: int
+    in_flight: int
+    background_in_flight: int
+    waiting: int
+    def __init__(self, model: _Optional[str] = ..., slots: _Optional[int] = ..., background_slots: _Optional[int] = ..., in_flight: _Optional[int] = ..., background_in_flight: _Optional[int] = ..., waiting: _Optional[int] = ...) -> None: ...
+
+class CapacityResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ModelCapacity]
+    def __init__(self, models: _Optional[_Iterable[_Union[ModelCapacity, _Mapping]]] = ...) -> None: ...

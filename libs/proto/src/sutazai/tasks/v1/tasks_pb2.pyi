@@ -1,6 +1,5 @@
 import datetime
 
-from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from sutazai.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
@@ -34,16 +33,14 @@ TASK_STATUS_DEAD: TaskStatus
 TASK_STATUS_WAITING_APPROVAL: TaskStatus
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "task_type", "payload", "priority", "agent_id", "status", "attempts", "max_attempts", "result", "error", "owner_id", "parent_id", "timeout_s", "created_at", "started_at", "finished_at", "child_ids", "pending_approval_json")
+    __slots__ = ("task_id", "task_type", "priority", "agent_id", "status", "attempts", "max_attempts", "error", "owner_id", "parent_id", "timeout_s", "created_at", "started_at", "finished_at", "child_ids", "payload_json", "result_json", "pending_approval_json")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
-    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
-    RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     OWNER_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -52,16 +49,16 @@ class Task(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     CHILD_IDS_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     PENDING_APPROVAL_JSON_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     task_type: str
-    payload: _struct_pb2.Struct
     priority: int
     agent_id: str
     status: TaskStatus
     attempts: int
     max_attempts: int
-    result: _struct_pb2.Value
     error: str
     owner_id: str
     parent_id: str
@@ -70,26 +67,28 @@ class Task(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
     child_ids: _containers.RepeatedScalarFieldContainer[str]
-    pending_approval_json: str
-    def __init__(self, task_id: _Optional[str] = ..., task_type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., agent_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ..., owner_id: _Optional[str] = ..., parent_id: _Optional[str] = ..., timeout_s: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., child_ids: _Optional[_Iterable[str]] = ..., pending_approval_json: _Optional[str] = ...) -> None: ...
+    payload_json: bytes
+    result_json: bytes
+    pending_approval_json: bytes
+    def __init__(self, task_id: _Optional[str] = ..., task_type: _Optional[str] = ..., priority: _Optional[int] = ..., agent_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., error: _Optional[str] = ..., owner_id: _Optional[str] = ..., parent_id: _Optional[str] = ..., timeout_s: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., child_ids: _Optional[_Iterable[str]] = ..., payload_json: _Optional[bytes] = ..., result_json: _Optional[bytes] = ..., pending_approval_json: _Optional[bytes] = ...) -> None: ...
 
 class CreateTaskRequest(_message.Message):
-    __slots__ = ("task_type", "payload", "priority", "agent_id", "idempotency_key", "timeout_s", "max_attempts")
+    __slots__ = ("task_type", "priority", "agent_id", "idempotency_key", "timeout_s", "max_attempts", "payload_json")
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
-    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
     task_type: str
-    payload: _struct_pb2.Struct
     priority: int
     agent_id: str
     idempotency_key: str
     timeout_s: int
     max_attempts: int
-    def __init__(self, task_type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ..., agent_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., timeout_s: _Optional[int] = ..., max_attempts: _Optional[int] = ...) -> None: ...
+    payload_json: bytes
+    def __init__(self, task_type: _Optional[str] = ..., priority: _Optional[int] = ..., agent_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., timeout_s: _Optional[int] = ..., max_attempts: _Optional[int] = ..., payload_json: _Optional[bytes] = ...) -> None: ...
 
 class CreateTasksRequest(_message.Message):
     __slots__ = ("tasks",)
@@ -150,34 +149,34 @@ class WatchTaskRequest(_message.Message):
     def __init__(self, task_id: _Optional[str] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("task_id", "type", "status", "token", "data", "at")
+    __slots__ = ("task_id", "type", "status", "token", "at", "data_json")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
-    DATA_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    DATA_JSON_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     type: str
     status: TaskStatus
     token: str
-    data: _struct_pb2.Struct
     at: _timestamp_pb2.Timestamp
-    def __init__(self, task_id: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., token: _Optional[str] = ..., data: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    data_json: bytes
+    def __init__(self, task_id: _Optional[str] = ..., type: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., token: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data_json: _Optional[bytes] = ...) -> None: ...
 
 class OrchestrateRequest(_message.Message):
-    __slots__ = ("goal", "agent_ids", "mode", "payload", "idempotency_key")
+    __slots__ = ("goal", "agent_ids", "mode", "idempotency_key", "payload_json")
     GOAL_FIELD_NUMBER: _ClassVar[int]
     AGENT_IDS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
-    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
     goal: str
     agent_ids: _containers.RepeatedScalarFieldContainer[str]
     mode: str
-    payload: _struct_pb2.Struct
     idempotency_key: str
-    def __init__(self, goal: _Optional[str] = ..., agent_ids: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    payload_json: bytes
+    def __init__(self, goal: _Optional[str] = ..., agent_ids: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., payload_json: _Optional[bytes] = ...) -> None: ...
 
 class DecideApprovalRequest(_message.Message):
     __slots__ = ("task_id", "approve", "reason")

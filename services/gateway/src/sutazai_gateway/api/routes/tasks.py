@@ -16,7 +16,6 @@ from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
 from sutazai_gateway.grpc_errors import upstream_errors
-from sutazai_gateway.protojson import to_python
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
@@ -40,6 +39,16 @@ def _stub(state: StateDep) -> tasks_pb2_grpc.TaskServiceStub:
     return tasks_pb2_grpc.TaskServiceStub(state.upstreams["tasks"].channel)
 
 
+def _json(raw: bytes, empty: Any = None) -> Any:
+    """User data from the tasks service (JSON text, as the client sent it); stdlib json keeps big ints and
+    1.0 apart from 1 on the way to the response."""
+    return json.loads(raw) if raw else empty
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _iso(message: Any, field: str) -> str | None:
     return message.__getattribute__(field).ToDatetime().isoformat() + "Z" if message.HasField(field) else None
 
@@ -51,8 +60,8 @@ def task_json(task: tasks_pb2.Task) -> dict[str, Any]:
         "task_type": task.task_type,
         "agent_id": task.agent_id or None,
         "priority": task.priority,
-        "payload": to_python(task.payload),
-        "result": to_python(task.result) if task.HasField("result") else None,
+        "payload": _json(task.payload_json, {}),
+        "result": _json(task.result_json),
         "error": task.error or None,
         "attempts": task.attempts,
         "max_attempts": task.max_attempts,
@@ -75,13 +84,11 @@ TaskId = Annotated[str, Path(max_length=64)]
 
 
 def _create_request(body: CreateTask) -> tasks_pb2.CreateTaskRequest:
-    request = tasks_pb2.CreateTaskRequest(
+    return tasks_pb2.CreateTaskRequest(
         task_type=body.task_type, priority=body.priority, agent_id=body.agent_id or "",
         idempotency_key=body.idempotency_key or "", timeout_s=body.timeout_s or 0,
-        max_attempts=body.max_attempts or 0,
+        max_attempts=body.max_attempts or 0, payload_json=_dump(body.payload),
     )
-    request.payload.update(body.payload)
-    return request
 
 
 @router.post("", status_code=202, response_model=None)
@@ -201,7 +208,7 @@ async def task_events(task_id: TaskId, request: Request, user: CurrentUser, stat
         try:
             while event is not grpc.aio.EOF:
                 body = {"task_id": event.task_id, "status": _STATUS_NAME.get(event.status, "unknown"),
-                        **to_python(event.data)}
+                        **_json(event.data_json, {})}
                 if event.token:
                     body["token"] = event.token
                 yield f"event: {event.type}\ndata: {json.dumps(body)}\n\n".encode()
