@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 # waits longest, so an idle worker makes few requests and a high task never waits behind a low batch.
 _FETCH_WAIT_S = {"high": 0.02, "normal": 0.02, "low": 0.25}
 
-Outcome = tuple[str, Any]  # ("ok", result) | ("retry", error) | ("fail", error) | ("busy", why) | ("cancelled", None)
+# ("ok", result) | ("retry", error) | ("fail", error) | ("busy", why) | ("cancelled", None) | ("parked", None)
+Outcome = tuple[str, Any]
 
 
 def busy_delay_s(deliveries: int, base_s: float) -> float:
