@@ -35,7 +35,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, count_file: Path) -> Iterato
     config.write_text(json.dumps({"servers": {"counter": {
         "command": sys.executable, "args": [str(SERVER), str(count_file)], "requires_approval": ["danger"],
         "timeout_s": 20}}}))
-    with run_stack(home / "stack", SUTAZAI_TASKS_MCP_SERVERS_FILE=str(config)) as running:
+    with run_stack(home / "stack", SUTAZAI_TASKS_MCP_SERVERS_FILE=str(config),
+                   SUTAZAI_CHAT_REQUEST_TIMEOUT_S="600", SUTAZAI_START_TIMEOUT_S="300") as running:
         yield running
 
 
@@ -102,6 +103,7 @@ def test_execute_runs_one_tool_for_an_admin_and_refuses_bad_input(admin: httpx.C
     assert len(_lines(count_file)) >= before + 1
 
 
+@pytest.mark.timeout(900)
 def test_an_agent_completes_through_a_tool_call_that_survives_a_killed_worker(
     stack: RunningStack, admin: httpx.Client, count_file: Path
 ) -> None:
@@ -133,6 +135,7 @@ def test_an_agent_completes_through_a_tool_call_that_survives_a_killed_worker(
     assert task["result"]["output"] is not None and finished_by
 
 
+@pytest.mark.timeout(900)  # two model steps on a shared 2-core machine
 def test_a_tool_requiring_approval_waits_and_a_rejection_reaches_the_model(
     stack: RunningStack, admin: httpx.Client, count_file: Path
 ) -> None:
