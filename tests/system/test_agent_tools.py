@@ -35,7 +35,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, count_file: Path) -> Iterato
     config.write_text(json.dumps({"servers": {"counter": {
         "command": sys.executable, "args": [str(SERVER), str(count_file)], "requires_approval": ["danger"],
         "timeout_s": 20}}}))
-    with run_stack(home / "stack", SUTAZAI_TASKS_MCP_SERVERS_FILE=str(config),
+    with run_stack(home / "stack", timeout_s=600, SUTAZAI_TASKS_MCP_SERVERS_FILE=str(config),
                    SUTAZAI_CHAT_REQUEST_TIMEOUT_S="600", SUTAZAI_START_TIMEOUT_S="300") as running:
         yield running
 

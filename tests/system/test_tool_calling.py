@@ -35,7 +35,7 @@ class Answer(BaseModel):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     # A generation on this shared 2-core machine can take minutes: a long backend deadline, not a flaky 503.
-    with run_stack(tmp_path_factory.mktemp("tools-stack"), SUTAZAI_CHAT_REQUEST_TIMEOUT_S="600",
+    with run_stack(tmp_path_factory.mktemp("tools-stack"), timeout_s=600, SUTAZAI_CHAT_REQUEST_TIMEOUT_S="600",
                    SUTAZAI_START_TIMEOUT_S="300") as running:
         yield running
 
