@@ -110,7 +110,9 @@ def platform_stack(extra_env: dict[str, str] | None = None) -> Iterator[Platform
 
     The home (with the logs) is removed afterwards, unless a start or a measurement failed (a BenchError)."""
     home = Path(tempfile.mkdtemp(prefix="sutazai-bench-"))
-    env = {**os.environ, "SUTAZAI_DATABASE_NAME": "sutazai_bench", **(extra_env or {})}
+    # SUTAZAI_BENCH_DATABASE: another database (and so JetStream namespace) than other benchmarks on this NATS.
+    database = os.environ.get("SUTAZAI_BENCH_DATABASE", "sutazai_bench")
+    env = {**os.environ, "SUTAZAI_DATABASE_NAME": database, **(extra_env or {})}
     say(f"starting the platform (home {home}) ...")
     with open(home / "stack.out", "wb") as out:
         process = subprocess.Popen(
