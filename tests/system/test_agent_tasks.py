@@ -63,6 +63,7 @@ def test_an_agent_task_completes_with_a_model_answer_and_streams_its_tokens(stac
 BURST = int(os.environ.get("SUTAZAI_TEST_AGENT_BURST", "12"))
 
 
+@pytest.mark.timeout(120 + 30 * BURST)
 def test_a_burst_of_agent_tasks_all_complete_and_a_person_is_answered_meanwhile(stack: RunningStack) -> None:
     """More agent tasks at once than the model takes: none dies of a busy model (they wait in the queue, no
     attempt spent), and a person's chat sent while they run is answered ahead of the backlog."""

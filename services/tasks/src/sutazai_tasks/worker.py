@@ -59,6 +59,7 @@ class Worker:
         self._store = store
         self._bus = bus
         self._handlers = handlers
+        self._gates = {kind: h for kind, h in handlers.items() if isinstance(h, Gate)}  # a Protocol check is slow
         self._batch = batch
         self._retry_base_s = retry_base_s
         self._busy_base_s = busy_base_s
@@ -151,8 +152,7 @@ class Worker:
             log.error("dropping a malformed work message: %r", msg.data[:200])
             await msg.term()
             return
-        handler = self._handlers.get(work.task_type)
-        gate = handler if isinstance(handler, Gate) else None
+        gate = self._gates.get(work.task_type)
         if gate is not None and not await gate.admit(work):
             metrics.TASKS_DEFERRED.labels(work.task_type, "admission").inc()
             await msg.nak(delay=busy_delay_s(msg.metadata.num_delivered, self._busy_base_s))
