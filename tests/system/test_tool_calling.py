@@ -123,11 +123,13 @@ def _round_trip(client: openai.OpenAI, *, stream: bool) -> tuple[str, str]:
     return arguments, final
 
 
+@pytest.mark.timeout(900)  # several generations on a shared 2-core machine
 def test_openai_client_tool_call_round_trip(client: openai.OpenAI) -> None:
     _, final = _round_trip(client, stream=False)
     assert final.strip()
 
 
+@pytest.mark.timeout(900)  # several generations on a shared 2-core machine
 def test_openai_client_tool_call_round_trip_streamed(client: openai.OpenAI) -> None:
     _, final = _round_trip(client, stream=True)
     assert final.strip()
@@ -142,6 +144,7 @@ def test_openai_client_json_schema_response_format(client: openai.OpenAI) -> Non
     Answer.model_validate_json(reply.choices[0].message.content or "")
 
 
+@pytest.mark.timeout(900)  # several generations on a shared 2-core machine
 def test_ollama_client_gets_json_for_a_schema_and_a_tool_call_for_tools(stack: RunningStack, key: str) -> None:
     client = ollama.Client(host=stack.url, headers={"Authorization": f"Bearer {key}"}, timeout=180)
     prompt = f"A city and its population. {NONCE}"
@@ -161,6 +164,7 @@ def test_ollama_client_gets_json_for_a_schema_and_a_tool_call_for_tools(stack: R
     assert legacy.status_code == 200 and len(legacy.json()["embedding"]) == 384
 
 
+@pytest.mark.timeout(900)  # several generations on a shared 2-core machine
 def test_rest_chat_takes_response_format_and_tools(stack: RunningStack, key: str) -> None:
     with httpx.Client(base_url=stack.url, headers={"X-API-Key": key}, timeout=180) as api:
         forced = api.post("/api/v1/chat", json={
