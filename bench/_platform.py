@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-STACK_START_TIMEOUT_S = 180.0
+STACK_START_TIMEOUT_S = float(os.environ.get("SUTAZAI_BENCH_START_TIMEOUT_S", "180"))
 STOP_TIMEOUT_S = 90.0  # the stack stops its children one by one, each within 10 s
 
 
@@ -110,7 +110,9 @@ def platform_stack(extra_env: dict[str, str] | None = None) -> Iterator[Platform
 
     The home (with the logs) is removed afterwards, unless a start or a measurement failed (a BenchError)."""
     home = Path(tempfile.mkdtemp(prefix="sutazai-bench-"))
-    env = {**os.environ, "SUTAZAI_DATABASE_NAME": "sutazai_bench", **(extra_env or {})}
+    # SUTAZAI_BENCH_DATABASE: another database (and so JetStream namespace) than other benchmarks on this NATS.
+    database = os.environ.get("SUTAZAI_BENCH_DATABASE", "sutazai_bench")
+    env = {**os.environ, "SUTAZAI_DATABASE_NAME": database, **(extra_env or {})}
     say(f"starting the platform (home {home}) ...")
     with open(home / "stack.out", "wb") as out:
         process = subprocess.Popen(

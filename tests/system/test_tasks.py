@@ -152,3 +152,32 @@ def test_bulk_submission_queues_all_in_order_or_none(client: httpx.Client) -> No
     assert client.post("/api/v1/tasks/batch", json={"tasks": []}).status_code == 422
     assert client.post("/api/v1/tasks/batch", json={"tasks": [tasks[0]] * 501}).status_code == 422
     assert client.get("/api/v1/tasks", params={"limit": 1}).json()["total"] == before
+
+
+def test_an_echo_payload_comes_back_with_the_same_values_and_json_types(client: httpx.Client) -> None:
+    """Not Python equality (1 == 1.0): the JSON text and the type of each value."""
+    raw = '{"task_type": "echo", "payload": {"big": 12345678901234567891, "f": 1.0, "n": 7, "s": "naïve ☃"}}'
+    response = client.post("/api/v1/tasks", content=raw.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 202, response.text
+    _final(client, response.json()["task_id"])
+    reply = client.get(f"/api/v1/tasks/{response.json()['task_id']}")
+    task = json.loads(reply.text)
+    for value in (task["payload"], task["result"]):
+        assert value == {"big": 12345678901234567891, "f": 1.0, "n": 7, "s": "naïve ☃"}
+        assert [type(value[k]) for k in ("big", "f", "n", "s")] == [int, float, int, str]
+    text = reply.text.replace(" ", "")
+    assert text.count('"big":12345678901234567891') == 2 and text.count('"f":1.0') == 2  # payload and result
+    assert text.count('"n":7,') + text.count('"n":7}') == 2
+
+
+@pytest.mark.parametrize("payload", [[1, 2], "text", 7, None])
+def test_a_payload_that_is_not_an_object_is_a_422_problem_and_creates_nothing(
+    client: httpx.Client, payload: Any
+) -> None:
+    before = client.get("/api/v1/tasks", params={"limit": 1}).json()["total"]
+    response = client.post("/api/v1/tasks", json={"task_type": "echo", "payload": payload})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem = response.json()
+    assert problem["status"] == 422 and any("payload" in str(e) for e in problem.get("errors", [problem]))
+    assert client.get("/api/v1/tasks", params={"limit": 1}).json()["total"] == before

@@ -199,3 +199,33 @@ async def test_a_request_arriving_during_a_stream_does_not_cut_it_short(ensure_u
         await models
     done = chunks[-1].done
     assert done.finish_reason == "length" and done.usage.completion_tokens == 48
+
+
+BACKGROUND = (("sutazai-priority", "background"),)
+
+
+async def test_background_calls_keep_a_slot_free_for_people_and_say_so_in_capacity(  # type: ignore[no-untyped-def]
+    ensure_up, make_chat, spec
+) -> None:
+    """Two slots, half kept for interactive calls: one background stream holds the background share; a second
+    background call waits briefly, then gets chat's own RESOURCE_EXHAUSTED (tagged, so a worker puts its task
+    back); a person's call meanwhile takes the kept slot at once."""
+    a, _ = ensure_up
+    async with make_chat([spec("a", a, concurrency=2)], interactive_share=0.5, background_wait_s=0.3) as chat:
+        stream = chat.stub.ChatStream(_req("Write a long story about the sea.", max_tokens=48, temperature=0),
+                                      metadata=BACKGROUND, timeout=60)
+        await stream.read()  # the first token: the background call holds its slot
+        capacity = {m.model: m for m in (await chat.stub.GetCapacity(chat_pb2.CapacityRequest(), timeout=5)).models}
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await chat.stub.Chat(_req("Say one.", max_tokens=4), metadata=BACKGROUND, timeout=30)
+        person = await chat.stub.Chat(_req("Say hi.", max_tokens=4), timeout=60)
+        while await stream.read() is not grpc.aio.EOF:
+            pass
+        after = {m.model: m for m in (await chat.stub.GetCapacity(chat_pb2.CapacityRequest(), timeout=5)).models}
+    for name in (MODEL, "tinyllama"):  # each served model and each alias of it
+        c = capacity[name]
+        assert (c.slots, c.background_slots, c.in_flight, c.background_in_flight) == (2, 1, 1, 1)
+        assert (after[name].in_flight, after[name].background_in_flight) == (0, 0)
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert dict(refused.value.trailing_metadata() or ())["sutazai-error"] == "OverloadedError"
+    assert person.response

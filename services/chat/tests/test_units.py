@@ -7,11 +7,14 @@ import json
 
 import pytest
 from sutazai_chat.backend_config import load_backends
+from sutazai_chat.backends import Params
 from sutazai_chat.breaker import CircuitBreaker
+from sutazai_chat.cache import ResponseCache
 from sutazai_chat.config import Settings
 from sutazai_chat.errors import InvalidRequestError, ModelNotFoundError
 from sutazai_chat.requests import Limits, build_call
 from sutazai_chat.routing import Backend, QueueFullError, Router
+from sutazai_chat.tooling import ResponseFormat, Tool
 
 
 class Clock:
@@ -113,3 +116,105 @@ def test_system_prompt_goes_first_and_limits_hold() -> None:
     capped = Limits(max_prompt_chars=10, max_messages=3, default_max_tokens=64)
     assert build_call(capped, model="m", messages=[("user", "a")]).params.max_tokens == 64
     assert build_call(capped, model="m", messages=[("user", "a")], max_tokens=8).params.max_tokens == 8
+
+
+WEATHER = Tool("get_weather", "weather", json.dumps({"type": "object", "properties": {"city": {"type": "string"}}}))
+
+
+def test_tools_tool_choice_and_formats_are_validated_and_carried() -> None:
+    limits = Limits(max_prompt_chars=1000, max_messages=10)
+    call = build_call(limits, model="m", messages=[("user", "hi")], tools=[WEATHER], tool_choice="function",
+                      tool_choice_function="get_weather", stop=["\n"], top_p=0.5)
+    assert call.params.tools == (WEATHER,) and call.params.tool_choice == "function"
+    assert call.params.tool_choice_function == "get_weather" and call.params.stop == ("\n",)
+    assert build_call(limits, model="m", messages=[("user", "hi")], tools=[WEATHER]).params.tool_choice == "auto"
+    bad = [
+        ({"tool_choice": "function", "tool_choice_function": "nope", "tools": [WEATHER]}, "not among the tools"),
+        ({"tool_choice": "required"}, "needs tools"),
+        ({"tool_choice": "sometimes", "tools": [WEATHER]}, "tool_choice must be one of"),
+        ({"tools": [Tool("bad name!")]}, "tool name"),
+        ({"tools": [Tool("t", parameters="{oops")]}, "not valid JSON"),
+        ({"tools": [Tool("t", parameters='{"type": "string"}')]}, "object schema"),
+        ({"tools": [WEATHER, WEATHER]}, "same name"),
+        ({"response_format": ResponseFormat("json_schema")}, "needs a schema"),
+        ({"top_p": 0}, "top_p"),
+        ({"stop": ["a"] * 5}, "stop"),
+        ({"presence_penalty": 3}, "presence_penalty"),
+    ]
+    for kwargs, says in bad:
+        with pytest.raises(InvalidRequestError, match=says):
+            build_call(limits, model="m", messages=[("user", "hi")], **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_tool_result_must_answer_an_earlier_call() -> None:
+    limits = Limits(max_prompt_chars=1000, max_messages=10)
+    call_turn = {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]}
+    ok = build_call(limits, model="m", tools=[WEATHER], messages=[
+        ("user", "hi"), call_turn, {"role": "tool", "tool_call_id": "c1", "content": "sunny"}])
+    assert [m["role"] for m in ok.messages] == ["user", "assistant", "tool"]
+    with pytest.raises(InvalidRequestError, match="no earlier assistant message made"):
+        build_call(limits, model="m", messages=[("user", "hi"), {"role": "tool", "tool_call_id": "c9", "content": "x"}])
+    with pytest.raises(InvalidRequestError, match="no tool_call_id"):
+        build_call(limits, model="m", messages=[("user", "hi"), {"role": "tool", "content": "x"}])
+
+
+def test_the_cache_key_covers_tools_tool_choice_and_formats() -> None:
+    cache = ResponseCache(None, ttl_s=60)  # type: ignore[arg-type]  # key() does no I/O
+    messages = ({"role": "user", "content": "hi"},)
+    keys = {cache.key("m", messages, params) for params in (
+        Params(temperature=0), Params(temperature=0, tools=(WEATHER,)),
+        Params(temperature=0, tools=(WEATHER,), tool_choice="required"),
+        Params(temperature=0, response_format=ResponseFormat("json_object")),
+        Params(temperature=0, response_format=ResponseFormat("json_schema", '{"type": "object"}')),
+        Params(temperature=0, stop=("x",)),
+    )}
+    assert len(keys) == 6
+    with_call = ({"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]})
+    assert cache.key("m", with_call, Params(temperature=0)) != cache.key("m", messages, Params(temperature=0))
+def _prioritised(concurrency: int, share: float, queue: int = 4) -> Backend:
+    backend = _backend("p", {"m"}, concurrency=concurrency, queue=queue)
+    backend.interactive_share = share
+    return backend
+
+
+def test_a_share_of_slots_is_kept_for_interactive_calls() -> None:
+    assert [_prioritised(n, 0.25).background_limit for n in (1, 2, 4, 8)] == [1, 1, 3, 6]
+    assert [_prioritised(n, 0.0).background_limit for n in (1, 4)] == [1, 4]
+    assert _prioritised(4, 0.99).background_limit == 1  # background work is never starved outright
+
+
+async def test_background_calls_hold_at_most_their_share_and_time_out_when_it_is_taken() -> None:
+    backend = _prioritised(2, 0.5)
+    async with backend.slot(5, background=True):
+        with pytest.raises(QueueFullError):  # the other slot is kept for people
+            async with backend.slot(0.05, background=True):
+                pass
+        async with backend.slot(0.05):  # and a person gets it at once
+            assert (backend.in_flight, backend.background_in_flight) == (2, 1)
+    counts = (backend.in_flight, backend.background_in_flight, backend.waiting, backend.background_waiting)
+    assert counts == (0, 0, 0, 0)
+
+
+async def test_a_waiting_interactive_call_is_served_before_waiting_background_calls() -> None:
+    backend = _prioritised(1, 0.0)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def hold(name: str, background: bool) -> None:
+        async with backend.slot(5, background=background):
+            order.append(name)
+            if name == "first":
+                await release.wait()
+
+    first = asyncio.create_task(hold("first", True))
+    await asyncio.sleep(0)
+    waiting_background = asyncio.create_task(hold("background", True))
+    await asyncio.sleep(0)
+    waiting_person = asyncio.create_task(hold("person", False))  # arrives last
+    await asyncio.sleep(0)
+    assert (backend.waiting, backend.background_waiting) == (1, 1)
+    release.set()
+    await asyncio.gather(first, waiting_background, waiting_person)
+    assert order == ["first", "person", "background"]

@@ -41,7 +41,7 @@ async def bus(nats_url: str) -> AsyncIterator[TaskBus]:
     js = nc.jetstream(timeout=5)
     names = Names(f"t{uuid.uuid4().hex[:10]}")
     for stream in names.streams():
-        await ensure_stream(js, stream)
+        await ensure_stream(js, stream, disposable=names.disposable(stream.name or ""))
     bus = TaskBus(nc, js, names)
     await bus.ensure_consumers()
     yield bus

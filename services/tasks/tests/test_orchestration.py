@@ -11,7 +11,7 @@ import pytest
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.errors import InvalidTaskError, PermanentError
 from sutazai_tasks.handlers import echo
-from sutazai_tasks.model import NewTask, TaskRow
+from sutazai_tasks.model import NewTask, TaskRow, dump_json
 from sutazai_tasks.orchestration import Orchestrator, orchestration_payload
 from sutazai_tasks.store import TaskStore
 
@@ -21,14 +21,15 @@ async def _agent(task: TaskRow, progress: Any) -> Any:
         raise PermanentError("this agent always fails")
     if task.agent_id == "slow":
         await asyncio.sleep(30)
-    return {"output": f"<{task.agent_id}: {task.payload['input'].splitlines()[-1]}>"}
+    return {"output": f"<{task.agent_id}: {task.payload()['input'].splitlines()[-1]}>"}
 
 
 async def _orchestrate(
     store: TaskStore, bus: TaskBus, agents: list[str], mode: str, owner: str = "orch-test"
 ) -> TaskRow:
     parent, _ = await store.create(NewTask(
-        owner_id=owner, task_type="orchestrate", payload=orchestration_payload("plan a trip", agents, mode),
+        owner_id=owner, task_type="orchestrate",
+        payload_json=dump_json(orchestration_payload("plan a trip", agents, mode)),
         max_attempts=1,
     ))
     await bus.dispatch(parent)
@@ -46,11 +47,11 @@ async def test_a_sequence_passes_each_output_forward(
     async with running_worker(store, bus, _handlers(store, bus)):
         done = await until_final(store, parent.id, 20)
     assert done.status == "completed", done.error
-    steps = done.result["steps"]
+    steps = done.result()["steps"]
     assert [s["agent_id"] for s in steps] == ["researcher", "writer"]
     assert steps[0]["output"] == "<researcher: plan a trip>"
     assert steps[1]["output"] == "<writer: <researcher: plan a trip>>"  # the first output fed the second
-    assert done.result["output"] == steps[1]["output"]
+    assert done.result()["output"] == steps[1]["output"]
     children = [await store.get(s["task_id"]) for s in steps]
     assert all(c is not None and c.parent_id == parent.id for c in children)
 
@@ -62,8 +63,8 @@ async def test_parallel_steps_all_run_and_are_aggregated(
     async with running_worker(store, bus, _handlers(store, bus)):
         done = await until_final(store, parent.id, 20)
     assert done.status == "completed", done.error
-    assert {s["output"] for s in done.result["steps"]} == {"<a: plan a trip>", "<b: plan a trip>", "<c: plan a trip>"}
-    assert "## b" in done.result["output"]
+    assert {s["output"] for s in done.result()["steps"]} == {"<a: plan a trip>", "<b: plan a trip>", "<c: plan a trip>"}
+    assert "## b" in done.result()["output"]
 
 
 async def test_a_failed_step_fails_the_orchestration(
@@ -91,7 +92,7 @@ async def test_cancelling_the_parent_cancels_its_children(
         await asyncio.sleep(0.5)
     children, _ = await store.list(owner_id=owner, status=None, limit=100, offset=0)
     mine = [c for c in children if c.parent_id == parent.id]
-    assert len(mine) == 2 and all(c.status == "cancelled" and c.result is None for c in mine)
+    assert len(mine) == 2 and all(c.status == "cancelled" and c.result_json is None for c in mine)
 
 
 @pytest.mark.parametrize(

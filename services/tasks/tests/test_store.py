@@ -9,7 +9,8 @@ from sutazai_tasks.store import TaskStore
 
 
 def _task(owner: str | None = None, **fields):  # type: ignore[no-untyped-def]
-    return NewTask(owner_id=owner or f"owner-{uuid.uuid4().hex[:8]}", task_type="echo", payload={"n": 1}, **fields)
+    return NewTask(owner_id=owner or f"owner-{uuid.uuid4().hex[:8]}", task_type="echo", payload_json='{"n": 1}',
+                   **fields)
 
 
 async def test_the_same_idempotency_key_from_the_same_owner_returns_the_same_task(store: TaskStore) -> None:
@@ -28,12 +29,12 @@ async def test_a_result_is_recorded_once(store: TaskStore) -> None:
     [claimed] = await store.claim([task.id], [])
     assert claimed.status == "running" and claimed.attempts == 1
     assert await store.claim([task.id], []) == []  # a duplicate message cannot claim it again
-    assert await store.complete([(task.id, {"out": 1})]) == {task.id}
-    assert await store.complete([(task.id, {"out": 2})]) == set()
+    assert await store.complete([(task.id, '{"out": 1}')]) == {task.id}
+    assert await store.complete([(task.id, '{"out": 2}')]) == set()
     assert await store.claim([], [task.id]) == []  # nor can a redelivery of a finished task
     done = await store.get(task.id)
     assert done is not None
-    assert (done.status, done.result, done.completions) == ("completed", {"out": 1}, 1)
+    assert (done.status, done.result(), done.completions) == ("completed", {"out": 1}, 1)
 
 
 async def test_a_redelivery_takes_over_a_task_whose_worker_died(store: TaskStore) -> None:
@@ -101,3 +102,21 @@ async def test_concurrent_creations_are_coalesced_yet_each_gets_its_own_task(sto
     assert sum(created for _, created in results) == 15
     _, total = await store.list(owner_id=owner, status=None, limit=100, offset=0)
     assert total == 15
+
+
+async def test_a_released_claim_gives_its_attempt_back(store: TaskStore) -> None:
+    task, _ = await store.create(_task(max_attempts=3))
+    await store.claim([task.id], [])
+    assert await store.release([task.id]) == {task.id}
+    back = await store.get(task.id)
+    assert back is not None and (back.status, back.attempts, back.started_at) == ("queued", 0, None)
+    assert await store.release([task.id]) == set()  # only a running task can be released
+    # After a real failure, a released claim goes back to retrying and keeps the failed attempt.
+    [claimed] = await store.claim([], [task.id])
+    assert await store.finish_unsuccessfully(task.id, "retrying", "boom")
+    [again] = await store.claim([], [task.id])
+    assert again.attempts == 2
+    assert await store.release([task.id]) == {task.id}
+    back = await store.get(task.id)
+    assert back is not None and (back.status, back.attempts, back.error) == ("retrying", 1, "boom")
+    assert back.started_at == claimed.started_at  # when the failed attempt started

@@ -11,7 +11,7 @@ import pytest
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.errors import PermanentError
 from sutazai_tasks.handlers import echo
-from sutazai_tasks.model import NewTask, TaskRow
+from sutazai_tasks.model import NewTask, TaskRow, dump_json
 from sutazai_tasks.store import TaskStore
 
 Fixture = Any
@@ -19,7 +19,7 @@ Fixture = Any
 
 async def _submit(store: TaskStore, bus: TaskBus, task_type: str = "echo", **fields: Any) -> TaskRow:
     task, _ = await store.create(NewTask(owner_id="worker-test", task_type=task_type,
-                                         payload=fields.pop("payload", {"n": 1}), **fields))
+                                         payload_json=dump_json(fields.pop("payload", {"n": 1})), **fields))
     await bus.dispatch(task)
     return task
 
@@ -30,7 +30,7 @@ async def test_echo_tasks_complete_with_their_payload(
     tasks = [await _submit(store, bus, payload={"i": i}) for i in range(20)]
     async with running_worker(store, bus, {"echo": echo}):
         done = [await until_final(store, t.id) for t in tasks]
-    assert [(t.status, t.result, t.completions) for t in done] == [("completed", {"i": i}, 1) for i in range(20)]
+    assert [(t.status, t.result(), t.completions) for t in done] == [("completed", {"i": i}, 1) for i in range(20)]
 
 
 async def test_retryable_failures_are_retried_until_they_succeed(
@@ -47,7 +47,7 @@ async def test_retryable_failures_are_retried_until_they_succeed(
     task = await _submit(store, bus, task_type="agent", max_attempts=3)
     async with running_worker(store, bus, {"agent": flaky}):
         done = await until_final(store, task.id)
-    assert (done.status, done.attempts, done.result, calls[task.id]) == ("completed", 3, "ok", 3)
+    assert (done.status, done.attempts, done.result(), calls[task.id]) == ("completed", 3, "ok", 3)
 
 
 async def test_exhausted_attempts_go_to_the_dead_letter_stream(
@@ -117,7 +117,7 @@ async def test_cancelling_a_running_task_stops_its_handler(
         await bus.request_cancel(task.id)
         await asyncio.wait_for(stopped.wait(), 5)
     final = await store.get(task.id)
-    assert final is not None and (final.status, final.result, final.completions) == ("cancelled", None, 0)
+    assert final is not None and (final.status, final.result(), final.completions) == ("cancelled", None, 0)
 
 
 @pytest.mark.parametrize("body", [b"not json", b'{"other": 1}'])

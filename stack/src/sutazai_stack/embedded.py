@@ -103,10 +103,14 @@ def model_path(python: Path) -> Path:
     return Path(found.stdout.strip()) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+MODEL_SERVER = Path(__file__).with_name("model_server.py")
+
+
 def model_server(home: Path, port: int, python: Path | None) -> ManagedProcess:
+    """``llama_cpp.server`` with function calling and grammar-constrained JSON (see ``model_server.py``)."""
     interpreter = python or Path(sys.executable)
     argv = [
-        str(interpreter), "-m", "llama_cpp.server", "--model", str(model_path(interpreter)),
+        str(interpreter), str(MODEL_SERVER), "--model", str(model_path(interpreter)),
         "--model_alias", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", "2048", "--n_threads", str(max(1, (os.cpu_count() or 2))),
         # By default a new request (even GET /v1/models, which health probes send) cuts the reply being

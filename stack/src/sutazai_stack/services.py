@@ -88,6 +88,7 @@ def worker_for(index: int, ports: dict[str, ServicePorts], tasks_env: dict[str, 
     env["SUTAZAI_TASKS_AGENTS_ADDR"] = f"127.0.0.1:{ports['agents'].port}"
     env["SUTAZAI_TASKS_CHAT_ADDR"] = f"127.0.0.1:{ports['chat'].port}"
     env["SUTAZAI_TASKS_MEMORY_ADDR"] = f"127.0.0.1:{ports['memory'].port}"  # agents with `memory: true`
+    env["SUTAZAI_TASKS_TASKS_ADDR"] = f"127.0.0.1:{ports['tasks'].port}"  # its McpService runs agents' MCP tools
     name = f"tasks-worker-{index}"
     return ManagedProcess(name, [sys.executable, "-m", "sutazai_tasks", "worker"], env=env,
                           log_path=home / "logs" / f"{name}.log")

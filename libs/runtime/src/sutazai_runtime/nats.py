@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import nats
@@ -38,11 +39,20 @@ async def connect_nats(url: str, *, name: str, connect_timeout_s: float = 2.0) -
     )
 
 
-async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> StreamInfo:
-    """Create the stream, or bring an existing one to ``config``."""
+async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, disposable: bool = False) -> StreamInfo:
+    """Create the stream, or bring an existing one to ``config``. JetStream cannot change a stream's
+    storage type in place: a ``disposable`` stream (its messages may be lost, e.g. events) is then
+    deleted and created anew; any other stream keeps its storage and the difference is logged."""
     try:
-        await js.stream_info(config.name or "")
+        info = await js.stream_info(config.name or "")
     except NotFoundError:
         log.info("creating JetStream stream %s", config.name)
         return await js.add_stream(config)
+    if config.storage is not None and info.config.storage != config.storage:
+        if disposable:
+            log.info("re-creating JetStream stream %s with %s storage", config.name, config.storage)
+            await js.delete_stream(config.name or "")
+            return await js.add_stream(config)
+        log.warning("stream %s keeps %s storage (wanted %s)", config.name, info.config.storage, config.storage)
+        config = dataclasses.replace(config, storage=info.config.storage)
     return await js.update_stream(config)

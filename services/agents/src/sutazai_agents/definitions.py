@@ -12,6 +12,8 @@ looks like this (the body is the agent's system prompt)::
     proactive_triggers: ["a pull request is opened"]
     temperature: 0.2
     max_tokens: 1024
+    max_steps: 4                   # an agent run's model calls at most, when its tools resolve (1-50)
+    requires_approval: [write]     # tools whose calls wait for the task owner's approval
     color: blue
     ---
     You are a careful code reviewer...
@@ -83,6 +85,8 @@ class AgentDefinition(BaseModel):
     capabilities: Capabilities = ()
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1, le=131072)
+    max_steps: int | None = Field(None, ge=1, le=50)
+    requires_approval: CommaList = ()
     system_prompt: str = Field(min_length=1, max_length=100_000)
     # Long-term memory: the task worker adds the task's user+agent memories to the prompt (issue #9).
     memory: bool = False

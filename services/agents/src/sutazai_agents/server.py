@@ -43,7 +43,7 @@ def to_message(agent: Agent, status: Status) -> agents_pb2.Agent:
         id=d.id, name=d.name, description=d.description, model=d.model, tools=d.tools, color=d.color,
         proactive_triggers=d.proactive_triggers, capabilities=d.capabilities, temperature=d.temperature,
         max_tokens=d.max_tokens, system_prompt=d.system_prompt, source=agent.source, status=status,
-        updated_at=updated_at, memory=d.memory,
+        updated_at=updated_at, memory=d.memory, max_steps=d.max_steps, requires_approval=d.requires_approval,
     )
 
 
@@ -55,7 +55,10 @@ def from_message(message: agents_pb2.Agent) -> AgentDefinition:
         "tools": list(message.tools), "color": message.color,
         "proactive_triggers": list(message.proactive_triggers), "capabilities": list(message.capabilities),
         "system_prompt": message.system_prompt, "memory": message.memory,
+        "requires_approval": list(message.requires_approval),
     }
+    if message.HasField("max_steps"):
+        data["max_steps"] = message.max_steps
     if message.model:
         data["model"] = message.model
     if message.HasField("temperature"):

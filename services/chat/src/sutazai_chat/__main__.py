@@ -31,11 +31,13 @@ def build_service(settings: Settings, cache_client: redis.Redis) -> ChatService:
     backends = [
         Backend(spec, make_client(spec, connect_timeout_s=settings.connect_timeout_s,
                                   request_timeout_s=settings.request_timeout_s),
-                CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s), settings.queue_size)
+                CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s), settings.queue_size,
+                interactive_share=settings.interactive_share, background_queue_size=settings.background_queue_size)
         for spec in load_backends(settings)
     ]
     cache = ResponseCache(cache_client, settings.cache_ttl_s, settings.cache_prefix)
-    return ChatService(Router(backends, settings.aliases), cache, queue_timeout_s=settings.queue_timeout_s)
+    return ChatService(Router(backends, settings.aliases), cache, queue_timeout_s=settings.queue_timeout_s,
+                       background_wait_s=settings.background_wait_s)
 
 
 def build_servicer(settings: Settings, service: ChatService, agents: AgentDirectory | None = None) -> ChatServicer:

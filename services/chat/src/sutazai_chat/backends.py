@@ -6,8 +6,9 @@ Each adapter turns its API into the same small vocabulary (``Delta``, ``Completi
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import httpx
@@ -15,6 +16,15 @@ import ollama
 import openai
 
 from sutazai_chat.backend_config import BackendSpec
+from sutazai_chat.tooling import (
+    ResponseFormat,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolChoice,
+    ollama_messages,
+    openai_tool_choice,
+)
 
 
 class BackendCallError(Exception):
@@ -30,17 +40,37 @@ class Params:
     temperature: float | None = None
     max_tokens: int | None = None
     seed: int | None = None
-    json_schema: dict[str, Any] | None = None  # ask for JSON output following this schema
+    json_schema: dict[str, Any] | None = None  # ask for JSON output following this schema (analyze)
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    response_format: ResponseFormat | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice | None = None
+    tool_choice_function: str = ""
+    parallel_tool_calls: bool | None = None
+
+    def schema(self) -> dict[str, Any] | None:
+        """The JSON schema the output must follow, if any."""
+        if self.json_schema is not None:
+            return self.json_schema
+        return self.response_format.schema_dict() if self.response_format else None
+
+    def wants_json(self) -> bool:
+        return self.json_schema is not None or (
+            self.response_format is not None and self.response_format.type != "text")
 
 
 @dataclass(slots=True)
 class Delta:
-    """One piece of a streamed reply: a token, or (last) the usage and finish reason."""
+    """One piece of a streamed reply: a token, a piece of a tool call, or (last) the usage and finish reason."""
 
     token: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     finish_reason: str | None = None
+    tool_call: ToolCallDelta | None = None
 
 
 @dataclass(slots=True)
@@ -49,6 +79,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -57,7 +88,7 @@ class Embeddings:
     prompt_tokens: int
 
 
-Messages = Sequence[dict[str, str]]
+Messages = Sequence[dict[str, Any]]  # OpenAI's chat shape (see ``tooling``)
 
 
 class ModelClient(Protocol):
@@ -95,9 +126,23 @@ class OpenAIBackend:
             kwargs["max_tokens"] = params.max_tokens
         if params.seed is not None:
             kwargs["seed"] = params.seed
-        if params.json_schema is not None:
-            # llama.cpp's server turns a schema into a grammar; OpenAI's own API reads json_schema.
-            kwargs["response_format"] = {"type": "json_object", "schema": params.json_schema}
+        for name in ("top_p", "presence_penalty", "frequency_penalty", "parallel_tool_calls"):
+            if (value := getattr(params, name)) is not None:
+                kwargs[name] = value
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        if params.wants_json():
+            # llama-cpp-python's server turns ``schema`` into a grammar (it has no "json_schema" type);
+            # llama.cpp's own server and vLLM read it too.
+            schema = params.schema()
+            kwargs["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
+        if params.tools:
+            kwargs["tools"] = [t.openai() for t in params.tools]
+            # llama-cpp-python's function-calling format has no "required": with one tool it is that tool.
+            choice, function = params.tool_choice, params.tool_choice_function
+            if choice == "required" and len(params.tools) == 1:
+                choice, function = "function", params.tools[0].name
+            kwargs["tool_choice"] = openai_tool_choice(choice or "auto", function)
         return kwargs
 
     async def complete(self, model: str, messages: Messages, params: Params) -> Completion:
@@ -111,11 +156,14 @@ class OpenAIBackend:
             raise BackendCallError("the backend answered without choices")
         choice = reply.choices[0]
         usage = reply.usage
+        calls = [ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
+                 for c in choice.message.tool_calls or () if getattr(c, "function", None)]
         return Completion(
             text=choice.message.content or "",
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
-            finish_reason=choice.finish_reason or "stop",
+            finish_reason="tool_calls" if calls else choice.finish_reason or "stop",
+            tool_calls=calls,
         )
 
     async def stream(self, model: str, messages: Messages, params: Params) -> AsyncIterator[Delta]:
@@ -126,6 +174,7 @@ class OpenAIBackend:
             )
         except Exception as exc:  # any failure of the backend's reply
             raise _wrap(exc) from exc
+        named: set[int] = set()  # llama-cpp-python repeats id and name on every piece; OpenAI sends them once
         try:
             async for chunk in stream:
                 final = Delta()
@@ -133,6 +182,14 @@ class OpenAIBackend:
                     choice = chunk.choices[0]
                     if choice.delta and choice.delta.content:
                         yield Delta(token=choice.delta.content)
+                    for call in (choice.delta.tool_calls or ()) if choice.delta else ():
+                        function = call.function
+                        first = call.index not in named
+                        named.add(call.index)
+                        yield Delta(tool_call=ToolCallDelta(
+                            index=call.index, id=(call.id or "") if first else "",
+                            name=((function.name or "") if function else "") if first else "",
+                            arguments=(function.arguments or "") if function else ""))
                     final.finish_reason = choice.finish_reason
                 if chunk.usage:
                     final.prompt_tokens = chunk.usage.prompt_tokens
@@ -186,33 +243,59 @@ class OllamaBackend:
             options["num_predict"] = params.max_tokens
         if params.seed is not None:
             options["seed"] = params.seed
+        for name in ("top_p", "presence_penalty", "frequency_penalty"):
+            if (value := getattr(params, name)) is not None:
+                options[name] = value
+        if params.stop:
+            options["stop"] = list(params.stop)
         return options
+
+    @staticmethod
+    def _extra(params: Params) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if params.wants_json():
+            extra["format"] = params.schema() or "json"
+        if params.tools and params.tool_choice != "none":
+            extra["tools"] = [t.openai() for t in params.tools]  # Ollama has no tool_choice
+        return extra
+
+    @staticmethod
+    def _calls(message: Any) -> list[ToolCall]:
+        return [ToolCall(id=f"call_{i}", name=c.function.name, arguments=json.dumps(dict(c.function.arguments)))
+                for i, c in enumerate(getattr(message, "tool_calls", None) or ())]
 
     async def complete(self, model: str, messages: Messages, params: Params) -> Completion:
         try:
             reply = await self._client.chat(
-                model=model, messages=list(messages), options=self._options(params),
-                format=params.json_schema,
+                model=model, messages=ollama_messages(list(messages)), options=self._options(params),
+                **self._extra(params),
             )
         except Exception as exc:  # any failure of the backend's reply
             raise _wrap(exc) from exc
+        calls = self._calls(reply.message)
         return Completion(
             text=reply.message.content or "", prompt_tokens=reply.prompt_eval_count or 0,
-            completion_tokens=reply.eval_count or 0, finish_reason=reply.done_reason or "stop",
+            completion_tokens=reply.eval_count or 0,
+            finish_reason="tool_calls" if calls else reply.done_reason or "stop", tool_calls=calls,
         )
 
     async def stream(self, model: str, messages: Messages, params: Params) -> AsyncIterator[Delta]:
         try:
             parts = await self._client.chat(
-                model=model, messages=list(messages), options=self._options(params), stream=True,
-                format=params.json_schema,
+                model=model, messages=ollama_messages(list(messages)), options=self._options(params),
+                stream=True, **self._extra(params),
             )
+            called = 0
             async for part in parts:
                 if part.message and part.message.content:
                     yield Delta(token=part.message.content)
+                for call in self._calls(part.message):  # Ollama sends each call whole
+                    yield Delta(tool_call=ToolCallDelta(index=called, id=f"call_{called}", name=call.name,
+                                                        arguments=call.arguments))
+                    called += 1
                 if part.done:
                     yield Delta(prompt_tokens=part.prompt_eval_count, completion_tokens=part.eval_count,
-                                finish_reason=part.done_reason or "stop")
+                                finish_reason="tool_calls" if called else part.done_reason or "stop")
         except Exception as exc:  # any failure of the backend's reply
             raise _wrap(exc) from exc
 

@@ -35,7 +35,9 @@ class ResponseCache:
         self._model_prefix = prefix + "cache:model:"
         self._pending: set[asyncio.Task[None]] = set()
 
-    def key(self, model: str, messages: Sequence[dict[str, str]], params: Params) -> str:
+    def key(self, model: str, messages: Sequence[dict[str, Any]], params: Params) -> str:
+        """Covers everything that shapes a reply: messages with their tool calls and results, and every
+        parameter (tools, tool choice, response format, stop, sampling), nested dataclasses included."""
         material = json.dumps({"model": model, "messages": list(messages), "params": asdict(params)},
                               sort_keys=True, separators=(",", ":"))
         return self._prefix + "reply:" + hashlib.sha256(material.encode()).hexdigest()

@@ -41,6 +41,12 @@ class Settings(ServiceSettings):
     breaker_reset_s: float = Field(60.0, gt=0)
     queue_size: int = Field(16, ge=0)  # callers that may wait for a slot, per backend
     queue_timeout_s: float = Field(30.0, gt=0)
+    # Background calls (task workers, metadata sutazai-priority: background) may hold all of a backend's slots
+    # but this share (rounded up, at least one of two or more), which stays for people; they wait at most
+    # background_wait_s for a slot, then get RESOURCE_EXHAUSTED and the worker puts the task back.
+    interactive_share: float = Field(0.25, ge=0, lt=1)
+    background_wait_s: float = Field(2.0, gt=0)
+    background_queue_size: int = Field(64, ge=0)
     connect_timeout_s: float = Field(3.0, gt=0)
     request_timeout_s: float = Field(120.0, gt=0)
 

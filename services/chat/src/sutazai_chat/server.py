@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -25,9 +26,12 @@ from sutazai_chat.errors import (
 )
 from sutazai_chat.requests import ChatCall, Limits, Reply, build_call
 from sutazai_chat.service import ChatService
+from sutazai_chat.tooling import ResponseFormat, Tool, ToolCallDelta
 
 SERVICE = chat_pb2.DESCRIPTOR.services_by_name["ChatService"]
 R = TypeVar("R")
+# A call with this metadata is background work (task workers); a call without it is a person's.
+PRIORITY_KEY = "sutazai-priority"
 
 _CODES: dict[type[ChatError], grpc.StatusCode] = {
     InvalidRequestError: grpc.StatusCode.INVALID_ARGUMENT,
@@ -66,13 +70,42 @@ def _unary(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
     return wrapper
 
 
+def is_background(context: grpc.aio.ServicerContext) -> bool:
+    return any(k == PRIORITY_KEY and v == "background" for k, v in context.invocation_metadata() or ())
+
+
 def reply_pb(reply: Reply) -> chat_pb2.ChatResponse:
     return chat_pb2.ChatResponse(
         response=reply.response, model=reply.model, cached=reply.cached, backend=reply.backend,
         duration_ms=reply.duration_ms, finish_reason=reply.finish_reason,
+        tool_calls=[chat_pb2.ToolCall(id=c.id, name=c.name, arguments=c.arguments, index=i)
+                    for i, c in enumerate(reply.tool_calls)],
         usage=chat_pb2.Usage(prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                              tokens_per_second=reply.tokens_per_second),
     )
+
+
+def _opt(request: chat_pb2.ChatRequest, name: str) -> Any:
+    return getattr(request, name) if request.HasField(name) else None
+
+
+def _message(m: chat_pb2.Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.tool_calls:
+        out["tool_calls"] = [{"id": c.id or f"call_{i}", "type": "function",
+                              "function": {"name": c.name, "arguments": c.arguments or "{}"}}
+                             for i, c in enumerate(m.tool_calls)]
+    if m.tool_call_id:
+        out["tool_call_id"] = m.tool_call_id
+    if m.name:
+        out["name"] = m.name
+    return out
+
+
+def _format(fmt: chat_pb2.ResponseFormat) -> ResponseFormat:
+    if fmt.type not in ("text", "json_object", "json_schema"):
+        raise InvalidRequestError(f"response_format type must be text, json_object or json_schema, not {fmt.type!r}")
+    return ResponseFormat(fmt.type, fmt.schema_json, fmt.name, fmt.strict)  # type: ignore[arg-type]
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
@@ -102,12 +135,19 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             model, system = model or agent.model, system or agent.system_prompt
             temperature = agent.temperature if temperature is None else temperature
             max_tokens = agent.max_tokens if max_tokens is None else max_tokens
-        return build_call(
+        call = build_call(
             self.limits, model=model or self.default_model,
-            messages=[(m.role, m.content) for m in request.messages], system=system,
+            messages=[_message(m) for m in request.messages], system=system,
             temperature=temperature, max_tokens=max_tokens,
             seed=request.seed if request.HasField("seed") else None, use_cache=request.use_cache,
+            top_p=_opt(request, "top_p"), presence_penalty=_opt(request, "presence_penalty"),
+            frequency_penalty=_opt(request, "frequency_penalty"), stop=list(request.stop),
+            tools=[Tool(t.name, t.description, t.parameters_json, t.strict) for t in request.tools],
+            tool_choice=request.tool_choice, tool_choice_function=request.tool_choice_function,
+            parallel_tool_calls=_opt(request, "parallel_tool_calls"),
+            response_format=_format(request.response_format) if request.HasField("response_format") else None,
         )
+        return dataclasses.replace(call, background=True) if is_background(context) else call
 
     @_unary
     async def Chat(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> chat_pb2.ChatResponse:
@@ -121,6 +161,9 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             async for item in self.service.stream(await self._call(request, context)):
                 if isinstance(item, str):
                     yield chat_pb2.ChatChunk(token=item)
+                elif isinstance(item, ToolCallDelta):
+                    yield chat_pb2.ChatChunk(tool_call=chat_pb2.ToolCall(
+                        index=item.index, id=item.id, name=item.name, arguments=item.arguments))
                 else:
                     yield chat_pb2.ChatChunk(done=reply_pb(item))
         except ChatError as exc:
@@ -136,6 +179,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             temperature=request.temperature if request.HasField("temperature") else None,
             max_tokens=request.max_tokens if request.HasField("max_tokens") else None, use_cache=request.use_cache,
         )
+        if is_background(context):
+            call = dataclasses.replace(call, background=True)
         return reply_pb(await self.service.chat(call))
 
     @_unary
@@ -196,6 +241,11 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
             chat_pb2.ModelInfo(name=model, backend=b.name, aliases=router.aliases_of(model), loaded=model in b.loaded)
             for b in router.backends for model in sorted(b.models)
         ])
+
+    async def GetCapacity(
+        self, request: chat_pb2.CapacityRequest, context: grpc.aio.ServicerContext
+    ) -> chat_pb2.CapacityResponse:
+        return chat_pb2.CapacityResponse(models=[chat_pb2.ModelCapacity(**row) for row in self.service.capacity()])
 
     async def GetCacheStats(
         self, request: chat_pb2.CacheStatsRequest, context: grpc.aio.ServicerContext

@@ -23,6 +23,7 @@ from sutazai_chat.errors import (
 )
 from sutazai_chat.requests import ChatCall, Reply
 from sutazai_chat.routing import Backend, QueueFullError, Router
+from sutazai_chat.tooling import ToolCall, ToolCallDelta, assemble
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -30,10 +31,12 @@ RETRY_AFTER_S = 1
 
 
 class ChatService:
-    def __init__(self, router: Router, cache: ResponseCache, *, queue_timeout_s: float) -> None:
+    def __init__(self, router: Router, cache: ResponseCache, *, queue_timeout_s: float,
+                 background_wait_s: float = 2.0) -> None:
         self.router = router
         self.cache = cache
         self.queue_timeout_s = queue_timeout_s
+        self.background_wait_s = background_wait_s
         self._refresh_lock = asyncio.Lock()
 
     # --- models -------------------------------------------------------------------------------------
@@ -72,23 +75,26 @@ class ChatService:
             return hit
         started = time.perf_counter()
         backend, completion = await self._call(
-            "chat", model, lambda client: client.complete(model, call.messages, call.params)
+            "chat", model, lambda client: client.complete(model, call.messages, call.params), call.background
         )
         duration_ms = (time.perf_counter() - started) * 1000
         reply = Reply(completion.text, model, backend.name, completion.prompt_tokens, completion.completion_tokens,
-                      round(duration_ms, 3), completion.finish_reason)
+                      round(duration_ms, 3), completion.finish_reason, tool_calls=completion.tool_calls)
         self._observe("chat", reply)
         if key is not None:
             await self.cache.set(key, _to_cache(reply))
         return reply
 
-    async def stream(self, call: ChatCall) -> AsyncIterator[str | Reply]:
-        """Tokens as they come, then the final ``Reply``. Fails over to the next backend only while no
-        token has been sent; a cancelled consumer closes the backend's stream."""
+    async def stream(self, call: ChatCall) -> AsyncIterator[str | ToolCallDelta | Reply]:
+        """Tokens and tool-call pieces as they come, then the final ``Reply``. Fails over to the next backend
+        only while nothing has been sent; a cancelled consumer closes the backend's stream."""
         model = await self.resolve(call.model)
         key = self.cache.key(model, call.messages, call.params) if self._cacheable(call) else None
         if key is not None and (hit := await self._cached(key, model)) is not None:
-            yield hit.response
+            if hit.response:
+                yield hit.response
+            for index, tool_call in enumerate(hit.tool_calls):
+                yield ToolCallDelta(index, tool_call.id, tool_call.name, tool_call.arguments)
             yield hit
             return
         tried: set[str] = set()
@@ -97,10 +103,11 @@ class ChatService:
         while (backend := self._pick(model, tried)) is not None:
             tried.add(backend.name)
             try:
-                async with self._slot(backend):
+                async with self._slot(backend, call.background):
                     started = time.perf_counter()
                     ttft = 0.0
                     text: list[str] = []
+                    calls: dict[int, list[ToolCallDelta]] = {}
                     usage = (None, None)
                     finish = "stop"
                     try:
@@ -113,6 +120,11 @@ class ChatService:
                                         metrics.TTFT.labels(model, backend.name).observe(ttft)
                                     text.append(delta.token)
                                     yield delta.token
+                                if delta.tool_call is not None:
+                                    if not text and not calls:
+                                        ttft = time.perf_counter() - started
+                                    calls.setdefault(delta.tool_call.index, []).append(delta.tool_call)
+                                    yield delta.tool_call
                                 if delta.prompt_tokens is not None:
                                     usage = (delta.prompt_tokens, delta.completion_tokens)
                                 if delta.finish_reason:
@@ -122,7 +134,7 @@ class ChatService:
                         raise InvalidRequestError(f"backend {backend.name} refused the request: {exc}") from exc
                     except BackendCallError as exc:
                         self._failed(backend, model, "chat_stream")
-                        if text:
+                        if text or calls:
                             raise BackendError(f"backend {backend.name} failed mid-stream: {exc}") from exc
                         failures.append(f"{backend.name}: {exc}")
                         continue
@@ -131,8 +143,10 @@ class ChatService:
                 full = True
                 continue
             duration_ms = (time.perf_counter() - started) * 1000
+            tool_calls = assemble(calls)
             reply = Reply("".join(text), model, backend.name, usage[0] or 0, usage[1] or len(text),
-                          round(duration_ms, 3), finish, ttft_ms=round(ttft * 1000, 3))
+                          round(duration_ms, 3), "tool_calls" if tool_calls else finish,
+                          ttft_ms=round(ttft * 1000, 3), tool_calls=tool_calls)
             self._observe("chat_stream", reply)
             if key is not None:
                 await self.cache.set(key, _to_cache(reply))  # only a complete stream is stored
@@ -172,7 +186,8 @@ class ChatService:
         metrics.CACHE.labels(model, "hit" if found else "miss").inc()
         if found is None:
             return None
-        reply = Reply(**found)
+        calls = [ToolCall(**c) for c in found.pop("tool_calls", ())]
+        reply = Reply(**found, tool_calls=calls)
         reply.generated_rate = reply.tokens_per_second
         reply.cached = True
         reply.duration_ms = round((time.perf_counter() - started) * 1000, 3)
@@ -185,12 +200,29 @@ class ChatService:
             tried.add(backend.name)
         return None
 
+    def capacity(self) -> list[dict[str, int | str]]:
+        """Per served model (and per alias of it): the slots of its backends whose breaker lets calls through,
+        what background calls may hold of them, and what is in use now."""
+        rows: list[dict[str, int | str]] = []
+        for model in self.router.served_models():
+            usable = [b for b in self.router.serving(model) if b.breaker.state != "open"]
+            row: dict[str, int | str] = {
+                "slots": sum(b.spec.concurrency for b in usable),
+                "background_slots": sum(b.background_limit for b in usable),
+                "in_flight": sum(b.in_flight for b in usable),
+                "background_in_flight": sum(b.background_in_flight for b in usable),
+                "waiting": sum(b.waiting + b.background_waiting for b in usable),
+            }
+            rows += [{"model": name, **row} for name in (model, *self.router.aliases_of(model))]
+        return rows
+
     @contextlib.asynccontextmanager
-    async def _slot(self, backend: Backend) -> AsyncIterator[None]:
-        metrics.QUEUE_DEPTH.labels(backend.name).set(backend.waiting + 1)
+    async def _slot(self, backend: Backend, background: bool = False) -> AsyncIterator[None]:
+        metrics.QUEUE_DEPTH.labels(backend.name).set(backend.waiting + backend.background_waiting + 1)
+        timeout_s = self.background_wait_s if background else self.queue_timeout_s
         try:
-            async with backend.slot(self.queue_timeout_s):
-                metrics.QUEUE_DEPTH.labels(backend.name).set(backend.waiting)
+            async with backend.slot(timeout_s, background=background):
+                metrics.QUEUE_DEPTH.labels(backend.name).set(backend.waiting + backend.background_waiting)
                 metrics.IN_FLIGHT.labels(backend.name).set(backend.in_flight)
                 try:
                     yield
@@ -202,10 +234,10 @@ class ChatService:
             backend.breaker.release()
             raise
         finally:
-            metrics.QUEUE_DEPTH.labels(backend.name).set(backend.waiting)
+            metrics.QUEUE_DEPTH.labels(backend.name).set(backend.waiting + backend.background_waiting)
 
     async def _call(
-        self, operation: str, model: str, fn: Callable[[ModelClient], Awaitable[T]]
+        self, operation: str, model: str, fn: Callable[[ModelClient], Awaitable[T]], background: bool = False
     ) -> tuple[Backend, T]:
         tried: set[str] = set()
         failures: list[str] = []
@@ -213,7 +245,7 @@ class ChatService:
         while (backend := self._pick(model, tried)) is not None:
             tried.add(backend.name)
             try:
-                async with self._slot(backend):
+                async with self._slot(backend, background):
                     try:
                         result = await fn(backend.client)
                     except BackendRejectedError as exc:
@@ -260,4 +292,5 @@ class ChatService:
 def _to_cache(reply: Reply) -> dict[str, object]:
     return {"response": reply.response, "model": reply.model, "backend": reply.backend,
             "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
-            "duration_ms": reply.duration_ms, "finish_reason": reply.finish_reason, "ttft_ms": reply.ttft_ms}
+            "duration_ms": reply.duration_ms, "finish_reason": reply.finish_reason, "ttft_ms": reply.ttft_ms,
+            "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls]}

@@ -47,11 +47,13 @@ def problem_of(exc: grpc.aio.AioRpcError) -> HTTPException:
 
 
 def chat_request(
-    *, messages: Sequence[tuple[str, str]], model: str, use_cache: bool = True, temperature: float | None = None,
-    max_tokens: int | None = None, system: str = "", agent_id: str = "", seed: int | None = None,
+    *, messages: Sequence[tuple[str, str] | chat_pb2.Message], model: str, use_cache: bool = True,
+    temperature: float | None = None, max_tokens: int | None = None, system: str = "", agent_id: str = "",
+    seed: int | None = None,
 ) -> chat_pb2.ChatRequest:
     request = chat_pb2.ChatRequest(
-        messages=[chat_pb2.Message(role=role, content=content) for role, content in messages],
+        messages=[m if isinstance(m, chat_pb2.Message) else chat_pb2.Message(role=m[0], content=m[1])
+                  for m in messages],
         model=model, use_cache=use_cache, system=system, agent_id=agent_id,
     )
     if temperature is not None:
@@ -76,6 +78,7 @@ def reply_dict(reply: chat_pb2.ChatResponse) -> dict[str, Any]:
         "backend": reply.backend,
         "duration_ms": reply.duration_ms,
         "finish_reason": reply.finish_reason or "stop",
+        "tool_calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in reply.tool_calls],
     }
 
 

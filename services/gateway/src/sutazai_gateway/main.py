@@ -24,6 +24,7 @@ from sutazai_gateway.api.routes import auth, health, root, tasks
 from sutazai_gateway.api.routes import chat as chat_routes
 from sutazai_gateway.api.routes import documents as document_routes
 from sutazai_gateway.api.routes import graph as graph_routes
+from sutazai_gateway.api.routes import mcp as mcp_routes
 from sutazai_gateway.api.routes import memory as memory_routes
 from sutazai_gateway.api.routes import ollama_compat as ollama_routes
 from sutazai_gateway.api.routes import openai_compat as openai_routes
@@ -33,6 +34,7 @@ from sutazai_gateway.auth.store import AuthStore
 from sutazai_gateway.body_limit import BodySizeLimit
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
+from sutazai_gateway.mcp_server import McpEndpoint, build_mcp_server
 from sutazai_gateway.problems import install_problem_handlers
 from sutazai_gateway.upstreams import Upstreams
 
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
+    mcp = build_mcp_server(lambda: app.state.gateway)
+    mcp_endpoint = McpEndpoint(mcp, lambda: app.state.gateway)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = settings.startup_timeout_s
@@ -78,7 +83,8 @@ def create_app(settings: Settings) -> FastAPI:
         monitor_task = asyncio.create_task(monitor.run())
         log.info("gateway ready", extra={"url": f"http://{settings.host}:{settings.port}"})
         try:
-            yield
+            async with mcp_endpoint.manager.run():  # the platform's own MCP server at /mcp
+                yield
         finally:
             monitor_task.cancel()
             with contextlib.suppress(TimeoutError):
@@ -104,6 +110,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(agents_routes.router)
     app.include_router(tasks.router)
     app.include_router(tasks.orchestrate_router)
+    app.include_router(mcp_routes.router)
+    app.add_route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
     app.include_router(chat_routes.router)
     app.include_router(openai_routes.router)
     app.include_router(ollama_routes.router)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from importlib.resources import files
 
@@ -21,13 +22,19 @@ from sutazai_runtime.probes import nats_probe, postgres_probe
 from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_tasks import handlers
+from sutazai_tasks.agent_run import AgentRun
 from sutazai_tasks.bus import TaskBus
+from sutazai_tasks.capacity import ModelSlots, watch_capacity
 from sutazai_tasks.config import Settings
+from sutazai_tasks.mcp_client import McpHub, load_config
+from sutazai_tasks.mcp_service import MCP_SERVICE, McpServicer
 from sutazai_tasks.memory_context import MemoryContext
 from sutazai_tasks.orchestration import Orchestrator
 from sutazai_tasks.server import SERVICE, TaskServicer, sweep_stale
+from sutazai_tasks.steps import StepStore
 from sutazai_tasks.store import TaskStore, pool_setup
 from sutazai_tasks.streams import Names
+from sutazai_tasks.tools import Toolbox
 from sutazai_tasks.worker import Worker
 
 
@@ -41,7 +48,7 @@ async def _connect(settings: Settings, name: str) -> tuple[asyncpg.Pool, TaskBus
     js = nc.jetstream(timeout=5.0)
     names = Names(settings.namespace)
     for stream in names.streams():
-        await ensure_stream(js, stream)
+        await ensure_stream(js, stream, disposable=names.disposable(stream.name or ""))
     bus = TaskBus(nc, js, names)
     await bus.ensure_consumers()
     return pool, bus
@@ -51,14 +58,18 @@ async def run_server(settings: Settings) -> None:
     pool, bus = await _connect(settings, "sutazai-tasks")
     store = TaskStore(pool)
     servicer = TaskServicer(store, bus)
+    hub = McpHub(load_config(settings.mcp_servers_file, os.environ))  # ${VAR} credentials from the environment
+    hub.start()
+    mcp_servicer = McpServicer(hub)
     await serve(
         GrpcService(
             name="tasks",
             settings=settings,
-            register=[lambda server: tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicer, server)],
-            service_names=[SERVICE.full_name],
+            register=[lambda server: tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicer, server),
+                      lambda server: tasks_pb2_grpc.add_McpServiceServicer_to_server(mcp_servicer, server)],
+            service_names=[SERVICE.full_name, MCP_SERVICE.full_name],
             probes=[postgres_probe(pool, settings.database_url), nats_probe(bus.nc, settings.nats_url)],
-            cleanups=[bus.nc.drain, pool.close],
+            cleanups=[hub.close, bus.nc.drain, pool.close],
             background=[lambda: sweep_stale(store, bus, every_s=settings.sweep_interval_s,
                                             older_than_s=settings.sweep_after_s)],
         )
@@ -71,14 +82,20 @@ async def run_worker(settings: Settings) -> None:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     agents, chat = open_channel(settings.agents_addr), open_channel(settings.chat_addr)
     memory = MemoryContext(open_channel(settings.memory_addr), limit=settings.memory_recall_limit)
+    tasks = open_channel(settings.tasks_addr)
     store = TaskStore(pool)
+    toolbox = Toolbox(agents, tasks, store, bus)
+    run = AgentRun(chat, StepStore(pool), toolbox, bus, default_max_steps=settings.agent_max_steps,
+                   tool_timeout_s=settings.tool_timeout_s)
+    slots = ModelSlots(settings.worker_default_model_slots)
+    runner = handlers.AgentRunner(agents, chat, slots, admit_wait_s=settings.worker_admit_wait_s,
+                                  toolbox=toolbox, run=run, memory=memory)
     worker = Worker(
-        store, bus,
-        {"echo": handlers.echo, "agent": handlers.AgentRunner(agents, chat, memory),
-         "orchestrate": Orchestrator(store, bus)},
+        store, bus, {"echo": handlers.echo, "agent": runner, "orchestrate": Orchestrator(store, bus)},
         batch=settings.worker_batch, retry_base_s=settings.retry_base_s,
-        max_in_flight=settings.worker_max_in_flight,
+        max_in_flight=settings.worker_max_in_flight, busy_base_s=settings.worker_busy_base_s,
     )
+    capacity = asyncio.create_task(watch_capacity(chat, slots, every_s=settings.worker_capacity_interval_s))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -87,12 +104,14 @@ async def run_worker(settings: Settings) -> None:
         # The batch in hand finishes (or is redelivered if it outlasts the stop); no new batch is pulled.
         await worker.run(stop)
     finally:
+        capacity.cancel()
         # Close, not drain: unacknowledged messages are redelivered anyway, and a drain of pull
         # subscriptions can wait out its whole timeout. Bounded so SIGTERM to exit stays short.
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2.0):
                 await agents.close()
                 await chat.close()
+                await tasks.close()
                 await bus.nc.close()
                 await pool.close()
 

@@ -20,6 +20,21 @@ class Settings(ServiceSettings):
     worker_max_in_flight: int = Field(500, ge=1, le=20_000)
     worker_metrics_port: int = Field(0, ge=0, le=65535)
     retry_base_s: float = Field(1.0, gt=0, le=60)
+    # MCP servers (stdio commands, streamable-HTTP URLs) the tasks service holds; see mcp_client.py.
+    mcp_servers_file: str = ""
+    # Agent runs with tools: model calls at most when the definition has no max_steps, and each tool's deadline.
+    agent_max_steps: int = Field(4, ge=1, le=50)
+    tool_timeout_s: float = Field(30.0, gt=0, le=600)
+    # Where workers reach the tasks service's McpService (the tasks gRPC server).
+    tasks_addr: str = "127.0.0.1:50052"
+    # Backpressure: a task whose model is at capacity waits up to admit_wait_s for a slot in the worker, then
+    # goes back to JetStream for about busy_base_s (growing with its deliveries), without spending an attempt.
+    worker_admit_wait_s: float = Field(2.0, gt=0, le=60)
+    worker_busy_base_s: float = Field(1.0, gt=0, le=60)
+    # The per-model limits come from chat (GetCapacity) every capacity_interval_s; until chat answers, and for
+    # an agent whose model is not known yet, default_model_slots.
+    worker_capacity_interval_s: float = Field(2.0, gt=0, le=300)
+    worker_default_model_slots: int = Field(1, ge=1, le=1000)
     agents_addr: str = "127.0.0.1:50051"
     chat_addr: str = "127.0.0.1:50054"
     # Agents with `memory: true` recall the task user's memories from here (memory_context.py).

@@ -10,8 +10,9 @@ from typing import Any, Literal
 
 from sutazai_tasks.errors import InvalidTaskError
 
-Status = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead"]
-STATUSES: tuple[Status, ...] = ("queued", "running", "retrying", "completed", "failed", "cancelled", "dead")
+Status = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead", "waiting_approval"]
+STATUSES: tuple[Status, ...] = ("queued", "running", "retrying", "completed", "failed", "cancelled", "dead",
+                                "waiting_approval")
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled", "dead"})
 BUILT_IN_TYPES = frozenset({"echo", "agent"})  # "orchestrate" is created only through Orchestrate
 PriorityClass = Literal["high", "normal", "low"]
@@ -34,11 +35,44 @@ def backoff_s(attempt: int, base_s: float = 1.0, cap_s: float = 60.0) -> float:
     return float(min(cap_s, base_s * 2 ** max(0, attempt - 1)))
 
 
+class RawJson(str):
+    """JSON text to be stored and sent as it is (a handler's result that is already JSON, e.g. echo's)."""
+
+
+def dump_json(value: Any) -> str:
+    """The one JSON encoder for user data: the stdlib keeps ints of any size and 1.0 apart from 1
+    (orjson refuses ints beyond 64 bits)."""
+    if isinstance(value, RawJson):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_payload(raw: bytes | str) -> tuple[str, dict[str, Any]]:
+    """A payload as JSON text and as a dict, or ``InvalidTaskError``: it must be one JSON object.
+    Empty means ``{}``."""
+    if len(raw) > MAX_PAYLOAD_BYTES:  # checked before parsing (a str is at least as long in UTF-8)
+        raise InvalidTaskError(f"payload: larger than {MAX_PAYLOAD_BYTES} bytes")
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode()
+        except UnicodeDecodeError as exc:
+            raise InvalidTaskError("payload: not UTF-8") from exc
+    if not raw.strip():
+        return "{}", {}
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidTaskError(f"payload: not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise InvalidTaskError(f"payload: must be a JSON object, not {type(value).__name__}")
+    return raw, value
+
+
 @dataclass(frozen=True, slots=True)
 class NewTask:
     owner_id: str
     task_type: str
-    payload: dict[str, Any]
+    payload_json: str  # a JSON object, as the client sent it
     priority: int = 0
     agent_id: str | None = None
     idempotency_key: str | None = None
@@ -49,10 +83,12 @@ class NewTask:
 
 
 def validate_new_task(
-    *, owner_id: str, task_type: str, payload: dict[str, Any], priority: int, agent_id: str,
+    *, owner_id: str, task_type: str, payload_json: bytes | str, priority: int, agent_id: str,
     idempotency_key: str, timeout_s: int, max_attempts: int,
 ) -> NewTask:
-    """A ``NewTask`` from request fields (0 / empty meaning "default"), or ``InvalidTaskError`` naming the field."""
+    """A ``NewTask`` from request fields (0 / empty meaning "default"), or ``InvalidTaskError`` naming the field.
+    The payload is parsed once, to check it, and kept as the text the client sent."""
+    text, payload = parse_payload(payload_json)
     if task_type not in BUILT_IN_TYPES:
         raise InvalidTaskError(f"task_type: must be one of {sorted(BUILT_IN_TYPES)}, not {task_type!r}")
     if task_type == "agent":
@@ -62,8 +98,6 @@ def validate_new_task(
             raise InvalidTaskError("payload.input: an agent task needs a non-empty text input")
     if not -1000 <= priority <= 1000:
         raise InvalidTaskError("priority: must be between -1000 and 1000")
-    if len(json.dumps(payload)) > MAX_PAYLOAD_BYTES:
-        raise InvalidTaskError(f"payload: larger than {MAX_PAYLOAD_BYTES} bytes")
     if len(idempotency_key) > 200:
         raise InvalidTaskError("idempotency_key: at most 200 characters")
     if timeout_s and not 1 <= timeout_s <= 3600:
@@ -71,7 +105,7 @@ def validate_new_task(
     if max_attempts and not 1 <= max_attempts <= 10:
         raise InvalidTaskError("max_attempts: between 1 and 10")
     return NewTask(
-        owner_id=owner_id, task_type=task_type, payload=payload, priority=priority, agent_id=agent_id or None,
+        owner_id=owner_id, task_type=task_type, payload_json=text, priority=priority, agent_id=agent_id or None,
         idempotency_key=idempotency_key or None, timeout_s=timeout_s or DEFAULT_TIMEOUT_S,
         max_attempts=max_attempts or DEFAULT_MAX_ATTEMPTS,
     )
@@ -89,14 +123,14 @@ class TaskRow:
     id: str
     owner_id: str
     task_type: str
-    payload: dict[str, Any]
+    payload_json: str  # JSON text, as stored (jsonb keeps every number exactly)
     priority: int
     agent_id: str | None
     status: Status
     attempts: int
     max_attempts: int
     timeout_s: int
-    result: Any
+    result_json: str | None
     error: str | None
     idempotency_key: str | None
     parent_id: str | None
@@ -105,7 +139,15 @@ class TaskRow:
     finished_at: datetime | None
     completions: int
     replays: int
+    pending_approval: str | None = None  # waiting_approval: the tool call awaiting a decision (JSON text)
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    def payload(self) -> dict[str, Any]:
+        value = json.loads(self.payload_json)
+        return value if isinstance(value, dict) else {}
+
+    def result(self) -> Any:
+        return None if self.result_json is None else json.loads(self.result_json)

@@ -14,7 +14,7 @@ from typing import Any
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.errors import InvalidTaskError, PermanentError
 from sutazai_tasks.handlers import Progress
-from sutazai_tasks.model import NewTask, TaskRow
+from sutazai_tasks.model import NewTask, TaskRow, dump_json
 from sutazai_tasks.store import TaskStore
 
 MODES = ("sequential", "parallel")
@@ -49,7 +49,8 @@ class Orchestrator:
         self._poll_s = poll_s
 
     async def __call__(self, parent: TaskRow, progress: Progress) -> Any:
-        goal, agents, mode = parent.payload["goal"], list(parent.payload["agents"]), parent.payload["mode"]
+        payload = parent.payload()
+        goal, agents, mode = payload["goal"], list(payload["agents"]), payload["mode"]
         if mode == "parallel":
             children = [await self._start(parent, i, agent, goal) for i, agent in enumerate(agents)]
             finished = await asyncio.gather(*(self._wait(c) for c in children))
@@ -70,15 +71,14 @@ class Orchestrator:
         return {"goal": goal, "mode": mode, "steps": steps, "output": final}
 
     async def _start(self, parent: TaskRow, index: int, agent_id: str, text: str) -> TaskRow:
-        child, created = await self._store.create(NewTask(
-            owner_id=parent.owner_id, task_type="agent", payload={"input": text}, priority=parent.priority,
+        child, _ = await self._store.create(NewTask(
+            owner_id=parent.owner_id, task_type="agent", payload_json=dump_json({"input": text}),
+            priority=parent.priority,
             agent_id=agent_id, idempotency_key=f"orchestrate:{parent.id}:{parent.replays}:{index}",
             timeout_s=parent.timeout_s, max_attempts=3, parent_id=parent.id,
         ))
         if child.status == "queued":
             await self._bus.dispatch(child)
-            if created:
-                await self._bus.event(child.id, "queued", "queued", parent_id=parent.id)
         return child
 
     async def _wait(self, child: TaskRow) -> TaskRow:
@@ -96,7 +96,7 @@ class Orchestrator:
 
 
 def _output(child: TaskRow) -> str:
-    result = child.result
+    result = child.result()
     if isinstance(result, dict):
         return str(result.get("output", ""))
     return "" if result is None else str(result)

@@ -1,16 +1,16 @@
 """gRPC servicer of the task context: validation and translation; the rules live in ``model`` and
-``store``, the messaging in ``bus``. Orchestrate is not implemented yet."""
+``store``, the messaging in ``bus``. Payloads and results pass through as JSON text (validated once,
+never turned into a Struct)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 
 import grpc
-from google.protobuf import json_format
 from sutazai.common.v1 import common_pb2
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from sutazai_runtime.identity import Identity, require_admin, require_identity
@@ -20,8 +20,9 @@ from sutazai_tasks import convert, metrics
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.coalesce import CreateCoalescer
 from sutazai_tasks.errors import InvalidTaskError, TaskError, TaskNotFoundError, TaskStateError
-from sutazai_tasks.model import NewTask, parse_task_id, validate_new_task
+from sutazai_tasks.model import TERMINAL, NewTask, TaskRow, dump_json, parse_payload, parse_task_id, validate_new_task
 from sutazai_tasks.orchestration import orchestration_payload
+from sutazai_tasks.steps import StepStore
 from sutazai_tasks.store import TaskStore
 
 SERVICE = tasks_pb2.DESCRIPTOR.services_by_name["TaskService"]
@@ -53,7 +54,7 @@ MAX_BULK = 1000
 def _validated(identity: Identity, request: tasks_pb2.CreateTaskRequest) -> NewTask:
     return validate_new_task(
         owner_id=identity.user_id, task_type=request.task_type,
-        payload=json_format.MessageToDict(request.payload), priority=request.priority,
+        payload_json=request.payload_json, priority=request.priority,
         agent_id=request.agent_id, idempotency_key=request.idempotency_key,
         timeout_s=request.timeout_s, max_attempts=request.max_attempts,
     )
@@ -78,15 +79,16 @@ class TaskServicer(
         if created:
             metrics.TASKS_CREATED.labels(task.task_type).inc()
         if task.status == "queued":
-            try:
-                await self._bus.dispatch(task)  # a repeat is de-duplicated by its message id
-            except Exception as exc:
-                # The task is durable in Postgres; the sweeper dispatches it once NATS answers again.
-                log.warning("dispatch of %s deferred: %s", task.id, exc)
-            if created:
-                with contextlib.suppress(Exception):
-                    await self._bus.event(task.id, "queued", "queued")
+            await self._dispatch(task)
+        # No "queued" event: a watcher reads the current state first, and it says queued.
         return convert.to_proto(task)
+
+    async def _dispatch(self, task: TaskRow) -> None:
+        try:
+            await self._bus.dispatch(task)  # not awaited by JetStream; a repeat is de-duplicated by its message id
+        except Exception as exc:
+            # The task is durable in Postgres; the sweeper dispatches it once NATS answers again.
+            log.warning("dispatch of %s deferred: %s", task.id, exc)
 
     async def CreateTasks(self, request: tasks_pb2.CreateTasksRequest, context: Ctx) -> tasks_pb2.CreateTasksResponse:
         """Bulk submission: one statement, concurrent dispatch. All or none: one bad item refuses the call."""
@@ -100,15 +102,11 @@ class TaskServicer(
             except TaskError as exc:
                 await _abort(context, type(exc)(f"tasks[{index}].{exc}"))
         results = await self._store.create_many(news)
-        queued = [task for task, _ in results if task.status == "queued"]
-        outcomes = await asyncio.gather(*(self._bus.dispatch(t) for t in queued), return_exceptions=True)
-        if any(isinstance(o, Exception) for o in outcomes):
-            log.warning("dispatch of some of %d tasks deferred to the sweeper", len(queued))
         for task, created in results:
             if created:
                 metrics.TASKS_CREATED.labels(task.task_type).inc()
-                with contextlib.suppress(Exception):
-                    await self._bus.event(task.id, "queued", "queued")
+            if task.status == "queued":
+                await self._dispatch(task)
         return tasks_pb2.CreateTasksResponse(tasks=[convert.to_proto(t) for t, _ in results])
 
     async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: Ctx) -> tasks_pb2.Task:
@@ -180,27 +178,44 @@ class TaskServicer(
                 await _abort(context, TaskNotFoundError(f"no task {task_id}"))
             await _abort(context, TaskStateError(
                 f"only dead or failed tasks can be replayed; {task_id} is {current.status}"))
-        await self._bus.dispatch(task)
+        await self._bus.dispatch_stored(task)
         await self._bus.event(task.id, "queued", "queued", replay=task.replays)
+        return convert.to_proto(task)
+
+    async def DecideApproval(self, request: tasks_pb2.DecideApprovalRequest, context: Ctx) -> tasks_pb2.Task:
+        """The owner (or an admin) approves or rejects the tool call a run waits at; the run is queued again."""
+        identity = await require_identity(context)
+        try:
+            task_id = parse_task_id(request.task_id)
+            task = await StepStore(self._store.pool).decide(
+                task_id, None if identity.is_admin else identity.user_id, request.approve, request.reason)
+        except TaskError as exc:
+            await _abort(context, exc)
+            raise
+        decision = "approved" if request.approve else "rejected"
+        await self._bus.dispatch_stored(task, msg_id=f"{task.id}:decision:{uuid.uuid4().hex}")
+        await self._bus.event(task.id, decision, "queued", reason=request.reason)
         return convert.to_proto(task)
 
     async def Orchestrate(self, request: tasks_pb2.OrchestrateRequest, context: Ctx) -> tasks_pb2.Task:
         identity = await require_identity(context)
         try:
             payload = orchestration_payload(request.goal, list(request.agent_ids), request.mode or "sequential")
+            if request.payload_json:
+                payload["payload"] = parse_payload(request.payload_json)[1]
             if len(request.idempotency_key) > 200:
                 raise InvalidTaskError("idempotency_key: at most 200 characters")
         except TaskError as exc:
             await _abort(context, exc)
             raise
         task, created = await self._store.create(NewTask(
-            owner_id=identity.user_id, task_type="orchestrate", payload=payload, priority=5,
+            owner_id=identity.user_id, task_type="orchestrate", payload_json=dump_json(payload), priority=5,
             idempotency_key=request.idempotency_key or None, timeout_s=3600, max_attempts=1,
         ))
+        if created:
+            metrics.TASKS_CREATED.labels(task.task_type).inc()
         if task.status == "queued":
-            await self._bus.dispatch(task)
-            if created:
-                await self._bus.event(task.id, "queued", "queued")
+            await self._dispatch(task)
         return convert.to_proto(task)
 
     async def WatchTask(
@@ -209,28 +224,28 @@ class TaskServicer(
         """The current state first, then every event until the task finishes or the caller leaves."""
         identity = await require_identity(context)
         task = await self._owned(request.task_id, identity, context)
-        queue: asyncio.Queue[dict] = asyncio.Queue(maxsize=10_000)  # type: ignore[type-arg]
+        queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
 
         async def on_event(msg) -> None:  # type: ignore[no-untyped-def]
-            with contextlib.suppress(ValueError, asyncio.QueueFull):
-                queue.put_nowait(json.loads(msg.data))
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(msg.data)
 
         # Subscribe before reading the state, so nothing between the two is missed.
         sub = await self._bus.nc.subscribe(self._bus.names.event(task.id), cb=on_event)
         try:
             current = await self._store.get(task.id)
             assert current is not None
-            yield tasks_pb2.TaskEvent(
-                task_id=current.id, type="state", status=convert.status_enum(current.status),
-                data=convert.struct({"attempts": current.attempts, "result": current.result,
-                                     "error": current.error}),
-            )
+            yield convert.state_event(current)
             if current.terminal:
                 return
             while True:
-                event = await queue.get()
-                yield convert.event_to_proto(event)
-                if event.get("status") in ("completed", "failed", "cancelled", "dead"):
+                try:
+                    event, status = convert.event_to_proto(await queue.get())
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("skipping a malformed event of task %s: %s", task.id, exc)
+                    continue
+                yield event
+                if status in TERMINAL:
                     return
         finally:
             with contextlib.suppress(Exception):
@@ -238,12 +253,18 @@ class TaskServicer(
 
 
 async def sweep_stale(store: TaskStore, bus: TaskBus, *, every_s: float = 15.0, older_than_s: float = 30.0) -> None:
-    """Re-dispatch queued tasks whose dispatch may have been lost (NATS down at creation). Harmless
-    when it was not lost: the message id de-duplicates, and a claim is guarded."""
+    """Re-dispatch queued tasks whose dispatch may have been lost (NATS down at creation, a publish that was
+    never acknowledged). Only when the work stream holds fewer messages than there are unfinished tasks: a
+    backlog waiting for a busy model is queued for long, yet its messages are all there, and re-sending them
+    after the de-duplication window would only add copies. A needless re-send is harmless: the message id
+    de-duplicates, and a claim is guarded."""
     while True:
         await asyncio.sleep(every_s)
         try:
+            in_stream = (await bus.js.stream_info(bus.names.tasks_stream)).state.messages
+            if in_stream >= await store.count_unfinished():
+                continue
             for task in await store.stale_queued(older_than_s):
-                await bus.dispatch(task)
+                await bus.dispatch_stored(task)
         except Exception as exc:
             log.warning("sweeping stale tasks failed: %s", exc)

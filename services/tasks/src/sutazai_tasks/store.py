@@ -3,7 +3,6 @@ message or racing a cancel can never record a second result or resurrect a finis
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -14,30 +13,28 @@ from sutazai_tasks.model import NewTask, TaskRow
 
 _COLUMNS = (
     "id, owner_id, task_type, payload, priority, agent_id, status, attempts, max_attempts, timeout_s,"
-    " result, error, idempotency_key, parent_id, created_at, started_at, finished_at, completions, replays"
+    " result, error, idempotency_key, parent_id, created_at, started_at, finished_at, completions, replays,"
+    " pending_approval"
 )
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
-
-
 def pool_setup() -> dict[str, Any]:
-    """Keyword arguments for ``create_pool`` so JSON columns come back as Python values."""
-    return {"init": _init_connection}
+    """Keyword arguments for ``create_pool``. None: asyncpg's default passes ``json``/``jsonb`` as text both
+    ways, which is what the store wants. Payloads and results stay JSON text from the gRPC bytes to the
+    column and back (no decode/encode in between), and ``jsonb`` keeps big ints and 1.0 vs 1 exactly."""
+    return {}
 
 
 def _row(record: asyncpg.Record) -> TaskRow:
     return TaskRow(
         id=str(record["id"]), owner_id=record["owner_id"], task_type=record["task_type"],
-        payload=record["payload"], priority=record["priority"], agent_id=record["agent_id"],
+        payload_json=record["payload"], priority=record["priority"], agent_id=record["agent_id"],
         status=record["status"], attempts=record["attempts"], max_attempts=record["max_attempts"],
-        timeout_s=record["timeout_s"], result=record["result"], error=record["error"],
+        timeout_s=record["timeout_s"], result_json=record["result"], error=record["error"],
         idempotency_key=record["idempotency_key"],
         parent_id=str(record["parent_id"]) if record["parent_id"] else None,
         created_at=record["created_at"], started_at=record["started_at"], finished_at=record["finished_at"],
-        completions=record["completions"], replays=record["replays"],
+        completions=record["completions"], replays=record["replays"], pending_approval=record["pending_approval"],
     )
 
 
@@ -49,6 +46,10 @@ class TaskStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
     async def create(self, task: NewTask) -> tuple[TaskRow, bool]:
         """Insert ``task``; with an idempotency key already used by its owner, return that task instead.
         Returns (row, created)."""
@@ -57,7 +58,7 @@ class TaskStore:
             f" max_attempts, timeout_s, idempotency_key, parent_id)"
             f" VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10)"
             f" ON CONFLICT (owner_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
-            uuid.UUID(task.id), task.owner_id, task.task_type, task.payload, task.priority, task.agent_id,
+            uuid.UUID(task.id), task.owner_id, task.task_type, task.payload_json, task.priority, task.agent_id,
             task.max_attempts, task.timeout_s, task.idempotency_key,
             uuid.UUID(task.parent_id) if task.parent_id else None,
         )
@@ -83,7 +84,7 @@ class TaskStore:
                 f" idempotency_key, parent_id)"
                 f" ON CONFLICT (owner_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
                 [uuid.UUID(t.id) for t in tasks], [t.owner_id for t in tasks], [t.task_type for t in tasks],
-                [t.payload for t in tasks], [t.priority for t in tasks], [t.agent_id for t in tasks],
+                [t.payload_json for t in tasks], [t.priority for t in tasks], [t.agent_id for t in tasks],
                 [t.max_attempts for t in tasks], [t.timeout_s for t in tasks], [t.idempotency_key for t in tasks],
                 [uuid.UUID(t.parent_id) if t.parent_id else None for t in tasks],
             )
@@ -135,8 +136,23 @@ class TaskStore:
         )
         return [_row(r) for r in records]
 
-    async def complete(self, results: Sequence[tuple[str, Any]]) -> set[str]:
-        """Record results of running tasks; returns the ids recorded (a task cancelled meanwhile is not)."""
+    async def release(self, task_ids: Sequence[str]) -> set[str]:
+        """Undo claims without spending their attempts: running -> queued (or retrying, when an earlier
+        attempt failed). For work put back because the model was at capacity; returns the ids released."""
+        if not task_ids:
+            return set()
+        records = await self._pool.fetch(
+            "UPDATE tasks.tasks SET attempts = greatest(attempts - 1, 0),"
+            " status = CASE WHEN attempts > 1 THEN 'retrying' ELSE 'queued' END,"
+            " started_at = CASE WHEN attempts > 1 THEN started_at END, updated_at = now()"
+            " WHERE id = ANY($1::uuid[]) AND status = 'running' RETURNING id",
+            _uuids(task_ids),
+        )
+        return {str(r["id"]) for r in records}
+
+    async def complete(self, results: Sequence[tuple[str, str]]) -> set[str]:
+        """Record results (JSON text) of running tasks; returns the ids recorded (a task cancelled meanwhile
+        is not)."""
         if not results:
             return set()
         records = await self._pool.fetch(
@@ -171,7 +187,8 @@ class TaskStore:
                 return None, None, []
             record = await conn.fetchrow(
                 f"UPDATE tasks.tasks SET status = 'cancelled', finished_at = now(), updated_at = now()"
-                f" WHERE id = $1 AND status IN ('queued', 'running', 'retrying') RETURNING {_COLUMNS}",
+                f" WHERE id = $1 AND status IN ('queued', 'running', 'retrying', 'waiting_approval')"
+                f" RETURNING {_COLUMNS}",
                 uuid.UUID(task_id),
             )
             if record is None:
@@ -195,6 +212,11 @@ class TaskStore:
             uuid.UUID(task_id),
         )
         return _row(record) if record else None
+
+    async def count_unfinished(self) -> int:
+        """Tasks that still need their work message: queued, retrying or running (not yet acknowledged)."""
+        return int(await self._pool.fetchval(
+            "SELECT count(*) FROM tasks.tasks WHERE status IN ('queued', 'retrying', 'running')"))
 
     async def stale_queued(self, older_than_s: float, limit: int = 500) -> list[TaskRow]:
         """Queued tasks whose dispatch may have been lost (e.g. NATS was down when they were created)."""

@@ -2,7 +2,7 @@
 
 ``TASKS`` is a work queue (each message is removed once acked); ``TASKS_DEAD`` keeps tasks that
 exhausted their attempts; ``TASK_EVENTS`` carries ``events.tasks.<task_id>`` for the gateway to
-relay, kept for an hour so a late subscriber can catch up.
+relay, kept in memory for an hour so a late subscriber can catch up.
 
 A namespace (``SUTAZAI_TASKS_NAMESPACE``) prefixes every stream and subject, so deployments that share
 one NATS server but not one database never take each other's work. It is empty in production.
@@ -59,9 +59,14 @@ class Names:
                 name=self._stream("TASKS_DEAD"), subjects=[self._subject("tasks.dead.>")],
                 retention=RetentionPolicy.LIMITS, storage=StorageType.FILE, max_age=14 * 24 * 3600.0,
             ),
+            # Events are fire-and-forget (Postgres has the state): memory storage, no disk write per event.
             StreamConfig(
                 name=self._stream("TASK_EVENTS"), subjects=[self._subject("events.tasks.>")],
-                retention=RetentionPolicy.LIMITS, storage=StorageType.FILE, max_age=3600.0,
-                discard=DiscardPolicy.OLD,
+                retention=RetentionPolicy.LIMITS, storage=StorageType.MEMORY, max_age=3600.0,
+                max_bytes=256 * 1024 * 1024, discard=DiscardPolicy.OLD,
             ),
         )
+
+    def disposable(self, stream: str) -> bool:
+        """A stream whose messages may be lost when its configuration changes (``ensure_stream``)."""
+        return stream == self._stream("TASK_EVENTS")

@@ -74,6 +74,11 @@ class ChatServiceStub:
                 request_serializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.CacheStatsRequest.SerializeToString,
                 response_deserializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.CacheStats.FromString,
                 _registered_method=True)
+        self.GetCapacity = channel.unary_unary(
+                '/sutazai.chat.v1.ChatService/GetCapacity',
+                request_serializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.CapacityRequest.SerializeToString,
+                response_deserializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.CapacityResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -127,6 +132,12 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCapacity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -169,6 +180,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.GetCacheStats,
                     request_deserializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.CacheStatsRequest.FromString,
                     response_serializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.CacheStats.SerializeToString,
+            ),
+            'GetCapacity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCapacity,
+                    request_deserializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.CapacityRequest.FromString,
+                    response_serializer=sutazai_dot_chat_dot_v1_dot_chat__pb2.CapacityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -387,6 +403,33 @@ class ChatService:
             '/sutazai.chat.v1.ChatService/GetCacheStats',
             sutazai_dot_chat_dot_v1_dot_chat__pb2.CacheStatsRequest.SerializeToString,
             sutazai_dot_chat_dot_v1_dot_chat__pb2.CacheStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCapacity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.chat.v1.ChatService/GetCapacity',
+            sutazai_dot_chat_dot_v1_dot_chat__pb2.CapacityRequest.SerializeToString,
+            sutazai_dot_chat_dot_v1_dot_chat__pb2.CapacityResponse.FromString,
             options,
             channel_credentials,
             insecure,

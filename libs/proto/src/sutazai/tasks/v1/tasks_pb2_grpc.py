@@ -25,6 +25,122 @@ if _version_not_supported:
     )
 
 
+class McpServiceStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListServers = channel.unary_unary(
+                '/sutazai.tasks.v1.McpService/ListServers',
+                request_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.ListMcpServersRequest.SerializeToString,
+                response_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.ListMcpServersResponse.FromString,
+                _registered_method=True)
+        self.CallTool = channel.unary_unary(
+                '/sutazai.tasks.v1.McpService/CallTool',
+                request_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CallMcpToolRequest.SerializeToString,
+                response_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CallMcpToolResponse.FromString,
+                _registered_method=True)
+
+
+class McpServiceServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def ListServers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CallTool(self, request, context):
+        """PERMISSION_DENIED: not admin, not shared
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_McpServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListServers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServers,
+                    request_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.ListMcpServersRequest.FromString,
+                    response_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.ListMcpServersResponse.SerializeToString,
+            ),
+            'CallTool': grpc.unary_unary_rpc_method_handler(
+                    servicer.CallTool,
+                    request_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CallMcpToolRequest.FromString,
+                    response_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CallMcpToolResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'sutazai.tasks.v1.McpService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('sutazai.tasks.v1.McpService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class McpService:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def ListServers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.tasks.v1.McpService/ListServers',
+            sutazai_dot_tasks_dot_v1_dot_tasks__pb2.ListMcpServersRequest.SerializeToString,
+            sutazai_dot_tasks_dot_v1_dot_tasks__pb2.ListMcpServersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CallTool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.tasks.v1.McpService/CallTool',
+            sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CallMcpToolRequest.SerializeToString,
+            sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CallMcpToolResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class TaskServiceStub:
     """Missing associated documentation comment in .proto file."""
 
@@ -77,6 +193,11 @@ class TaskServiceStub:
         self.Orchestrate = channel.unary_unary(
                 '/sutazai.tasks.v1.TaskService/Orchestrate',
                 request_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.OrchestrateRequest.SerializeToString,
+                response_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.Task.FromString,
+                _registered_method=True)
+        self.DecideApproval = channel.unary_unary(
+                '/sutazai.tasks.v1.TaskService/DecideApproval',
+                request_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.DecideApprovalRequest.SerializeToString,
                 response_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.Task.FromString,
                 _registered_method=True)
 
@@ -142,6 +263,13 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DecideApproval(self, request, context):
+        """NOT_FOUND unless the owner's or an admin's;
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -188,6 +316,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
             'Orchestrate': grpc.unary_unary_rpc_method_handler(
                     servicer.Orchestrate,
                     request_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.OrchestrateRequest.FromString,
+                    response_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.Task.SerializeToString,
+            ),
+            'DecideApproval': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideApproval,
+                    request_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.DecideApprovalRequest.FromString,
                     response_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.Task.SerializeToString,
             ),
     }
@@ -433,6 +566,33 @@ class TaskService:
             target,
             '/sutazai.tasks.v1.TaskService/Orchestrate',
             sutazai_dot_tasks_dot_v1_dot_tasks__pb2.OrchestrateRequest.SerializeToString,
+            sutazai_dot_tasks_dot_v1_dot_tasks__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideApproval(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.tasks.v1.TaskService/DecideApproval',
+            sutazai_dot_tasks_dot_v1_dot_tasks__pb2.DecideApprovalRequest.SerializeToString,
             sutazai_dot_tasks_dot_v1_dot_tasks__pb2.Task.FromString,
             options,
             channel_credentials,

@@ -45,6 +45,8 @@ class AgentDetail(AgentSummary):
     proactive_triggers: list[str]
     temperature: float | None
     max_tokens: int | None
+    max_steps: int | None = None
+    requires_approval: list[str] = []
     system_prompt: str
     updated_at: datetime | None
     memory: bool = Field(False, description="the task worker adds the task user's memories to the prompt")
@@ -64,6 +66,9 @@ class AgentFields(BaseModel):
     capabilities: list[str] = Field(default_factory=list, max_length=100)
     temperature: float | None = None
     max_tokens: int | None = None
+    max_steps: int | None = Field(None, description="an agent run's model calls at most (1-50)")
+    requires_approval: list[str] = Field(default_factory=list, max_length=100,
+                                         description="tools whose calls wait for the task owner's approval")
     system_prompt: str = Field(max_length=100_000)
     memory: bool = False
 
@@ -90,6 +95,8 @@ def _detail(agent: agents_pb2.Agent) -> dict[str, Any]:
         "tools": list(agent.tools), "color": agent.color, "proactive_triggers": list(agent.proactive_triggers),
         "temperature": agent.temperature if agent.HasField("temperature") else None,
         "max_tokens": agent.max_tokens if agent.HasField("max_tokens") else None,
+        "max_steps": agent.max_steps if agent.HasField("max_steps") else None,
+        "requires_approval": list(agent.requires_approval),
         "system_prompt": agent.system_prompt, "memory": agent.memory,
         "updated_at": agent.updated_at.ToDatetime().isoformat() + "Z" if agent.HasField("updated_at") else None,
     }

@@ -7,7 +7,7 @@ import json
 from typing import Annotated, Any, Literal
 
 import grpc
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, HTTPException, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 from google.protobuf import json_format, struct_pb2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -16,13 +16,29 @@ from sutazai.chat.v1 import chat_pb2
 from sutazai_gateway import chat_client
 from sutazai_gateway.api.deps import CurrentUser, StateDep
 from sutazai_gateway.chat_client import chat_request, problem_of, reply_dict, stub
+from sutazai_gateway.chat_tools import (
+    ResponseFormatBody,
+    ToolCallBody,
+    ToolChoiceBody,
+    ToolDef,
+    format_pb,
+    set_tool_choice,
+    tool_calls_pb,
+    tools_pb,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["chat"])
 
 
 class Message(BaseModel):
-    role: Literal["system", "user", "assistant"] = "user"
-    content: str = Field(max_length=200_000)
+    role: Literal["system", "user", "assistant", "tool"] = "user"
+    content: str = Field("", max_length=200_000)
+    tool_calls: list[ToolCallBody] | None = Field(None, max_length=128, description="assistant: the calls it made")
+    tool_call_id: str | None = Field(None, max_length=200, description="tool: the call this result answers")
+
+    def to_grpc(self) -> chat_pb2.Message:
+        return chat_pb2.Message(role=self.role, content=self.content, tool_calls=tool_calls_pb(self.tool_calls),
+                                tool_call_id=self.tool_call_id or "")
 
 
 class Sampling(BaseModel):
@@ -40,6 +56,11 @@ class ChatBody(Sampling):
     message: str | None = Field(None, min_length=1, max_length=200_000)
     messages: list[Message] | None = Field(None, min_length=1, max_length=500)
     agent_id: str = Field("", max_length=64)
+    tools: list[ToolDef] | None = Field(None, max_length=128, description="functions the model may call "
+                                        "(OpenAI's shape)")
+    tool_choice: ToolChoiceBody | None = None
+    response_format: ResponseFormatBody | None = Field(
+        None, description="json_object, or json_schema with a schema the reply must follow")
 
     @model_validator(mode="after")
     def _one_of(self) -> ChatBody:
@@ -48,11 +69,19 @@ class ChatBody(Sampling):
         return self
 
     def to_grpc(self) -> chat_pb2.ChatRequest:
-        messages = [("user", self.message)] if self.message is not None else [
-            (m.role, m.content) for m in self.messages or ()]
-        return chat_request(messages=messages, model=self.model, use_cache=self.use_cache,
-                            temperature=self.temperature, max_tokens=self.max_tokens, system=self.system,
-                            agent_id=self.agent_id, seed=self.seed)
+        messages: list[Any] = [("user", self.message)] if self.message is not None else [
+            m.to_grpc() for m in self.messages or ()]
+        request = chat_request(messages=messages, model=self.model, use_cache=self.use_cache,
+                               temperature=self.temperature, max_tokens=self.max_tokens, system=self.system,
+                               agent_id=self.agent_id, seed=self.seed)
+        request.tools.extend(tools_pb(self.tools))
+        set_tool_choice(request, self.tool_choice)
+        if self.response_format is not None and self.response_format.type == "json_schema" \
+                and self.response_format.json_schema is None:
+            raise HTTPException(400, "response_format of type json_schema needs 'json_schema' with a 'schema'")
+        if (fmt := format_pb(self.response_format)) is not None:
+            request.response_format.CopyFrom(fmt)
+        return request
 
 
 class GenerateBody(Sampling):
@@ -65,6 +94,12 @@ class Usage(BaseModel):
     tokens_per_second: float
 
 
+class ReplyToolCall(BaseModel):
+    id: str
+    name: str
+    arguments: str = Field(description="the arguments as JSON text")
+
+
 class ChatReply(BaseModel):
     response: str
     model: str
@@ -72,7 +107,8 @@ class ChatReply(BaseModel):
     usage: Usage
     backend: str
     duration_ms: float
-    finish_reason: str
+    finish_reason: str = Field(description="stop, length or tool_calls")
+    tool_calls: list[ReplyToolCall] = []
 
 
 @router.post("/chat", response_model=ChatReply)
@@ -92,7 +128,8 @@ def _sse(data: object, event: str | None = None) -> str:
 
 @router.post("/chat/stream", response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}},
-                              "description": "one `data: {\"token\": ...}` event per token, then `event: done` "
+                              "description": "one `data: {\"token\": ...}` event per token (`event: tool_call` "
+                                             "for a piece of a tool call), then `event: done` "
                                              "with usage; `event: error` if the model fails mid-stream"}})
 async def chat_stream(body: ChatBody, user: CurrentUser, state: StateDep) -> StreamingResponse:
     call, first = await chat_client.open_stream(state, body.to_grpc(), user.to_metadata())
@@ -100,8 +137,13 @@ async def chat_stream(body: ChatBody, user: CurrentUser, state: StateDep) -> Str
     async def events():  # type: ignore[no-untyped-def]
         try:
             async for chunk in chat_client.chunks(call, first):
-                if chunk.WhichOneof("kind") == "token":
+                kind = chunk.WhichOneof("kind")
+                if kind == "token":
                     yield _sse({"token": chunk.token})
+                elif kind == "tool_call":
+                    piece = chunk.tool_call
+                    yield _sse({"index": piece.index, "id": piece.id, "name": piece.name,
+                                "arguments": piece.arguments}, "tool_call")
                 else:
                     yield _sse(reply_dict(chunk.done), "done")
         except grpc.aio.AioRpcError as exc:

@@ -16,11 +16,11 @@ from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
 from sutazai_gateway.grpc_errors import upstream_errors
-from sutazai_gateway.protojson import to_python
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
-StatusName = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead"]
+StatusName = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead",
+                     "waiting_approval"]
 _STATUS_NAME = {getattr(tasks_pb2, f"TASK_STATUS_{s.upper()}"): s for s in StatusName.__args__}  # type: ignore[attr-defined]
 _STATUS_VALUE = {v: k for k, v in _STATUS_NAME.items()}
 
@@ -39,6 +39,16 @@ def _stub(state: StateDep) -> tasks_pb2_grpc.TaskServiceStub:
     return tasks_pb2_grpc.TaskServiceStub(state.upstreams["tasks"].channel)
 
 
+def _json(raw: bytes, empty: Any = None) -> Any:
+    """User data from the tasks service (JSON text, as the client sent it); stdlib json keeps big ints and
+    1.0 apart from 1 on the way to the response."""
+    return json.loads(raw) if raw else empty
+
+
+def _dump(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def _iso(message: Any, field: str) -> str | None:
     return message.__getattribute__(field).ToDatetime().isoformat() + "Z" if message.HasField(field) else None
 
@@ -50,8 +60,8 @@ def task_json(task: tasks_pb2.Task) -> dict[str, Any]:
         "task_type": task.task_type,
         "agent_id": task.agent_id or None,
         "priority": task.priority,
-        "payload": to_python(task.payload),
-        "result": to_python(task.result) if task.HasField("result") else None,
+        "payload": _json(task.payload_json, {}),
+        "result": _json(task.result_json),
         "error": task.error or None,
         "attempts": task.attempts,
         "max_attempts": task.max_attempts,
@@ -59,6 +69,7 @@ def task_json(task: tasks_pb2.Task) -> dict[str, Any]:
         "created_at": _iso(task, "created_at"),
         "started_at": _iso(task, "started_at"),
         "finished_at": _iso(task, "finished_at"),
+        **({"pending_approval": json.loads(task.pending_approval_json)} if task.pending_approval_json else {}),
     }
 
 
@@ -73,13 +84,11 @@ TaskId = Annotated[str, Path(max_length=64)]
 
 
 def _create_request(body: CreateTask) -> tasks_pb2.CreateTaskRequest:
-    request = tasks_pb2.CreateTaskRequest(
+    return tasks_pb2.CreateTaskRequest(
         task_type=body.task_type, priority=body.priority, agent_id=body.agent_id or "",
         idempotency_key=body.idempotency_key or "", timeout_s=body.timeout_s or 0,
-        max_attempts=body.max_attempts or 0,
+        max_attempts=body.max_attempts or 0, payload_json=_dump(body.payload),
     )
-    request.payload.update(body.payload)
-    return request
 
 
 @router.post("", status_code=202, response_model=None)
@@ -159,6 +168,32 @@ async def replay_task(task_id: TaskId, user: AdminUser, state: StateDep) -> dict
     return await _one(state, user, "ReplayTask", tasks_pb2.ReplayTaskRequest(task_id=_task_id(task_id)))
 
 
+class Decision(BaseModel):
+    reason: str = Field("", max_length=2000, description="a rejection's reason reaches the model as the tool result")
+
+
+_DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such task, or not the caller's", "content": {"application/problem+json": {}}},
+    409: {"description": "the task is not waiting for an approval", "content": {"application/problem+json": {}}},
+}
+
+
+@router.post("/{task_id}/approve", responses=_DECISION_RESPONSES)
+async def approve_task(task_id: TaskId, user: CurrentUser, state: StateDep,
+                       body: Decision | None = None) -> dict[str, Any]:
+    """Let the tool call a ``waiting_approval`` agent run is parked at go ahead (its owner or an admin)."""
+    return await _one(state, user, "DecideApproval", tasks_pb2.DecideApprovalRequest(
+        task_id=_task_id(task_id), approve=True, reason=body.reason if body else ""))
+
+
+@router.post("/{task_id}/reject", responses=_DECISION_RESPONSES)
+async def reject_task(task_id: TaskId, user: CurrentUser, state: StateDep,
+                      body: Decision | None = None) -> dict[str, Any]:
+    """Refuse the pending tool call; the run goes on with the refusal as the tool's result."""
+    return await _one(state, user, "DecideApproval", tasks_pb2.DecideApprovalRequest(
+        task_id=_task_id(task_id), approve=False, reason=body.reason if body else ""))
+
+
 @router.get("/{task_id}/events")
 async def task_events(task_id: TaskId, request: Request, user: CurrentUser, state: StateDep) -> StreamingResponse:
     """Server-Sent Events: the current state first, then each change and streamed token, until the task ends."""
@@ -173,7 +208,7 @@ async def task_events(task_id: TaskId, request: Request, user: CurrentUser, stat
         try:
             while event is not grpc.aio.EOF:
                 body = {"task_id": event.task_id, "status": _STATUS_NAME.get(event.status, "unknown"),
-                        **to_python(event.data)}
+                        **_json(event.data_json, {})}
                 if event.token:
                     body["token"] = event.token
                 yield f"event: {event.type}\ndata: {json.dumps(body)}\n\n".encode()
