@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-STACK_START_TIMEOUT_S = 180.0
+STACK_START_TIMEOUT_S = 300.0  # the model server, six services and the gateway workers, on a busy machine
 STOP_TIMEOUT_S = 90.0  # the stack stops its children one by one, each within 10 s
 
 

@@ -185,7 +185,8 @@ def _first_agent_id(base_url: str, api_key: str) -> str:
 
 def benchmark(args: argparse.Namespace) -> None:
     bare_pids: list[int] = []
-    with bare_server(bare_pids) as bare_url, platform_stack() as stack:
+    extra_env = {"SUTAZAI_GATEWAY_WORKERS": str(args.gateway_workers)} if args.gateway_workers is not None else None
+    with bare_server(bare_pids) as bare_url, platform_stack(extra_env) as stack:
         services = json.loads((stack.home / "run" / "stack.json").read_text())["services"]
         agent_id = _first_agent_id(stack.url, stack.admin_key)
         key = {"X-API-Key": stack.admin_key}
@@ -224,7 +225,8 @@ def benchmark(args: argparse.Namespace) -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_at_end": os.getloadavg()},
         "load": {"generator": "wrk" if shutil.which("wrk") else "aiohttp", "connections": args.connections,
-                 "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds},
+                 "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds,
+                 "gateway_workers": args.gateway_workers},
         "targets": {name: {"label": TARGETS[name], "median": asdict(medians[name]),
                            "rounds": [asdict(r) for r in rounds[name]]} for name in rounds},
         "ratio_agents_read_over_bare": ratio(medians["agents"].requests_per_s, medians["bare"].requests_per_s),
@@ -242,6 +244,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per target (default 3)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON result")
+    parser.add_argument("--gateway-workers", type=int, help="SUTAZAI_GATEWAY_WORKERS for the platform (default: "
+                                                            "the gateway's own default, one per core)")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.warmup <= 0 or args.rounds < 1 or args.connections < 1:
         parser.error("--duration, --warmup, --rounds and --connections must be positive")

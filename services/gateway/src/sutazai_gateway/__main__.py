@@ -35,8 +35,10 @@ def main() -> None:
     try:
         if settings.metrics_port:
             serve_multiprocess_metrics(settings.metrics_port, settings.host, metrics_dir)
+        # A worker that does not answer the supervisor's ping within the health-check timeout is killed and
+        # replaced; 5 s (uvicorn's default) is too short on a small, busy machine.
         uvicorn.run("sutazai_gateway.main:create_worker_app", factory=True, workers=workers,
-                    **server_options)  # type: ignore[arg-type]
+                    timeout_worker_healthcheck=30, **server_options)  # type: ignore[arg-type]
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
