@@ -185,7 +185,11 @@ def _first_agent_id(base_url: str, api_key: str) -> str:
 
 def benchmark(args: argparse.Namespace) -> None:
     bare_pids: list[int] = []
-    extra_env = {"SUTAZAI_GATEWAY_WORKERS": str(args.gateway_workers)} if args.gateway_workers is not None else None
+    # A database (and so a task namespace on the shared NATS) of its own: benchmarks of other branches may have
+    # left streams of another shape under "sutazai_bench".
+    extra_env = {"SUTAZAI_DATABASE_NAME": "sutazai_bench_agents"}
+    if args.gateway_workers is not None:
+        extra_env["SUTAZAI_GATEWAY_WORKERS"] = str(args.gateway_workers)
     with bare_server(bare_pids) as bare_url, platform_stack(extra_env) as stack:
         services = json.loads((stack.home / "run" / "stack.json").read_text())["services"]
         agent_id = _first_agent_id(stack.url, stack.admin_key)
