@@ -110,7 +110,7 @@ def platform_stack(extra_env: dict[str, str] | None = None) -> Iterator[Platform
 
     The home (with the logs) is removed afterwards, unless a start or a measurement failed (a BenchError)."""
     home = Path(tempfile.mkdtemp(prefix="sutazai-bench-"))
-    env = {**os.environ, "SUTAZAI_DATABASE_NAME": "sutazai_bench", **(extra_env or {})}
+    env = {"SUTAZAI_DATABASE_NAME": "sutazai_bench", **os.environ, **(extra_env or {})}  # a set name wins
     say(f"starting the platform (home {home}) ...")
     with open(home / "stack.out", "wb") as out:
         process = subprocess.Popen(

@@ -107,7 +107,9 @@ def _load(url: str, headers: dict[str, str], args: argparse.Namespace, warmup: b
         header_args = [a for name, value in headers.items() for a in ("-H", f"{name}: {value}")]
         command = [wrk, "-t1", f"-c{args.connections}", f"-d{max(1, round(duration))}s", "--latency",
                    *header_args, url]
-        done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=duration + 30)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 30)
+        if done.returncode != 0:
+            raise BenchError(f"wrk failed (exit {done.returncode}) on {url}:\n{done.stdout}{done.stderr}")
         m = parse_wrk(done.stdout)
         result = Round(m.requests_per_s, m.p50_ms, m.p99_ms, m.errors, _wrk_requests(done.stdout))
     else:
@@ -249,7 +251,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON result")
     parser.add_argument("--gateway-workers", type=int, help="SUTAZAI_GATEWAY_WORKERS for the platform (default: "
-                                                            "the gateway's own default, one per core)")
+                                                            "the gateway's own default, 1)")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.warmup <= 0 or args.rounds < 1 or args.connections < 1:
         parser.error("--duration, --warmup, --rounds and --connections must be positive")

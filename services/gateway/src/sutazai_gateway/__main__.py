@@ -1,6 +1,6 @@
 """``python -m sutazai_gateway``: wiring only.
 
-``SUTAZAI_GATEWAY_WORKERS`` processes serve the port (0, the default: one per CPU core). With one, the app
+``SUTAZAI_GATEWAY_WORKERS`` processes serve the port (default 1; 0: one per CPU core). With one, the app
 runs in this process. With more, uvicorn's supervisor (this process) binds the port and starts the workers,
 each building its own app (``main.create_worker_app``); Prometheus runs in multi-process mode and this
 process serves the metrics of all of them on the metrics port."""

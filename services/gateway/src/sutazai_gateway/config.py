@@ -17,8 +17,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(10010, ge=1, le=65535)
     # Processes serving the port; 0: one per CPU core. Each keeps its own breakers, health picture and
-    # credential cache (see the README).
-    workers: int = Field(0, ge=0, le=64)
+    # credential cache (see the README). 1 by default: see docs/decisions.md.
+    workers: int = Field(1, ge=0, le=64)
     metrics_port: int = Field(9101, ge=0, le=65535)
     log_level: LogLevel = "INFO"
     access_log: bool = False
