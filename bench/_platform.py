@@ -24,7 +24,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-STACK_START_TIMEOUT_S = float(os.environ.get("SUTAZAI_BENCH_START_TIMEOUT_S", "180"))
+# the model server, six services and the gateway workers, on a busy machine
+STACK_START_TIMEOUT_S = float(os.environ.get("SUTAZAI_BENCH_START_TIMEOUT_S", "300"))
 STOP_TIMEOUT_S = 90.0  # the stack stops its children one by one, each within 10 s
 
 

@@ -1,3 +1,5 @@
+import os
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sutazai_runtime.settings import LogLevel, database_url_field, nats_url_field, redis_url_field
@@ -14,6 +16,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(10010, ge=1, le=65535)
+    # Processes serving the port; 0: one per CPU core. Each keeps its own breakers, health picture and
+    # credential cache (see the README). 1 by default: see docs/decisions.md.
+    workers: int = Field(1, ge=0, le=64)
     metrics_port: int = Field(9101, ge=0, le=65535)
     log_level: LogLevel = "INFO"
     access_log: bool = False
@@ -46,8 +51,20 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     # Document uploads (/api/v1/documents): the memory service takes files of up to 10 MiB.
     max_upload_bytes: int = Field(11 * 1_048_576, ge=1024, le=15 * 1_048_576)
+    # FastAPI's native OpenTelemetry (spans, metrics, logs per request). Off by default: while no provider is
+    # configured, FastAPI still asks OpenTelemetry for the global providers on every request, which reads
+    # os.environ each time.
+    otel: bool = False
     startup_timeout_s: float = Field(60.0, gt=0)
     shutdown_grace_s: float = Field(3.0, gt=0, le=4.0)
+
+    def worker_count(self) -> int:
+        """``workers``, or the CPU cores this process may run on."""
+        if self.workers:
+            return self.workers
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0)) or 1
+        return os.cpu_count() or 1
 
     def upstream_addresses(self) -> dict[str, str]:
         return {

@@ -39,10 +39,10 @@ def build_mcp_server(state: StateGetter) -> MCPServer:
         return await state().auth.identify(credential)
 
     def stub_agents() -> agents_pb2_grpc.AgentServiceStub:
-        return agents_pb2_grpc.AgentServiceStub(state().upstreams["agents"].channel)
+        return state().upstreams["agents"].stub(agents_pb2_grpc.AgentServiceStub)
 
     def stub_tasks() -> tasks_pb2_grpc.TaskServiceStub:
-        return tasks_pb2_grpc.TaskServiceStub(state().upstreams["tasks"].channel)
+        return state().upstreams["tasks"].stub(tasks_pb2_grpc.TaskServiceStub)
 
     @mcp.tool()
     async def list_agents(ctx: Context, query: str = "", capability: str = "") -> list[dict[str, Any]]:

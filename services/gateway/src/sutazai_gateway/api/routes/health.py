@@ -3,6 +3,7 @@ wait on a dependency."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 
@@ -97,11 +98,16 @@ async def circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, object]:
         "timestamp": _now(), "circuit_breakers": breakers, "total_breakers": len(breakers),
         "healthy_breakers": sum(1 for b in breakers.values() if b["state"] == "closed"),
         "open_breakers": open_count,
+        # Each gateway process keeps its own breakers: these are the numbers of the process that answered.
+        "process": os.getpid(),
     }
 
 
 @router.post("/api/v1/health/circuit-breakers/reset")
 async def reset_circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, str]:
+    """Closes this process's breakers at once, and every other gateway process's on this port (over NATS)."""
     for upstream in state.upstreams:
         upstream.breaker.reset()
+    if state.announce_breaker_reset is not None:
+        await state.announce_breaker_reset()
     return {"message": "every circuit breaker is closed", "timestamp": _now(), "status": "success"}

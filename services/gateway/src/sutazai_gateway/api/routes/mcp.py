@@ -18,7 +18,7 @@ _PROBLEM = {"content": {"application/problem+json": {}}}
 
 
 def _stub(state: StateDep) -> tasks_pb2_grpc.McpServiceStub:
-    return tasks_pb2_grpc.McpServiceStub(state.upstreams["tasks"].channel)
+    return state.upstreams["tasks"].stub(tasks_pb2_grpc.McpServiceStub)
 
 
 @router.get("/servers")

@@ -6,11 +6,9 @@ problem responses each route declares.
 
 from __future__ import annotations
 
-import functools
 from http import HTTPStatus
 from typing import Any
 
-import grpc
 from google.protobuf.message import Message
 from sutazai.memory.v1 import memory_pb2, memory_pb2_grpc
 
@@ -43,13 +41,9 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 COMMON = (401, 422, 503, 504)
 
 
-@functools.lru_cache(maxsize=8)
-def _stub_for(channel: grpc.aio.Channel) -> memory_pb2_grpc.MemoryServiceStub:
-    return memory_pb2_grpc.MemoryServiceStub(channel)
-
-
 def stub(state: GatewayState) -> memory_pb2_grpc.MemoryServiceStub:
-    return _stub_for(state.upstreams["memory"].channel)
+    # The upstream's guarded stub: made once, behind the memory service's breaker and default deadline.
+    return state.upstreams["memory"].stub(memory_pb2_grpc.MemoryServiceStub)
 
 
 def when(message: Message, field: str) -> str | None:

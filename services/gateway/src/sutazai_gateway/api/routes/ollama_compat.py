@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sutazai.chat.v1 import chat_pb2
 
 from sutazai_gateway import chat_client
-from sutazai_gateway.api.deps import CurrentUser, StateDep
+from sutazai_gateway.api.deps import CurrentUser, StateDep, call_metadata
 from sutazai_gateway.chat_client import chat_request, problem_of, stub
 from sutazai_gateway.chat_tools import (
     ToolCallBody,
@@ -170,13 +170,13 @@ def _request(body: _Base, messages: Any, system: str = "") -> chat_pb2.ChatReque
 async def chat(body: ChatBody, user: CurrentUser, state: StateDep) -> Any:
     request = _request(body, body.grpc_messages())
     request.tools.extend(tools_pb(body.tools))
-    return await _answer(request, body, user.to_metadata(), state, "chat")
+    return await _answer(request, body, call_metadata(user), state, "chat")
 
 
 @router.post("/generate", response_model=None)
 async def generate(body: GenerateBody, user: CurrentUser, state: StateDep) -> Any:
     request = _request(body, [("user", body.prompt)], body.system)
-    return await _answer(request, body, user.to_metadata(), state, "generate")
+    return await _answer(request, body, call_metadata(user), state, "generate")
 
 
 class EmbedBody(BaseModel):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sutazai.common.v1 import common_pb2
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
-from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
+from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep, call_metadata
 from sutazai_gateway.grpc_errors import upstream_errors
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
@@ -36,7 +36,7 @@ class CreateTask(BaseModel):
 
 
 def _stub(state: StateDep) -> tasks_pb2_grpc.TaskServiceStub:
-    return tasks_pb2_grpc.TaskServiceStub(state.upstreams["tasks"].channel)
+    return state.upstreams["tasks"].stub(tasks_pb2_grpc.TaskServiceStub)
 
 
 def _json(raw: bytes, empty: Any = None) -> Any:
@@ -96,7 +96,7 @@ async def create_task(body: CreateTask, user: CurrentUser, state: StateDep) -> J
     """Queue a task: 202 ``{task_id, status: "queued", result{message}, created_at}``. The hot path of
     bulk submission, so the reply is small and serialised directly (read the task with GET)."""
     with upstream_errors("tasks"):
-        task = await _stub(state).CreateTask(_create_request(body), metadata=user.to_metadata())
+        task = await _stub(state).CreateTask(_create_request(body), metadata=call_metadata(user))
     status = _STATUS_NAME.get(task.status, "unknown")
     return JSONResponse({"task_id": task.task_id, "status": status, "result": {"message": f"task {status}"},
                          "created_at": _iso(task, "created_at")}, status_code=202)
@@ -149,7 +149,7 @@ async def list_dead(user: AdminUser, state: StateDep, limit: Limit = 50, offset:
 async def _one(state: StateDep, user: CurrentUser, method: str, request: Any) -> dict[str, Any]:
     """Call a TaskService method that answers with one task, and render it."""
     with upstream_errors("tasks"):
-        task = await getattr(_stub(state), method)(request, metadata=user.to_metadata())
+        task = await getattr(_stub(state), method)(request, metadata=call_metadata(user))
     return task_json(task)
 
 
@@ -197,10 +197,10 @@ async def reject_task(task_id: TaskId, user: CurrentUser, state: StateDep,
 @router.get("/{task_id}/events")
 async def task_events(task_id: TaskId, request: Request, user: CurrentUser, state: StateDep) -> StreamingResponse:
     """Server-Sent Events: the current state first, then each change and streamed token, until the task ends."""
-    call = _stub(state).WatchTask(tasks_pb2.WatchTaskRequest(task_id=_task_id(task_id)),
-                                  metadata=user.to_metadata(), timeout=3600)
+    request_message = tasks_pb2.WatchTaskRequest(task_id=_task_id(task_id))
     # Read the first event before answering, so an unknown task is a 404 rather than an empty stream.
     with upstream_errors("tasks"):
+        call = _stub(state).WatchTask(request_message, metadata=user.to_metadata(), timeout=3600)
         first = await call.read()
 
     async def events() -> AsyncIterator[bytes]:
