@@ -27,11 +27,6 @@ CONFIG_ENV = manifests.K8S / "base" / "config" / "sutazai.env"
 PENDING = {
     "CONSUL_HTTP_ADDR": "mesh: the Consul registry (compose)",
     "SUTAZAI_DISCOVERY_BACKEND": "mesh: static discovery through Service DNS (Kubernetes)",
-    "SUTAZAI_MEMORY_CHAT_ADDR": "memory: embeddings through chat",
-    "QDRANT_URL": "memory: the Qdrant server",
-    "NEO4J_URI": "memory: the Neo4j server",
-    "NEO4J_USER": "memory: the Neo4j user",
-    "NEO4J_PASSWORD": "memory: the Neo4j password",
 }
 # Settings Kubernetes leaves unset on purpose (a ConfigMap cannot hold "unset"; an empty value is not unset).
 K8S_UNSET = {

@@ -62,6 +62,9 @@ def service_env(
             env[f"{prefix}{upstream.upper()}_ADDR"] = f"127.0.0.1:{ports[upstream].port}"
     else:
         env[prefix + "GRPC_PORT"] = str(ports[name].port)
+    if name == "memory":
+        env[prefix + "CHAT_ADDR"] = f"127.0.0.1:{ports['chat'].port}"  # embeddings and fact inference
+        env.setdefault(prefix + "DATA_DIR", str(settings.home.resolve() / "memory"))  # Qdrant local mode (one process)
     if name == "chat":
         env[prefix + "AGENTS_ADDR"] = f"127.0.0.1:{ports['agents'].port}"  # a chat's agent_id: the agent's prompt
     if name == "tasks" and settings.database_name != "sutazai":
@@ -84,6 +87,7 @@ def worker_for(index: int, ports: dict[str, ServicePorts], tasks_env: dict[str, 
     env = dict(tasks_env)
     env["SUTAZAI_TASKS_AGENTS_ADDR"] = f"127.0.0.1:{ports['agents'].port}"
     env["SUTAZAI_TASKS_CHAT_ADDR"] = f"127.0.0.1:{ports['chat'].port}"
+    env["SUTAZAI_TASKS_MEMORY_ADDR"] = f"127.0.0.1:{ports['memory'].port}"  # agents with `memory: true`
     name = f"tasks-worker-{index}"
     return ManagedProcess(name, [sys.executable, "-m", "sutazai_tasks", "worker"], env=env,
                           log_path=home / "logs" / f"{name}.log")

@@ -51,6 +51,8 @@ class GrpcService:
     probes: Sequence[Probe] = ()
     cleanups: Sequence[Cleanup] = ()
     background: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Largest request a client may send (gRPC's default is 4 MiB); memory takes documents of up to 10 MiB.
+    max_receive_bytes: int | None = None
 
 
 class _Diagnostics(common_pb2_grpc.DiagnosticsServicer):
@@ -106,7 +108,10 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
     """Serve until SIGTERM/SIGINT (or ``stop`` is set), then stop gracefully. Returns when the service has
     fully stopped. ``bound_port`` receives the port actually bound (useful with ``grpc_port=0`` in tests)."""
     settings = spec.settings
-    server = grpc.aio.server(options=(("grpc.so_reuseport", 0),))
+    options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
+    if spec.max_receive_bytes:
+        options.append(("grpc.max_receive_message_length", spec.max_receive_bytes))
+    server = grpc.aio.server(options=options)
     for register in spec.register:
         register(server)
 

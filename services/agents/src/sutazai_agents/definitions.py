@@ -84,6 +84,8 @@ class AgentDefinition(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1, le=131072)
     system_prompt: str = Field(min_length=1, max_length=100_000)
+    # Long-term memory: the task worker adds the task's user+agent memories to the prompt (issue #9).
+    memory: bool = False
 
     def searchable_text(self) -> str:
         return " ".join((self.id, self.name, self.description, *self.capabilities)).lower()

@@ -43,7 +43,7 @@ def to_message(agent: Agent, status: Status) -> agents_pb2.Agent:
         id=d.id, name=d.name, description=d.description, model=d.model, tools=d.tools, color=d.color,
         proactive_triggers=d.proactive_triggers, capabilities=d.capabilities, temperature=d.temperature,
         max_tokens=d.max_tokens, system_prompt=d.system_prompt, source=agent.source, status=status,
-        updated_at=updated_at,
+        updated_at=updated_at, memory=d.memory,
     )
 
 
@@ -54,7 +54,7 @@ def from_message(message: agents_pb2.Agent) -> AgentDefinition:
         "id": message.id, "name": message.name, "description": message.description,
         "tools": list(message.tools), "color": message.color,
         "proactive_triggers": list(message.proactive_triggers), "capabilities": list(message.capabilities),
-        "system_prompt": message.system_prompt,
+        "system_prompt": message.system_prompt, "memory": message.memory,
     }
     if message.model:
         data["model"] = message.model

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     probe_timeout_s: float = Field(1.0, gt=0, le=30)
     monitor_interval_s: float = Field(2.0, gt=0, le=300)
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # Document uploads (/api/v1/documents): the memory service takes files of up to 10 MiB.
+    max_upload_bytes: int = Field(11 * 1_048_576, ge=1024, le=15 * 1_048_576)
     startup_timeout_s: float = Field(60.0, gt=0)
     shutdown_grace_s: float = Field(3.0, gt=0, le=4.0)
 

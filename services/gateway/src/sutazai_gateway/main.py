@@ -22,8 +22,12 @@ from sutazai_gateway.api.deps import GatewayState
 from sutazai_gateway.api.routes import agents as agents_routes
 from sutazai_gateway.api.routes import auth, health, root, tasks
 from sutazai_gateway.api.routes import chat as chat_routes
+from sutazai_gateway.api.routes import documents as document_routes
+from sutazai_gateway.api.routes import graph as graph_routes
+from sutazai_gateway.api.routes import memory as memory_routes
 from sutazai_gateway.api.routes import ollama_compat as ollama_routes
 from sutazai_gateway.api.routes import openai_compat as openai_routes
+from sutazai_gateway.api.routes import vectors as vector_routes
 from sutazai_gateway.auth.service import Authenticator, bootstrap_admin
 from sutazai_gateway.auth.store import AuthStore
 from sutazai_gateway.body_limit import BodySizeLimit
@@ -92,7 +96,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       overrides={"/api/v1/documents": settings.max_upload_bytes})
     app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(auth.router)
@@ -102,4 +107,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(chat_routes.router)
     app.include_router(openai_routes.router)
     app.include_router(ollama_routes.router)
+    app.include_router(memory_routes.router)
+    app.include_router(vector_routes.router)
+    app.include_router(document_routes.router)
+    app.include_router(graph_routes.router)
     return app

@@ -24,6 +24,7 @@ from sutazai_tasks import handlers
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.capacity import ModelSlots, watch_capacity
 from sutazai_tasks.config import Settings
+from sutazai_tasks.memory_context import MemoryContext
 from sutazai_tasks.orchestration import Orchestrator
 from sutazai_tasks.server import SERVICE, TaskServicer, sweep_stale
 from sutazai_tasks.store import TaskStore, pool_setup
@@ -70,9 +71,10 @@ async def run_worker(settings: Settings) -> None:
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
     agents, chat = open_channel(settings.agents_addr), open_channel(settings.chat_addr)
+    memory = MemoryContext(open_channel(settings.memory_addr), limit=settings.memory_recall_limit)
     store = TaskStore(pool)
     slots = ModelSlots(settings.worker_default_model_slots)
-    runner = handlers.AgentRunner(agents, chat, slots, admit_wait_s=settings.worker_admit_wait_s)
+    runner = handlers.AgentRunner(agents, chat, slots, memory=memory, admit_wait_s=settings.worker_admit_wait_s)
     worker = Worker(
         store, bus, {"echo": handlers.echo, "agent": runner, "orchestrate": Orchestrator(store, bus)},
         batch=settings.worker_batch, retry_base_s=settings.retry_base_s,

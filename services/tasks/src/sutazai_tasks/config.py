@@ -30,3 +30,6 @@ class Settings(ServiceSettings):
     worker_default_model_slots: int = Field(1, ge=1, le=1000)
     agents_addr: str = "127.0.0.1:50051"
     chat_addr: str = "127.0.0.1:50054"
+    # Agents with `memory: true` recall the task user's memories from here (memory_context.py).
+    memory_addr: str = "127.0.0.1:50055"
+    memory_recall_limit: int = Field(5, ge=1, le=20)

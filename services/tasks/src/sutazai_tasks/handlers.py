@@ -7,8 +7,9 @@ and tells it when the task is ``done``. The agent runner uses that to keep its i
 within the model's capacity.
 
 The agent run, step by step (``AgentRunner.__call__``): the agent's definition (fetched once per task),
-the chat request built from it (``_chat_request``), the model's streamed reply through ``chat``
-(``_stream``), the result (``_result``). Tool use and memory lookups hook in between those steps.
+memories recalled for it (``memory_context``, agents with ``memory: true``), the chat request built from
+both (``_chat_request``), the model's streamed reply through ``chat`` (``_stream``), the result (``_result``,
+plus what memory used or stored). Tool use hooks in between those steps.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sutazai_runtime.identity import Identity
 from sutazai_tasks.bus import Work
 from sutazai_tasks.capacity import UNKNOWN, ModelSlots
 from sutazai_tasks.errors import Busy, PermanentError
+from sutazai_tasks.memory_context import MemoryContext, Recall
 from sutazai_tasks.model import RawJson, TaskRow
 
 Progress = Callable[[str], Awaitable[None]]
@@ -71,9 +73,11 @@ class AgentRunner:
     is learned when the agent is first fetched; until then, its tasks share the ``UNKNOWN`` slots."""
 
     def __init__(self, agents: grpc.aio.Channel, chat: grpc.aio.Channel, slots: ModelSlots | None = None, *,
-                 admit_wait_s: float = 2.0, agent_model_ttl_s: float = 60.0) -> None:
+                 memory: MemoryContext | None = None, admit_wait_s: float = 2.0,
+                 agent_model_ttl_s: float = 60.0) -> None:
         self._agents = agents_pb2_grpc.AgentServiceStub(agents)
         self._chat = chat_pb2_grpc.ChatServiceStub(chat)
+        self._memory = memory
         self._slots = slots or ModelSlots()
         self._admit_wait_s = admit_wait_s
         self._ttl_s = agent_model_ttl_s
@@ -119,7 +123,10 @@ class AgentRunner:
                                                 metadata=metadata, timeout=10)
             self._models[agent.id] = (agent.model, time.monotonic())
             await self._hold(task.id, agent.model)
-            text, done = await self._stream(self._chat_request(agent, task), (*metadata, BACKGROUND),
+            payload = task.payload()
+            recall = (await self._memory.recall(str(payload.get("input", "")), agent.id, metadata)
+                      if agent.memory and self._memory else None)  # memory_context.py
+            text, done = await self._stream(self._chat_request(agent, task, recall), (*metadata, BACKGROUND),
                                             task.timeout_s, progress)
         except grpc.aio.AioRpcError as exc:
             message = f"{exc.code().name}: {exc.details()}"
@@ -128,14 +135,20 @@ class AgentRunner:
             if exc.code() in _RETRYABLE_CODES:
                 raise ConnectionError(message) from exc
             raise PermanentError(message) from exc
-        return self._result(agent, text, done)
+        result = self._result(agent, text, done)
+        if recall is not None and self._memory is not None:
+            result.update(recall.result_fields())
+            if payload.get("remember") is True:
+                result.update(await self._memory.remember(result["output"], agent.id, str(task.id), metadata))
+        return result
 
     @staticmethod
-    def _chat_request(agent: agents_pb2.Agent, task: TaskRow) -> chat_pb2.ChatRequest:
-        """The whole request from the definition in hand (no agent_id: chat would fetch the agent again)."""
+    def _chat_request(agent: agents_pb2.Agent, task: TaskRow, recall: Recall | None) -> chat_pb2.ChatRequest:
+        """The whole request from the definition in hand (no agent_id: chat would fetch the agent again), with
+        what memory recalled in the system prompt."""
         request = chat_pb2.ChatRequest(
             messages=[chat_pb2.Message(role="user", content=str(task.payload().get("input", "")))],
-            model=agent.model, system=agent.system_prompt, use_cache=False,
+            model=agent.model, system=(recall or Recall()).system_prompt(agent.system_prompt), use_cache=False,
         )
         if agent.HasField("temperature"):
             request.temperature = agent.temperature

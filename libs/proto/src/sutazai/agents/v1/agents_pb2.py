@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sutazai.common.v1 import common_pb2 as sutazai_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esutazai/agents/v1/agents.proto\x12\x11sutazai.agents.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1esutazai/common/v1/common.proto\"\xce\x02\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\r\n\x05tools\x18\x05 \x03(\t\x12\r\n\x05\x63olor\x18\x06 \x01(\t\x12\x1a\n\x12proactive_triggers\x18\x07 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x08 \x03(\t\x12\x18\n\x0btemperature\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\n \x01(\x05H\x01\x88\x01\x01\x12\x15\n\rsystem_prompt\x18\x0b \x01(\t\x12\x0e\n\x06source\x18\x0c \x01(\t\x12\x0e\n\x06status\x18\r \x01(\t\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0e\n\x0c_temperatureB\r\n\x0b_max_tokens\"d\n\x11ListAgentsRequest\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12,\n\x04page\x18\x03 \x01(\x0b\x32\x1e.sutazai.common.v1.PageRequest\"i\n\x12ListAgentsResponse\x12(\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x18.sutazai.agents.v1.Agent\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.sutazai.common.v1.PageInfo\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x12\x43reateAgentRequest\x12\'\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x18.sutazai.agents.v1.Agent\"=\n\x12UpdateAgentRequest\x12\'\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x18.sutazai.agents.v1.Agent\" \n\x12\x44\x65leteAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"&\n\x13\x44\x65leteAgentResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\x32\xb1\x03\n\x0c\x41gentService\x12Y\n\nListAgents\x12$.sutazai.agents.v1.ListAgentsRequest\x1a%.sutazai.agents.v1.ListAgentsResponse\x12H\n\x08GetAgent\x12\".sutazai.agents.v1.GetAgentRequest\x1a\x18.sutazai.agents.v1.Agent\x12N\n\x0b\x43reateAgent\x12%.sutazai.agents.v1.CreateAgentRequest\x1a\x18.sutazai.agents.v1.Agent\x12N\n\x0bUpdateAgent\x12%.sutazai.agents.v1.UpdateAgentRequest\x1a\x18.sutazai.agents.v1.Agent\x12\\\n\x0b\x44\x65leteAgent\x12%.sutazai.agents.v1.DeleteAgentRequest\x1a&.sutazai.agents.v1.DeleteAgentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esutazai/agents/v1/agents.proto\x12\x11sutazai.agents.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1esutazai/common/v1/common.proto\"\xde\x02\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12\r\n\x05tools\x18\x05 \x03(\t\x12\r\n\x05\x63olor\x18\x06 \x01(\t\x12\x1a\n\x12proactive_triggers\x18\x07 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x08 \x03(\t\x12\x18\n\x0btemperature\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x17\n\nmax_tokens\x18\n \x01(\x05H\x01\x88\x01\x01\x12\x15\n\rsystem_prompt\x18\x0b \x01(\t\x12\x0e\n\x06source\x18\x0c \x01(\t\x12\x0e\n\x06status\x18\r \x01(\t\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06memory\x18\x14 \x01(\x08\x42\x0e\n\x0c_temperatureB\r\n\x0b_max_tokens\"d\n\x11ListAgentsRequest\x12\x12\n\ncapability\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12,\n\x04page\x18\x03 \x01(\x0b\x32\x1e.sutazai.common.v1.PageRequest\"i\n\x12ListAgentsResponse\x12(\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x18.sutazai.agents.v1.Agent\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.sutazai.common.v1.PageInfo\"\x1d\n\x0fGetAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x12\x43reateAgentRequest\x12\'\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x18.sutazai.agents.v1.Agent\"=\n\x12UpdateAgentRequest\x12\'\n\x05\x61gent\x18\x01 \x01(\x0b\x32\x18.sutazai.agents.v1.Agent\" \n\x12\x44\x65leteAgentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"&\n\x13\x44\x65leteAgentResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\x32\xb1\x03\n\x0c\x41gentService\x12Y\n\nListAgents\x12$.sutazai.agents.v1.ListAgentsRequest\x1a%.sutazai.agents.v1.ListAgentsResponse\x12H\n\x08GetAgent\x12\".sutazai.agents.v1.GetAgentRequest\x1a\x18.sutazai.agents.v1.Agent\x12N\n\x0b\x43reateAgent\x12%.sutazai.agents.v1.CreateAgentRequest\x1a\x18.sutazai.agents.v1.Agent\x12N\n\x0bUpdateAgent\x12%.sutazai.agents.v1.UpdateAgentRequest\x1a\x18.sutazai.agents.v1.Agent\x12\\\n\x0b\x44\x65leteAgent\x12%.sutazai.agents.v1.DeleteAgentRequest\x1a&.sutazai.agents.v1.DeleteAgentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,21 +34,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sutazai.agents.v1.agents_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AGENT']._serialized_start=119
-  _globals['_AGENT']._serialized_end=453
-  _globals['_LISTAGENTSREQUEST']._serialized_start=455
-  _globals['_LISTAGENTSREQUEST']._serialized_end=555
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=557
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=662
-  _globals['_GETAGENTREQUEST']._serialized_start=664
-  _globals['_GETAGENTREQUEST']._serialized_end=693
-  _globals['_CREATEAGENTREQUEST']._serialized_start=695
-  _globals['_CREATEAGENTREQUEST']._serialized_end=756
-  _globals['_UPDATEAGENTREQUEST']._serialized_start=758
-  _globals['_UPDATEAGENTREQUEST']._serialized_end=819
-  _globals['_DELETEAGENTREQUEST']._serialized_start=821
-  _globals['_DELETEAGENTREQUEST']._serialized_end=853
-  _globals['_DELETEAGENTRESPONSE']._serialized_start=855
-  _globals['_DELETEAGENTRESPONSE']._serialized_end=893
-  _globals['_AGENTSERVICE']._serialized_start=896
-  _globals['_AGENTSERVICE']._serialized_end=1329
+  _globals['_AGENT']._serialized_end=469
+  _globals['_LISTAGENTSREQUEST']._serialized_start=471
+  _globals['_LISTAGENTSREQUEST']._serialized_end=571
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=573
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=678
+  _globals['_GETAGENTREQUEST']._serialized_start=680
+  _globals['_GETAGENTREQUEST']._serialized_end=709
+  _globals['_CREATEAGENTREQUEST']._serialized_start=711
+  _globals['_CREATEAGENTREQUEST']._serialized_end=772
+  _globals['_UPDATEAGENTREQUEST']._serialized_start=774
+  _globals['_UPDATEAGENTREQUEST']._serialized_end=835
+  _globals['_DELETEAGENTREQUEST']._serialized_start=837
+  _globals['_DELETEAGENTREQUEST']._serialized_end=869
+  _globals['_DELETEAGENTRESPONSE']._serialized_start=871
+  _globals['_DELETEAGENTRESPONSE']._serialized_end=909
+  _globals['_AGENTSERVICE']._serialized_start=912
+  _globals['_AGENTSERVICE']._serialized_end=1345
 # @@protoc_insertion_point(module_scope)

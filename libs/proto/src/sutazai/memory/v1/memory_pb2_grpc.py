@@ -34,25 +34,40 @@ class MemoryServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.StoreMemory = channel.unary_unary(
-                '/sutazai.memory.v1.MemoryService/StoreMemory',
-                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.StoreMemoryRequest.SerializeToString,
-                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.StoreMemoryResponse.FromString,
+        self.AddMemories = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/AddMemories',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.AddMemoriesRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.AddMemoriesResponse.FromString,
                 _registered_method=True)
-        self.SearchMemory = channel.unary_unary(
-                '/sutazai.memory.v1.MemoryService/SearchMemory',
-                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchMemoryRequest.SerializeToString,
-                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchMemoryResponse.FromString,
+        self.SearchMemories = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/SearchMemories',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchMemoriesRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchMemoriesResponse.FromString,
+                _registered_method=True)
+        self.ListMemories = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/ListMemories',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.ListMemoriesRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.ListMemoriesResponse.FromString,
                 _registered_method=True)
         self.GetMemory = channel.unary_unary(
                 '/sutazai.memory.v1.MemoryService/GetMemory',
                 request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.GetMemoryRequest.SerializeToString,
                 response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.Memory.FromString,
                 _registered_method=True)
+        self.UpdateMemory = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/UpdateMemory',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.UpdateMemoryRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.Memory.FromString,
+                _registered_method=True)
         self.DeleteMemory = channel.unary_unary(
                 '/sutazai.memory.v1.MemoryService/DeleteMemory',
                 request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteMemoryRequest.SerializeToString,
                 response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteMemoryResponse.FromString,
+                _registered_method=True)
+        self.MemoryHistory = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/MemoryHistory',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.MemoryHistoryRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.MemoryHistoryResponse.FromString,
                 _registered_method=True)
         self.ListCollections = channel.unary_unary(
                 '/sutazai.memory.v1.MemoryService/ListCollections',
@@ -89,33 +104,64 @@ class MemoryServiceStub:
                 request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchDocumentsRequest.SerializeToString,
                 response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchDocumentsResponse.FromString,
                 _registered_method=True)
-        self.UpsertNode = channel.unary_unary(
-                '/sutazai.memory.v1.MemoryService/UpsertNode',
-                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.UpsertNodeRequest.SerializeToString,
-                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.GraphNode.FromString,
+        self.GetDocumentStats = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/GetDocumentStats',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DocumentStatsRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DocumentStats.FromString,
                 _registered_method=True)
-        self.UpsertEdge = channel.unary_unary(
-                '/sutazai.memory.v1.MemoryService/UpsertEdge',
-                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.UpsertEdgeRequest.SerializeToString,
-                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.GraphEdge.FromString,
+        self.UpsertEntity = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/UpsertEntity',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.UpsertEntityRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.UpsertEntityResponse.FromString,
                 _registered_method=True)
-        self.QueryGraph = channel.unary_unary(
-                '/sutazai.memory.v1.MemoryService/QueryGraph',
-                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.QueryGraphRequest.SerializeToString,
-                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.QueryGraphResponse.FromString,
+        self.CreateRelation = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/CreateRelation',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.CreateRelationRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.Relation.FromString,
+                _registered_method=True)
+        self.GetEntity = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/GetEntity',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.GetEntityRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.Subgraph.FromString,
+                _registered_method=True)
+        self.ListEntities = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/ListEntities',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.ListEntitiesRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.ListEntitiesResponse.FromString,
+                _registered_method=True)
+        self.ShortestPath = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/ShortestPath',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.ShortestPathRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.PathResponse.FromString,
+                _registered_method=True)
+        self.DeleteEntity = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/DeleteEntity',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteEntityRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteGraphResponse.FromString,
+                _registered_method=True)
+        self.DeleteRelation = channel.unary_unary(
+                '/sutazai.memory.v1.MemoryService/DeleteRelation',
+                request_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteRelationRequest.SerializeToString,
+                response_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteGraphResponse.FromString,
                 _registered_method=True)
 
 
 class MemoryServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def StoreMemory(self, request, context):
+    def AddMemories(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def SearchMemory(self, request, context):
+    def SearchMemories(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMemories(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -127,7 +173,19 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateMemory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteMemory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MemoryHistory(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -175,19 +233,49 @@ class MemoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def UpsertNode(self, request, context):
+    def GetDocumentStats(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def UpsertEdge(self, request, context):
+    def UpsertEntity(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def QueryGraph(self, request, context):
+    def CreateRelation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEntity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEntities(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShortestPath(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteEntity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRelation(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -196,25 +284,40 @@ class MemoryServiceServicer:
 
 def add_MemoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'StoreMemory': grpc.unary_unary_rpc_method_handler(
-                    servicer.StoreMemory,
-                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.StoreMemoryRequest.FromString,
-                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.StoreMemoryResponse.SerializeToString,
+            'AddMemories': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddMemories,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.AddMemoriesRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.AddMemoriesResponse.SerializeToString,
             ),
-            'SearchMemory': grpc.unary_unary_rpc_method_handler(
-                    servicer.SearchMemory,
-                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchMemoryRequest.FromString,
-                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchMemoryResponse.SerializeToString,
+            'SearchMemories': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchMemories,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchMemoriesRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchMemoriesResponse.SerializeToString,
+            ),
+            'ListMemories': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMemories,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.ListMemoriesRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.ListMemoriesResponse.SerializeToString,
             ),
             'GetMemory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMemory,
                     request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.GetMemoryRequest.FromString,
                     response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.Memory.SerializeToString,
             ),
+            'UpdateMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateMemory,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.UpdateMemoryRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.Memory.SerializeToString,
+            ),
             'DeleteMemory': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteMemory,
                     request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteMemoryRequest.FromString,
                     response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteMemoryResponse.SerializeToString,
+            ),
+            'MemoryHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.MemoryHistory,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.MemoryHistoryRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.MemoryHistoryResponse.SerializeToString,
             ),
             'ListCollections': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCollections,
@@ -251,20 +354,45 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchDocumentsRequest.FromString,
                     response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchDocumentsResponse.SerializeToString,
             ),
-            'UpsertNode': grpc.unary_unary_rpc_method_handler(
-                    servicer.UpsertNode,
-                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.UpsertNodeRequest.FromString,
-                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.GraphNode.SerializeToString,
+            'GetDocumentStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDocumentStats,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DocumentStatsRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DocumentStats.SerializeToString,
             ),
-            'UpsertEdge': grpc.unary_unary_rpc_method_handler(
-                    servicer.UpsertEdge,
-                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.UpsertEdgeRequest.FromString,
-                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.GraphEdge.SerializeToString,
+            'UpsertEntity': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpsertEntity,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.UpsertEntityRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.UpsertEntityResponse.SerializeToString,
             ),
-            'QueryGraph': grpc.unary_unary_rpc_method_handler(
-                    servicer.QueryGraph,
-                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.QueryGraphRequest.FromString,
-                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.QueryGraphResponse.SerializeToString,
+            'CreateRelation': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateRelation,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.CreateRelationRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.Relation.SerializeToString,
+            ),
+            'GetEntity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEntity,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.GetEntityRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.Subgraph.SerializeToString,
+            ),
+            'ListEntities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEntities,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.ListEntitiesRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.ListEntitiesResponse.SerializeToString,
+            ),
+            'ShortestPath': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShortestPath,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.ShortestPathRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.PathResponse.SerializeToString,
+            ),
+            'DeleteEntity': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteEntity,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteEntityRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteGraphResponse.SerializeToString,
+            ),
+            'DeleteRelation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRelation,
+                    request_deserializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteRelationRequest.FromString,
+                    response_serializer=sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteGraphResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -278,7 +406,7 @@ class MemoryService:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def StoreMemory(request,
+    def AddMemories(request,
             target,
             options=(),
             channel_credentials=None,
@@ -291,9 +419,9 @@ class MemoryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sutazai.memory.v1.MemoryService/StoreMemory',
-            sutazai_dot_memory_dot_v1_dot_memory__pb2.StoreMemoryRequest.SerializeToString,
-            sutazai_dot_memory_dot_v1_dot_memory__pb2.StoreMemoryResponse.FromString,
+            '/sutazai.memory.v1.MemoryService/AddMemories',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.AddMemoriesRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.AddMemoriesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -305,7 +433,7 @@ class MemoryService:
             _registered_method=True)
 
     @staticmethod
-    def SearchMemory(request,
+    def SearchMemories(request,
             target,
             options=(),
             channel_credentials=None,
@@ -318,9 +446,36 @@ class MemoryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sutazai.memory.v1.MemoryService/SearchMemory',
-            sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchMemoryRequest.SerializeToString,
-            sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchMemoryResponse.FromString,
+            '/sutazai.memory.v1.MemoryService/SearchMemories',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchMemoriesRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.SearchMemoriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMemories(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.memory.v1.MemoryService/ListMemories',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.ListMemoriesRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.ListMemoriesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -359,6 +514,33 @@ class MemoryService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.memory.v1.MemoryService/UpdateMemory',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.UpdateMemoryRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.Memory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def DeleteMemory(request,
             target,
             options=(),
@@ -375,6 +557,33 @@ class MemoryService:
             '/sutazai.memory.v1.MemoryService/DeleteMemory',
             sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteMemoryRequest.SerializeToString,
             sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteMemoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MemoryHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.memory.v1.MemoryService/MemoryHistory',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.MemoryHistoryRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.MemoryHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -575,7 +784,7 @@ class MemoryService:
             _registered_method=True)
 
     @staticmethod
-    def UpsertNode(request,
+    def GetDocumentStats(request,
             target,
             options=(),
             channel_credentials=None,
@@ -588,9 +797,9 @@ class MemoryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sutazai.memory.v1.MemoryService/UpsertNode',
-            sutazai_dot_memory_dot_v1_dot_memory__pb2.UpsertNodeRequest.SerializeToString,
-            sutazai_dot_memory_dot_v1_dot_memory__pb2.GraphNode.FromString,
+            '/sutazai.memory.v1.MemoryService/GetDocumentStats',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.DocumentStatsRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.DocumentStats.FromString,
             options,
             channel_credentials,
             insecure,
@@ -602,7 +811,7 @@ class MemoryService:
             _registered_method=True)
 
     @staticmethod
-    def UpsertEdge(request,
+    def UpsertEntity(request,
             target,
             options=(),
             channel_credentials=None,
@@ -615,9 +824,9 @@ class MemoryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sutazai.memory.v1.MemoryService/UpsertEdge',
-            sutazai_dot_memory_dot_v1_dot_memory__pb2.UpsertEdgeRequest.SerializeToString,
-            sutazai_dot_memory_dot_v1_dot_memory__pb2.GraphEdge.FromString,
+            '/sutazai.memory.v1.MemoryService/UpsertEntity',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.UpsertEntityRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.UpsertEntityResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -629,7 +838,7 @@ class MemoryService:
             _registered_method=True)
 
     @staticmethod
-    def QueryGraph(request,
+    def CreateRelation(request,
             target,
             options=(),
             channel_credentials=None,
@@ -642,9 +851,144 @@ class MemoryService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/sutazai.memory.v1.MemoryService/QueryGraph',
-            sutazai_dot_memory_dot_v1_dot_memory__pb2.QueryGraphRequest.SerializeToString,
-            sutazai_dot_memory_dot_v1_dot_memory__pb2.QueryGraphResponse.FromString,
+            '/sutazai.memory.v1.MemoryService/CreateRelation',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.CreateRelationRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.Relation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEntity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.memory.v1.MemoryService/GetEntity',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.GetEntityRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.Subgraph.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEntities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.memory.v1.MemoryService/ListEntities',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.ListEntitiesRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.ListEntitiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ShortestPath(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.memory.v1.MemoryService/ShortestPath',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.ShortestPathRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.PathResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteEntity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.memory.v1.MemoryService/DeleteEntity',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteEntityRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteGraphResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRelation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.memory.v1.MemoryService/DeleteRelation',
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteRelationRequest.SerializeToString,
+            sutazai_dot_memory_dot_v1_dot_memory__pb2.DeleteGraphResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,7 @@ class AgentDetail(AgentSummary):
     max_tokens: int | None
     system_prompt: str
     updated_at: datetime | None
+    memory: bool = Field(False, description="the task worker adds the task user's memories to the prompt")
 
 
 class AgentFields(BaseModel):
@@ -64,6 +65,7 @@ class AgentFields(BaseModel):
     temperature: float | None = None
     max_tokens: int | None = None
     system_prompt: str = Field(max_length=100_000)
+    memory: bool = False
 
 
 class NewAgent(AgentFields):
@@ -88,7 +90,7 @@ def _detail(agent: agents_pb2.Agent) -> dict[str, Any]:
         "tools": list(agent.tools), "color": agent.color, "proactive_triggers": list(agent.proactive_triggers),
         "temperature": agent.temperature if agent.HasField("temperature") else None,
         "max_tokens": agent.max_tokens if agent.HasField("max_tokens") else None,
-        "system_prompt": agent.system_prompt,
+        "system_prompt": agent.system_prompt, "memory": agent.memory,
         "updated_at": agent.updated_at.ToDatetime().isoformat() + "Z" if agent.HasField("updated_at") else None,
     }
 

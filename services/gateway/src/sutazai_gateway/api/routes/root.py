@@ -13,7 +13,7 @@ FEATURES = {
     "agents": True,
     "tasks": True,
     "chat": True,
-    "memory": False,
+    "memory": True,
     "mesh": False,
     "authentication": True,
 }

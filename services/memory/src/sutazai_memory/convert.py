@@ -1,0 +1,109 @@
+"""Domain records ⇄ ``sutazai.memory.v1`` messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.struct_pb2 import Struct
+from google.protobuf.timestamp_pb2 import Timestamp
+from sutazai.memory.v1 import memory_pb2
+
+from sutazai_memory.documents import DocumentRecord
+from sutazai_memory.errors import InvalidInput
+from sutazai_memory.graph.base import Entity, Relation
+from sutazai_memory.model import Change, MemoryRecord, Scope
+
+MAX_METADATA_BYTES = 16_384
+
+
+def struct(data: dict[str, Any] | None) -> Struct | None:
+    if data is None:
+        return None
+    message = Struct()
+    message.update(data)
+    return message
+
+
+def from_struct(message: Struct, *, limit: int = MAX_METADATA_BYTES) -> dict[str, Any]:
+    if message.ByteSize() > limit:
+        raise InvalidInput(f"metadata: at most {limit} bytes")
+    data: dict[str, Any] = json_format.MessageToDict(message)
+    return _integers(data)
+
+
+def _integers(value: Any) -> Any:
+    """Struct numbers are doubles; give whole numbers back as int, as the client sent them."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integers(v) for v in value]
+    return value
+
+
+def ts(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+def from_ts(message: Any, field: str) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    from datetime import UTC
+
+    value: datetime = getattr(message, field).ToDatetime(tzinfo=UTC)
+    return value
+
+
+def scope(message: memory_pb2.Scope) -> Scope:
+    return Scope(message.agent_id.strip(), message.session_id.strip(), message.run_id.strip())
+
+
+def scope_message(value: Scope) -> memory_pb2.Scope:
+    return memory_pb2.Scope(agent_id=value.agent_id, session_id=value.session_id, run_id=value.run_id)
+
+
+def memory(record: MemoryRecord) -> memory_pb2.Memory:
+    return memory_pb2.Memory(
+        id=record.id, content=record.content, metadata=struct(record.metadata), scope=scope_message(record.scope),
+        user_id=record.user_id, collection=record.collection, document_id=record.document_id,
+        content_hash=record.content_hash, created_at=ts(record.created_at), updated_at=ts(record.updated_at),
+    )
+
+
+def change(value: Change) -> memory_pb2.MemoryChange:
+    return memory_pb2.MemoryChange(
+        memory_id=value.memory_id, event=value.event, old_content=value.old_content or "",
+        new_content=value.new_content or "", old_metadata=struct(value.old_metadata),
+        new_metadata=struct(value.new_metadata), at=ts(value.at),
+    )
+
+
+def document(record: DocumentRecord) -> memory_pb2.Document:
+    return memory_pb2.Document(
+        id=record.id, filename=record.filename, content_type=record.content_type, size=record.size,
+        tags=record.tags, description=record.description, chunks=record.chunks, created_at=ts(record.created_at),
+        status=record.status, error=record.error, progress=record.progress, sha256=record.sha256,
+        updated_at=ts(record.updated_at),
+    )
+
+
+def entity(value: Entity) -> memory_pb2.Entity:
+    return memory_pb2.Entity(
+        id=value.id, name=value.name, type=value.type, properties=struct(value.properties),
+        scope=scope_message(value.scope), created_at=ts(value.created_at), updated_at=ts(value.updated_at),
+    )
+
+
+def relation(value: Relation) -> memory_pb2.Relation:
+    return memory_pb2.Relation(
+        id=value.id, source_id=value.source_id, target_id=value.target_id, type=value.type,
+        properties=struct(value.properties), valid_from=ts(value.valid_from), valid_to=ts(value.valid_to),
+        created_at=ts(value.created_at),
+    )

@@ -1,0 +1,78 @@
+"""Builds the service's parts from settings; ``__main__`` serves them and tests reuse them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib.resources import files
+
+import asyncpg
+import grpc
+from sutazai_runtime.grpc_client import open_channel
+from sutazai_runtime.logging import redact_url
+from sutazai_runtime.postgres import apply_migrations, load_migrations
+from sutazai_runtime.probes import Probe
+
+from sutazai_memory.chat import ChatClient
+from sutazai_memory.config import Settings
+from sutazai_memory.documents import Documents
+from sutazai_memory.graph.base import GraphStore
+from sutazai_memory.graph.postgres import PostgresGraph
+from sutazai_memory.memories import Memories
+from sutazai_memory.memory_store import MemoryStore
+from sutazai_memory.server import MemoryServicer
+from sutazai_memory.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Built:
+    servicer: MemoryServicer
+    index: VectorIndex
+    graph: GraphStore
+    chat_channel: grpc.aio.Channel
+    probes: list[Probe] = field(default_factory=list)
+
+    @property
+    def cleanups(self) -> list[Callable[[], Awaitable[None]]]:
+        return [self.servicer.documents.stop, self.index.close, self.graph.close, self.chat_channel.close]
+
+
+async def migrate(pool: asyncpg.Pool, schema: str = "memory") -> None:
+    await apply_migrations(pool, schema, load_migrations(files("sutazai_memory") / "migrations"))
+
+
+async def open_graph(settings: Settings, pool: asyncpg.Pool, schema: str) -> GraphStore:
+    if settings.neo4j_uri:
+        from sutazai_memory.graph.neo4j_store import Neo4jGraph
+
+        graph = Neo4jGraph(settings.neo4j_uri, settings.neo4j_user, settings.neo4j_password.get_secret_value(),
+                           settings.neo4j_database)
+        await graph.setup()
+        return graph
+    return PostgresGraph(pool, schema)
+
+
+async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory",
+                chat_channel: grpc.aio.Channel | None = None) -> Built:
+    channel = chat_channel or open_channel(settings.chat_addr, default_timeout_s=settings.embed_timeout_s)
+    chat = ChatClient(channel, embed_model=settings.embed_model, infer_model=settings.infer_model,
+                      batch=settings.embed_batch, embed_timeout_s=settings.embed_timeout_s,
+                      infer_timeout_s=settings.infer_timeout_s)
+    index = VectorIndex.open(settings.qdrant_url, settings.data_dir / "qdrant",
+                             api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
+                             timeout_s=settings.qdrant_timeout_s)
+    graph = await open_graph(settings, pool, schema)
+    memories = Memories(MemoryStore(pool, schema), index, chat)
+    documents = Documents(pool, index, chat, settings.max_document_bytes, settings.chunk_tokens,
+                          settings.chunk_overlap, settings.embed_batch, settings.ingest_concurrency, schema)
+    resumed = await documents.resume()
+    if resumed:
+        log.info("resumed document ingestion", extra={"documents": resumed})
+    probes = [Probe("qdrant", redact_url(settings.qdrant_url) if settings.qdrant_url
+                    else f"local:{settings.data_dir / 'qdrant'}", index.ping)]
+    if graph.name == "neo4j":
+        probes.append(Probe("neo4j", redact_url(settings.neo4j_uri or ""), graph.ping))
+    return Built(MemoryServicer(memories, documents, graph), index, graph, channel, probes)
