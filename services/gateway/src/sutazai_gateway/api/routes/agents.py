@@ -18,6 +18,7 @@ from sutazai.common.v1 import common_pb2
 
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
 from sutazai_gateway.grpc_errors import upstream_errors
+from sutazai_gateway.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
@@ -62,7 +63,7 @@ class AgentFields(BaseModel):
     proactive_triggers: list[str] = Field(default_factory=list, max_length=100)
     capabilities: list[str] = Field(default_factory=list, max_length=100)
     temperature: float | None = None
-    max_tokens: int | None = None
+    max_tokens: int | None = Field(None, ge=1, le=2**31 - 1)  # an int32 on the wire; agents checks the range
     system_prompt: str = Field(max_length=100_000)
 
 
@@ -110,7 +111,7 @@ def _link(request: Request, limit: int, offset: int, total: int) -> str | None:
     return ", ".join(links) or None
 
 
-@router.get("", response_model=list[AgentSummary])
+@router.get("", response_model=list[AgentSummary], responses=problem_responses(400, 401, 422, 503, 504))
 async def list_agents(
     request: Request, response: Response, state: StateDep, user: CurrentUser,
     capability: Annotated[str, Query(max_length=100, description="only agents with this capability")] = "",
@@ -133,14 +134,15 @@ async def list_agents(
     return [_summary(a) for a in reply.agents]
 
 
-@router.get("/{agent_id}", response_model=AgentDetail)
+@router.get("/{agent_id}", response_model=AgentDetail, responses=problem_responses(400, 401, 404, 422, 503, 504))
 async def get_agent(agent_id: AgentId, state: StateDep, user: CurrentUser) -> dict[str, Any]:
     with upstream_errors("agents"):
         agent = await _stub(state).GetAgent(agents_pb2.GetAgentRequest(id=agent_id), metadata=user.to_metadata())
     return _detail(agent)
 
 
-@router.post("", response_model=AgentDetail, status_code=201)
+@router.post("", response_model=AgentDetail, status_code=201,
+             responses=problem_responses(400, 401, 403, 409, 413, 422, 503, 504))
 async def create_agent(body: NewAgent, response: Response, state: StateDep, admin: AdminUser) -> dict[str, Any]:
     """Admin. 409 when the id is taken (by a file or a stored agent); 400 names each invalid field."""
     with upstream_errors("agents"):
@@ -151,7 +153,8 @@ async def create_agent(body: NewAgent, response: Response, state: StateDep, admi
     return _detail(agent)
 
 
-@router.put("/{agent_id}", response_model=AgentDetail)
+@router.put("/{agent_id}", response_model=AgentDetail,
+            responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503, 504))
 async def replace_agent(agent_id: AgentId, body: AgentFields, state: StateDep, admin: AdminUser) -> dict[str, Any]:
     """Admin. Replaces every field of an API-created agent; file-defined agents are read-only (409)."""
     with upstream_errors("agents"):
@@ -161,7 +164,7 @@ async def replace_agent(agent_id: AgentId, body: AgentFields, state: StateDep, a
     return _detail(agent)
 
 
-@router.delete("/{agent_id}", status_code=204)
+@router.delete("/{agent_id}", status_code=204, responses=problem_responses(400, 401, 403, 404, 409, 422, 503, 504))
 async def delete_agent(agent_id: AgentId, state: StateDep, admin: AdminUser) -> Response:
     """Admin. 409 for a file-defined agent (remove its file instead); 404 when unknown."""
     with upstream_errors("agents"):

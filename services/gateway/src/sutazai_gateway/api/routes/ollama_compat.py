@@ -17,6 +17,7 @@ from sutazai.chat.v1 import chat_pb2
 from sutazai_gateway import chat_client
 from sutazai_gateway.api.deps import CurrentUser, StateDep
 from sutazai_gateway.chat_client import chat_request, problem_of, stub
+from sutazai_gateway.problems import problem_responses
 
 router = APIRouter(prefix="/api", tags=["ollama-compatible"])
 NDJSON = "application/x-ndjson"
@@ -96,7 +97,7 @@ async def _answer(request: chat_pb2.ChatRequest, body: _Base, metadata: Any, sta
     return StreamingResponse(lines(), media_type=NDJSON)
 
 
-@router.post("/chat", response_model=None)
+@router.post("/chat", response_model=None, responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def chat(body: ChatBody, user: CurrentUser, state: StateDep) -> Any:
     request = chat_request(messages=[(m.role, m.content) for m in body.messages], model=body.model,
                            temperature=body.options.temperature, max_tokens=body.options.num_predict,
@@ -104,7 +105,7 @@ async def chat(body: ChatBody, user: CurrentUser, state: StateDep) -> Any:
     return await _answer(request, body, user.to_metadata(), state, "chat")
 
 
-@router.post("/generate", response_model=None)
+@router.post("/generate", response_model=None, responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def generate(body: GenerateBody, user: CurrentUser, state: StateDep) -> Any:
     request = chat_request(messages=[("user", body.prompt)], model=body.model, system=body.system,
                            temperature=body.options.temperature, max_tokens=body.options.num_predict,
@@ -119,7 +120,7 @@ class EmbedBody(BaseModel):
     input: str | list[str] = Field(min_length=1)
 
 
-@router.post("/embed")
+@router.post("/embed", responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def embed(body: EmbedBody, user: CurrentUser, state: StateDep) -> dict[str, Any]:
     inputs = [body.input] if isinstance(body.input, str) else body.input
     reply = await chat_client.embed(state, user, inputs, body.model)
@@ -127,7 +128,7 @@ async def embed(body: EmbedBody, user: CurrentUser, state: StateDep) -> dict[str
             "prompt_eval_count": reply.prompt_tokens}
 
 
-@router.get("/tags")
+@router.get("/tags", responses=problem_responses(401, 503, 504))
 async def tags(user: CurrentUser, state: StateDep) -> dict[str, Any]:
     reply = await chat_client.list_models(state, user)
     names = sorted({n for m in reply.models for n in (m.name, *m.aliases)})

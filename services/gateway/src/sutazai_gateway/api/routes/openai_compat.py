@@ -19,6 +19,7 @@ from sutazai.chat.v1 import chat_pb2
 from sutazai_gateway import chat_client
 from sutazai_gateway.api.deps import CurrentUser, StateDep
 from sutazai_gateway.chat_client import chat_request, problem_of, stub
+from sutazai_gateway.problems import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -64,7 +65,8 @@ def _usage(reply: chat_pb2.ChatResponse) -> dict[str, int]:
     return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=None,
+             responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def chat_completions(body: CompletionBody, user: CurrentUser, state: StateDep) -> Any:
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
@@ -123,7 +125,7 @@ class EmbeddingsBody(BaseModel):
     encoding_format: Literal["float", "base64"] = "float"
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def embeddings(body: EmbeddingsBody, user: CurrentUser, state: StateDep) -> dict[str, Any]:
     inputs = [body.input] if isinstance(body.input, str) else body.input
     reply = await chat_client.embed(state, user, inputs, body.model)
@@ -141,7 +143,7 @@ async def embeddings(body: EmbeddingsBody, user: CurrentUser, state: StateDep) -
     }
 
 
-@router.get("/models")
+@router.get("/models", responses=problem_responses(401, 503, 504))
 async def models(user: CurrentUser, state: StateDep) -> dict[str, Any]:
     reply = await chat_client.list_models(state, user)
     names: dict[str, str] = {}
