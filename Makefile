@@ -6,7 +6,8 @@ SHELL := bash
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.sutazai/tools/bin/uv)
 PY := $(CURDIR)/.venv/bin/python
 # llama.cpp built for any x86-64 with AVX2: a native build uses AMX where the CPU advertises it,
-# which crashes inside VMs that do not allow it (see README).
+# which crashes inside VMs that do not allow it (see README). scripts/model-server-env.sh adds the
+# options that leave out what the server does not use (multimodal, tests, examples, tools).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 export UV_PYTHON ?= 3.11
 PYTEST_ARGS ?=
@@ -23,7 +24,9 @@ $(CURDIR)/.sutazai/tools/bin/uv:
 	python3 -m venv .sutazai/tools && .sutazai/tools/bin/pip install -q uv
 
 sync: | $(UV) ## create .venv and install every package, and the local model server's own env
+	@echo "==> the workspace's packages into .venv (uv sync)"
 	$(UV) sync --frozen --all-packages
+	@echo "==> the local model server's virtualenv (scripts/model-server-env.sh)"
 	@mkdir -p .sutazai && scripts/model-server-env.sh $(UV) > .sutazai/model-server-python
 
 run: sync ## start the whole platform on http://localhost:10010 (Ctrl-C stops it)
