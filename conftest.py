@@ -1,33 +1,63 @@
 """Fixtures every test folder shares: the real servers the suite talks to.
 
-Defaults are the servers this machine (and CI) runs on the standard ports; ``TEST_DATABASE_URL``,
-``TEST_REDIS_URL`` and ``TEST_NATS_URL`` point the suite elsewhere. No test replaces a server with
-an imitation.
+For each of PostgreSQL, Redis and NATS (``sutazai_stack.harness``, the launcher's own resolution): the
+URL in ``TEST_DATABASE_URL`` / ``TEST_REDIS_URL`` / ``TEST_NATS_URL`` if set; else the machine's server
+on the standard port; else, or always with ``SUTAZAI_TEST_EMBEDDED=1``, the embedded server from its
+wheel on a free port, started on first use and stopped at the end of the session. On a server it did
+not configure, the session has a database of its own (dropped afterwards) and Redis database 15.
+No test replaces a server with an imitation.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
+from sutazai_stack import harness
+
+
+def _server(name: str, variable: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.SessionServer]:
+    server = harness.start(
+        name, tmp_path_factory.mktemp(f"embedded-{name}"), configured=os.environ.get(variable) or None,
+        embedded=os.environ.get("SUTAZAI_TEST_EMBEDDED", "") in ("1", "true", "yes"),
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    return os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.SessionServer]:
+    yield from _server("postgres", "TEST_DATABASE_URL", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.SessionServer]:
+    yield from _server("redis", "TEST_REDIS_URL", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def nats_url() -> str:
-    return os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.SessionServer]:
+    yield from _server("nats", "TEST_NATS_URL", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: harness.SessionServer) -> str:
+    return postgres_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: harness.SessionServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: harness.SessionServer) -> str:
+    return nats_server.url
 
 
 @pytest.fixture

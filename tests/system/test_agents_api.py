@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.system.stack_runner import RunningStack, run_stack
+from tests.system.stack_runner import RunningStack, Servers, run_stack
 
 pytestmark = pytest.mark.system
 
@@ -29,8 +29,10 @@ def agents_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, agents_dir: Path) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("agents"), SUTAZAI_AGENTS_DIR=str(agents_dir)) as running:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, agents_dir: Path, stack_servers: Servers
+) -> Iterator[RunningStack]:
+    with run_stack(tmp_path_factory.mktemp("agents"), stack_servers, SUTAZAI_AGENTS_DIR=str(agents_dir)) as running:
         yield running
 
 

@@ -16,7 +16,7 @@ import ollama
 import openai
 import pytest
 
-from tests.system.stack_runner import RunningStack, run_stack, wait_until
+from tests.system.stack_runner import RunningStack, Servers, run_stack, wait_until
 
 pytestmark = pytest.mark.system
 MODEL = "SmolLM2-135M-Instruct"
@@ -26,10 +26,9 @@ NONCE = f"(run {time.time_ns()})"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers) -> Iterator[RunningStack]:
     # No wait queue in front of the model server's 4 slots, so that a burst shows the 429.
-    with run_stack(tmp_path_factory.mktemp("chat-stack"), SUTAZAI_DATABASE_NAME="sutazai_chattest",
-                   SUTAZAI_CHAT_QUEUE_SIZE="0") as running:
+    with run_stack(tmp_path_factory.mktemp("chat-stack"), stack_servers, SUTAZAI_CHAT_QUEUE_SIZE="0") as running:
         yield running
 
 

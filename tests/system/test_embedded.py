@@ -13,7 +13,7 @@ pytestmark = pytest.mark.system
 
 
 def test_the_stack_comes_up_healthy_on_embedded_infrastructure_alone(tmp_path: Path) -> None:
-    with run_stack(tmp_path / "home", SUTAZAI_EMBEDDED="1") as stack:
+    with run_stack(tmp_path / "home", None, SUTAZAI_EMBEDDED="1") as stack:
         infra = stack.state["infra"]
         assert {name: i["origin"] for name, i in infra.items()} == {
             "postgres": "embedded", "redis": "embedded", "nats": "embedded", "model_server": "embedded",

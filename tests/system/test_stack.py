@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.system.stack_runner import RunningStack, alive, run_stack, wait_until
+from tests.system.stack_runner import RunningStack, Servers, alive, run_stack, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -25,8 +25,8 @@ SERVICE_FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("stack")) as running:
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers) -> Iterator[RunningStack]:
+    with run_stack(tmp_path_factory.mktemp("stack"), stack_servers) as running:
         yield running
     # After Ctrl-C (SIGTERM) the stack leaves nothing behind.
     assert running.process.returncode == 0, running.log()
