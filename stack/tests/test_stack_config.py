@@ -93,3 +93,12 @@ def test_a_stack_with_its_own_database_has_its_own_task_streams_and_chat_cache()
     default = StackSettings()
     assert "SUTAZAI_TASKS_NAMESPACE" not in service_env("tasks", assign_ports(default), INFRA, default)
     assert "SUTAZAI_CHAT_CACHE_PREFIX" not in service_env("chat", assign_ports(default), INFRA, default)
+
+
+def test_free_ports_are_below_the_ephemeral_range_and_bindable() -> None:
+    from sutazai_stack.ports import _STANDARD, _bindable, _ephemeral_start, free_port
+
+    for _ in range(20):
+        port = free_port()
+        assert 10240 <= port < _ephemeral_start() and port not in _STANDARD
+        assert _bindable("127.0.0.1", port)

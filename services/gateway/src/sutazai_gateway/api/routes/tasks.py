@@ -161,7 +161,9 @@ async def replay_task(task_id: TaskId, user: AdminUser, state: StateDep) -> dict
     return await _one(state, user, "ReplayTask", tasks_pb2.ReplayTaskRequest(task_id=_task_id(task_id)))
 
 
-@router.get("/{task_id}/events", responses=problem_responses(400, 401, 404, 422, 503, 504))
+@router.get("/{task_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}, "description": "one event per change"},
+                       **problem_responses(400, 401, 404, 422, 503, 504)})
 async def task_events(task_id: TaskId, request: Request, user: CurrentUser, state: StateDep) -> StreamingResponse:
     """Server-Sent Events: the current state first, then each change and streamed token, until the task ends."""
     call = _stub(state).WatchTask(tasks_pb2.WatchTaskRequest(task_id=_task_id(task_id)),
