@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,8 +48,8 @@ def _is_agent_task(case: Any) -> bool:
     return any(isinstance(b, dict) and b.get("task_type") == "agent" for b in bodies)
 
 
-def _check(operation: Any, stack: RunningStack) -> str | None:
-    """Run the operation's examples; the first failure as text, or None."""
+def _check(operation: Any, stack: RunningStack, calls: Counter[str]) -> str | None:
+    """Run the operation's examples (counting them in ``calls``); the first failure as text, or None."""
     failure: list[str] = []
 
     @given(case=operation.as_strategy())
@@ -56,6 +57,7 @@ def _check(operation: Any, stack: RunningStack) -> str | None:
               suppress_health_check=list(HealthCheck))
     def run(case: Any) -> None:
         assume(not _is_agent_task(case))
+        calls[operation.label] += 1
         try:
             case.call_and_validate(base_url=stack.url, headers=stack.admin_headers, checks=CHECKS, timeout=15)
         except Exception as exc:
@@ -75,5 +77,7 @@ def test_every_route_but_the_model_calls_answers_as_its_openapi_entry_declares(s
     operations = [result.ok() for result in schema.get_all_operations()]
     tested = [op for op in operations if not MODEL_CALLS.search(op.path)]
     assert len(tested) >= 25 and len(tested) < len(operations)  # the exclusion list does not swallow all
-    failures = [f for f in (_check(op, stack) for op in tested) if f]
+    calls: Counter[str] = Counter()
+    failures = [f for f in (_check(op, stack, calls) for op in tested) if f]
     assert failures == [], "\n\n".join(failures)
+    assert {op.label for op in tested if calls[op.label] < 2} == set()  # each really exercised

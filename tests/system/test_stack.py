@@ -97,7 +97,8 @@ def test_a_killed_service_shows_unhealthy_within_5s_while_health_answers(stack: 
     assert health["overall_status"] == "degraded"
     assert health["services"]["tasks"]["error_message"].startswith("UNAVAILABLE")
     assert [a["component"] for a in health["alerts"]] == ["tasks"]
-    assert httpx.get(stack.url + "/health").json()["services"]["tasks"] in ("healthy", "unhealthy")
+    # /health answers from the background monitor's last round, which sees it within its interval (2 s).
+    assert wait_until(lambda: httpx.get(stack.url + "/health").json()["services"]["tasks"] == "unhealthy", 5.0)
 
 
 def test_the_breaker_of_a_dead_service_opens_and_then_answers_503_at_once(stack: RunningStack) -> None:
@@ -127,7 +128,7 @@ def test_a_service_stops_within_5s_of_sigterm(stack: RunningStack) -> None:
     assert wait_until(lambda: not alive(pid), 5.0, interval_s=0.05)
     assert time.monotonic() - started < 5.0
     log = Path(stack.state["services"]["memory"]["log"]).read_text()
-    assert '"stopped in' in log or "stopped in" in log
+    assert "stopped in" in log  # the graceful path (sutazai_runtime.grpc_server), not a kill
 
 
 def test_a_task_worker_stops_within_5s_of_sigterm(stack: RunningStack) -> None:
