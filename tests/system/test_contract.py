@@ -60,13 +60,13 @@ def _check(operation: Any, stack: RunningStack, calls: Counter[str]) -> str | No
         calls[operation.label] += 1
         try:
             case.call_and_validate(base_url=stack.url, headers=stack.admin_headers, checks=CHECKS, timeout=15)
-        except Exception as exc:
+        except (Exception, BaseExceptionGroup) as exc:  # schemathesis's FailureGroup is a BaseExceptionGroup
             failure.append(f"{operation.label}: {exc}")
             raise
 
     try:
         run()
-    except Exception:
+    except (Exception, BaseExceptionGroup):
         return failure[0] if failure else f"{operation.label}: no example could be generated"
     return None
 
