@@ -11,38 +11,47 @@ No test replaces a server with an imitation.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 from sutazai_stack import harness
 
 
-def _server(name: str, variable: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.SessionServer]:
-    server = harness.start(
-        name, tmp_path_factory.mktemp(f"embedded-{name}"), configured=os.environ.get(variable) or None,
-        embedded=os.environ.get("SUTAZAI_TEST_EMBEDDED", "") in ("1", "true", "yes"),
-    )
+def _server(name: str, variable: str) -> Iterator[harness.SessionServer]:
+    # Not under pytest's basetemp: every pytest session that starts resets /tmp/pytest-of-<user> to
+    # mode 0700, which locks out PostgreSQL (run as its own user when we are root) from its data.
+    home = Path(tempfile.mkdtemp(prefix=f"sutazai-test-{name}-"))
     try:
-        yield server
+        server = harness.start(
+            name, home, configured=os.environ.get(variable) or None,
+            embedded=os.environ.get("SUTAZAI_TEST_EMBEDDED", "") in ("1", "true", "yes"),
+        )
+        try:
+            yield server
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.SessionServer]:
-    yield from _server("postgres", "TEST_DATABASE_URL", tmp_path_factory)
+def postgres_server() -> Iterator[harness.SessionServer]:
+    yield from _server("postgres", "TEST_DATABASE_URL")
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.SessionServer]:
-    yield from _server("redis", "TEST_REDIS_URL", tmp_path_factory)
+def redis_server() -> Iterator[harness.SessionServer]:
+    yield from _server("redis", "TEST_REDIS_URL")
 
 
 @pytest.fixture(scope="session")
-def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.SessionServer]:
-    yield from _server("nats", "TEST_NATS_URL", tmp_path_factory)
+def nats_server() -> Iterator[harness.SessionServer]:
+    yield from _server("nats", "TEST_NATS_URL")
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from tests.system.stack_runner import Servers
@@ -11,3 +16,12 @@ from tests.system.stack_runner import Servers
 def stack_servers(postgres_url: str, redis_url: str, nats_url: str) -> Servers:
     """The session's servers, for ``run_stack``: each stack gets its own database on them."""
     return Servers(postgres_url, redis_url, nats_url)
+
+
+@pytest.fixture
+def own_tmp() -> Iterator[Path]:
+    """A scratch folder outside pytest's basetemp, for an embedded PostgreSQL's data: each pytest session
+    that starts resets /tmp/pytest-of-<user> to mode 0700, locking out PostgreSQL's own user (as root)."""
+    path = Path(tempfile.mkdtemp(prefix="sutazai-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

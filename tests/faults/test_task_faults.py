@@ -63,8 +63,8 @@ class OwnServers:
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[OwnServers]:
-    own = OwnServers(tmp_path / "infra")
+def servers(own_tmp: Path) -> Iterator[OwnServers]:
+    own = OwnServers(own_tmp / "infra")
     try:
         own.start_postgres()
         own.start_nats()
