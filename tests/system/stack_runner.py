@@ -69,7 +69,7 @@ class RunningStack:
 
 
 @contextlib.contextmanager
-def run_stack(home: Path, servers: Servers | None, *, timeout_s: float = 240, **env: str) -> Iterator[RunningStack]:
+def run_stack(home: Path, servers: Servers | None, *, timeout_s: float = 600, **env: str) -> Iterator[RunningStack]:
     """The stack on free ports, on the session's ``servers`` (``None``: the stack resolves its own, as
     ``make run`` does). Unless the caller names a database, the stack gets one of its own (and so its
     own JetStream namespace and chat cache prefix), dropped with its streams afterwards; ``env`` wins."""
@@ -81,6 +81,8 @@ def run_stack(home: Path, servers: Servers | None, *, timeout_s: float = 240, **
             env["DATABASE_URL"] = with_path(servers.postgres, own_database)
         env.setdefault("REDIS_URL", servers.redis)
         env.setdefault("NATS_URL", servers.nats)
+    # Generous bounds (not sleeps): on a shared 2-core machine the embeddings server alone took 110 s.
+    env.setdefault("SUTAZAI_START_TIMEOUT_S", "300")
     full_env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
     full_env.update(SUTAZAI_HOME=str(home), SUTAZAI_FREE_PORTS="1", **env)
     with open(home / "stack.log", "wb") as out:
