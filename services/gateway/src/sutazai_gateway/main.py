@@ -29,6 +29,7 @@ from sutazai_gateway.auth.store import AuthStore
 from sutazai_gateway.body_limit import BodySizeLimit
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
+from sutazai_gateway.nul_guard import RefuseNul
 from sutazai_gateway.problems import install_problem_handlers
 from sutazai_gateway.upstreams import Upstreams
 
@@ -92,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(RefuseNul)  # inside BodySizeLimit (added later = outer)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(root.router)
     app.include_router(health.router)
