@@ -69,6 +69,12 @@ def nats_url(nats_server: harness.SessionServer) -> str:
     return nats_server.url
 
 
+@pytest.fixture(scope="session")
+def stack_servers(postgres_url: str, redis_url: str, nats_url: str) -> harness.Servers:
+    """The session's servers, for ``tests.system.stack_runner.run_stack``: each stack gets its own database."""
+    return harness.Servers(postgres_url, redis_url, nats_url)
+
+
 @pytest.fixture
 async def pg_pool(postgres_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=4, timeout=5)

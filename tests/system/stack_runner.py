@@ -18,19 +18,12 @@ from pathlib import Path
 import httpx
 import nats
 import psutil
-from sutazai_stack.harness import drop_database, with_path
+from sutazai_stack.harness import Servers, drop_database, with_path
 
 # Variables that would point the stack at other servers than the test wants.
 _CLEARED = ("DATABASE_URL", "REDIS_URL", "NATS_URL", "SUTAZAI_MODEL_URL", "SUTAZAI_EMBEDDED", "SUTAZAI_FREE_PORTS")
 
-
-@dataclass(frozen=True)
-class Servers:
-    """The session's PostgreSQL, Redis and NATS (root conftest: found or started by ``sutazai_stack.harness``)."""
-
-    postgres: str
-    redis: str
-    nats: str
+__all__ = ["RunningStack", "Servers", "alive", "run_stack", "stop", "wait_until"]
 
 
 @dataclass

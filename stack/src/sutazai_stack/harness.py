@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 TEST_REDIS_DB = 15
 
 
+@dataclass(frozen=True)
+class Servers:
+    """The session's PostgreSQL, Redis and NATS URLs, for a stack started by a test (``run_stack``)."""
+
+    postgres: str
+    redis: str
+    nats: str
+
+
 @dataclass
 class SessionServer:
     """One server of the session: where it is, where it came from, and how to stop it."""
