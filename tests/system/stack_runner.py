@@ -15,16 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 import nats
 import psutil
-
-_SHARED_POSTGRES = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-_SHARED_NATS = os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222")
+from sutazai_stack.harness import Servers, drop_database, with_path
 
 # Variables that would point the stack at other servers than the test wants.
 _CLEARED = ("DATABASE_URL", "REDIS_URL", "NATS_URL", "SUTAZAI_MODEL_URL", "SUTAZAI_EMBEDDED", "SUTAZAI_FREE_PORTS")
+
+__all__ = ["RunningStack", "Servers", "alive", "run_stack", "stop", "wait_until"]
 
 
 @dataclass
@@ -63,14 +62,20 @@ class RunningStack:
 
 
 @contextlib.contextmanager
-def run_stack(home: Path, *, timeout_s: float = 240, **env: str) -> Iterator[RunningStack]:
-    """The stack on free ports. Unless the caller names one, it gets a database of its own on the
-    machine's PostgreSQL (and so its own JetStream namespace), dropped with its streams afterwards."""
+def run_stack(home: Path, servers: Servers | None, *, timeout_s: float = 600, **env: str) -> Iterator[RunningStack]:
+    """The stack on free ports, on the session's ``servers`` (``None``: the stack resolves its own, as
+    ``make run`` does). Unless the caller names a database, the stack gets one of its own (and so its
+    own JetStream namespace and chat cache prefix), dropped with its streams afterwards; ``env`` wins."""
     home.mkdir(parents=True, exist_ok=True)
     own_database = None
-    if "SUTAZAI_DATABASE_NAME" not in env and "DATABASE_URL" not in env:
-        own_database = f"systest_{uuid.uuid4().hex[:10]}"
-        env["SUTAZAI_DATABASE_NAME"] = own_database
+    if servers is not None:
+        if "DATABASE_URL" not in env:
+            own_database = env.setdefault("SUTAZAI_DATABASE_NAME", f"systest_{uuid.uuid4().hex[:10]}")
+            env["DATABASE_URL"] = with_path(servers.postgres, own_database)
+        env.setdefault("REDIS_URL", servers.redis)
+        env.setdefault("NATS_URL", servers.nats)
+    # Generous bounds (not sleeps): on a shared 2-core machine the embeddings server alone took 110 s.
+    env.setdefault("SUTAZAI_START_TIMEOUT_S", "300")
     full_env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
     full_env.update(SUTAZAI_HOME=str(home), SUTAZAI_FREE_PORTS="1", **env)
     with open(home / "stack.log", "wb") as out:
@@ -92,18 +97,14 @@ def run_stack(home: Path, *, timeout_s: float = 240, **env: str) -> Iterator[Run
         yield stack
     finally:
         stop(stack)
-        if own_database:
-            asyncio.run(_drop(own_database))
+        if servers is not None and own_database:
+            asyncio.run(_drop(servers, own_database))
 
 
-async def _drop(database: str) -> None:
-    """Remove what a stack with its own database left on the shared servers."""
-    admin = await asyncpg.connect(_SHARED_POSTGRES, timeout=5)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await admin.close()
-    nc = await nats.connect(_SHARED_NATS, connect_timeout=2, allow_reconnect=False)
+async def _drop(servers: Servers, database: str) -> None:
+    """Remove what a stack with its own database left on the session's servers."""
+    await drop_database(servers.postgres, database)
+    nc = await nats.connect(servers.nats, connect_timeout=2, allow_reconnect=False)
     try:
         js = nc.jetstream(timeout=5)
         for stream in await js.streams_info():

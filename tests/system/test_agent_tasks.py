@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.system.stack_runner import RunningStack, run_stack, wait_until
+from tests.system.stack_runner import RunningStack, Servers, run_stack, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -25,8 +25,8 @@ TEXT = (
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("agent-tasks")) as running:
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers) -> Iterator[RunningStack]:
+    with run_stack(tmp_path_factory.mktemp("agent-tasks"), stack_servers) as running:
         yield running
 
 

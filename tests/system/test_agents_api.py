@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.system.stack_runner import RunningStack, run_stack
+from tests.system.stack_runner import RunningStack, Servers, run_stack, wait_until
 
 pytestmark = pytest.mark.system
 
@@ -29,8 +29,10 @@ def agents_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, agents_dir: Path) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("agents"), SUTAZAI_AGENTS_DIR=str(agents_dir)) as running:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, agents_dir: Path, stack_servers: Servers
+) -> Iterator[RunningStack]:
+    with run_stack(tmp_path_factory.mktemp("agents"), stack_servers, SUTAZAI_AGENTS_DIR=str(agents_dir)) as running:
         yield running
 
 
@@ -52,17 +54,25 @@ def test_the_list_needs_a_credential(stack: RunningStack) -> None:
 
 
 def test_the_list_keeps_the_original_shape_and_pages_in_headers(admin: httpx.Client) -> None:
-    response = admin.get("/api/v1/agents")
+    shipped = sorted(p.stem for p in REPO_AGENTS.glob("*.md") if p.name != "README.md")
+
+    def listed_active() -> httpx.Response | None:
+        # The agents service learns which models its stack's chat serves on its first refresh.
+        response = admin.get("/api/v1/agents")
+        active = {i["id"] for i in response.json() if i["status"] == "active"}
+        return response if set(shipped) <= active else None
+
+    response = wait_until(listed_active, 30)
+    assert response, admin.get("/api/v1/agents").json()
     assert response.status_code == 200
     items = response.json()
     assert isinstance(items, list)  # the original answered a JSON list
-    shipped = sorted(p.stem for p in REPO_AGENTS.glob("*.md") if p.name != "README.md")
     by_id = {item["id"]: item for item in items}
     assert set(shipped) <= set(by_id)
     for agent_id in shipped:
         assert set(by_id[agent_id]) == ITEM_FIELDS
         assert by_id[agent_id]["source"] == "file" and by_id[agent_id]["model"] == "tinyllama"
-        assert by_id[agent_id]["status"] in ("active", "unknown")  # unknown only until chat lists models
+        assert by_id[agent_id]["status"] == "active"  # the stack's own chat serves tinyllama
     assert int(response.headers["x-total-count"]) == len(items)
 
     first = admin.get("/api/v1/agents", params={"limit": 5})

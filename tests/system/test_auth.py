@@ -8,14 +8,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.system.stack_runner import RunningStack, run_stack
+from tests.system.stack_runner import RunningStack, Servers, run_stack
 
 pytestmark = pytest.mark.system
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("auth")) as running:
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers) -> Iterator[RunningStack]:
+    with run_stack(tmp_path_factory.mktemp("auth"), stack_servers) as running:
         yield running
 
 

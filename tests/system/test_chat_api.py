@@ -16,20 +16,19 @@ import ollama
 import openai
 import pytest
 
-from tests.system.stack_runner import RunningStack, run_stack, wait_until
+from tests.system.stack_runner import RunningStack, Servers, run_stack, wait_until
 
 pytestmark = pytest.mark.system
 MODEL = "SmolLM2-135M-Instruct"
 # Sampling at temperature 0 so that the tiny model's replies are not empty by chance; a nonce in each
-# prompt so that the response cache (shared Redis) does not answer from an earlier run.
+# prompt so that the response cache does not answer from an earlier test of this module.
 NONCE = f"(run {time.time_ns()})"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers) -> Iterator[RunningStack]:
     # No wait queue in front of the model server's 4 slots, so that a burst shows the 429.
-    with run_stack(tmp_path_factory.mktemp("chat-stack"), SUTAZAI_DATABASE_NAME="sutazai_chattest",
-                   SUTAZAI_CHAT_QUEUE_SIZE="0") as running:
+    with run_stack(tmp_path_factory.mktemp("chat-stack"), stack_servers, SUTAZAI_CHAT_QUEUE_SIZE="0") as running:
         yield running
 
 
@@ -105,16 +104,24 @@ def test_stream_sends_one_event_per_token_then_usage(api: httpx.Client) -> None:
 
 def test_a_cache_hit_does_not_reach_the_model_server(stack: RunningStack, api: httpx.Client) -> None:
     body = {"message": f"Name a fruit ({time.time()}).", "temperature": 0, "max_tokens": 8}
+    earlier = api.get("/api/v1/cache/stats").json()  # the stack's own counters (its own cache prefix)
     first = api.post("/api/v1/chat", json=body).json()
     before = _model_requests(stack)
     second = api.post("/api/v1/chat", json=body).json()
     assert _model_requests(stack) == before
     assert second["cached"] is True and second["response"] == first["response"]
-    stats = api.get("/api/v1/cache/stats").json()
+    def counted() -> dict | None:  # type: ignore[type-arg]
+        # The cache counts in the background after answering: wait for this exchange's two gets.
+        now = api.get("/api/v1/cache/stats").json()
+        return now if now["gets"] >= earlier["gets"] + 2 else None
+
+    stats = wait_until(counted, 5)
+    assert stats, api.get("/api/v1/cache/stats").json()
     assert set(stats) >= {"gets", "sets", "hits", "misses", "evictions", "hit_rate", "hit_rate_percent",
                           "redis_server"}
     assert set(stats["redis_server"]) == {"keyspace_hits", "keyspace_misses", "used_memory", "connected_clients"}
-    assert stats["hits"] >= 1 and stats["models"][MODEL]["hits"] >= 1
+    assert stats["hits"] == earlier["hits"] + 1 and stats["gets"] == earlier["gets"] + 2
+    assert stats["models"][MODEL]["hits"] == earlier.get("models", {}).get(MODEL, {}).get("hits", 0) + 1
 
 
 def test_generate_batch_analyze_and_models(api: httpx.Client) -> None:

@@ -12,8 +12,8 @@ from tests.system.stack_runner import alive, run_stack, wait_until
 pytestmark = pytest.mark.system
 
 
-def test_the_stack_comes_up_healthy_on_embedded_infrastructure_alone(tmp_path: Path) -> None:
-    with run_stack(tmp_path / "home", SUTAZAI_EMBEDDED="1") as stack:
+def test_the_stack_comes_up_healthy_on_embedded_infrastructure_alone(own_tmp: Path) -> None:
+    with run_stack(own_tmp / "home", None, SUTAZAI_EMBEDDED="1") as stack:
         infra = stack.state["infra"]
         assert {name: i["origin"] for name, i in infra.items()} == {
             "postgres": "embedded", "redis": "embedded", "nats": "embedded", "model_server": "embedded",
@@ -24,7 +24,7 @@ def test_the_stack_comes_up_healthy_on_embedded_infrastructure_alone(tmp_path: P
         health = wait_until(lambda: (h := stack.detailed_health())["overall_status"] == "healthy" and h, 20)
         assert health, stack.detailed_health()
         assert all(c["status"] == "healthy" for c in health["services"].values())
-        assert (tmp_path / "home" / "postgres" / "PG_VERSION").exists()
+        assert (own_tmp / "home" / "postgres" / "PG_VERSION").exists()
         pids = stack.child_pids()
     assert stack.process.returncode == 0, stack.log()
     assert not [pid for pid in pids if alive(pid)]

@@ -11,14 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.system.stack_runner import RunningStack, run_stack, wait_until
+from tests.system.stack_runner import RunningStack, Servers, run_stack, wait_until
 
 pytestmark = pytest.mark.system
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("tasks")) as running:
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers) -> Iterator[RunningStack]:
+    with run_stack(tmp_path_factory.mktemp("tasks"), stack_servers) as running:
         yield running
 
 
@@ -131,8 +131,12 @@ def test_events_follow_a_task_from_queued_to_completed(client: httpx.Client) -> 
     task_id = client.post("/api/v1/tasks", json={"task_type": "echo", "payload": {}}).json()["task_id"]
     started = time.monotonic()
     with client.stream("GET", f"/api/v1/tasks/{task_id}/events") as response:
-        events = [line.removeprefix("event: ") for line in response.iter_lines() if line.startswith("event:")]
-    assert events[0] == "state" and events[-1] in ("completed", "state")
+        lines = list(response.iter_lines())
+    events = [line.removeprefix("event: ") for line in lines if line.startswith("event:")]
+    data = [json.loads(line.removeprefix("data: ")) for line in lines if line.startswith("data:")]
+    # The current state first; the stream ends when the task does, so the last event says completed
+    # (a "completed" event, or the first "state" itself when the task finished before we connected).
+    assert events[0] == "state" and data[-1]["status"] == "completed", list(zip(events, data, strict=True))
     assert time.monotonic() - started < 20
     assert client.get(f"/api/v1/tasks/{task_id}").json()["status"] == "completed"
 

@@ -30,12 +30,25 @@ async def eventually(predicate: Callable[[], bool], within_s: float = 2.0) -> fl
     return loop.time() - start
 
 
+async def subscribed(agents: FileAgents, folder: Path) -> None:
+    """Return once the watcher delivers changes: a probe file shows up in ``agents``, then goes away.
+    (inotify gives no sign that it is subscribed; a change made before that is never reported.)"""
+    probe = folder / "zz-watch-probe.md"
+    async with asyncio.timeout(10):
+        while probe.stem not in agents.agents:
+            write(folder, probe.name)  # again until seen: an early write may predate the subscription
+            await asyncio.sleep(0.2)
+        probe.unlink()
+        while probe.stem in agents.agents:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
 @contextlib.asynccontextmanager
 async def watching(folder: Path) -> AsyncIterator[FileAgents]:
     agents = FileAgents(folder)
     task = asyncio.create_task(agents.watch())
     await asyncio.wait_for(agents.loaded.wait(), 5)
-    await asyncio.sleep(0.3)  # let the watcher subscribe before the test changes files
+    await subscribed(agents, folder)
     try:
         yield agents
     finally:
@@ -118,7 +131,7 @@ async def test_a_removed_and_recreated_folder_is_watched_again(tmp_path: Path) -
     task = asyncio.create_task(agents.watch(retry_s=0.1))
     try:
         await asyncio.wait_for(agents.loaded.wait(), 5)
-        await asyncio.sleep(0.3)
+        await subscribed(agents, folder)
         shutil.rmtree(folder)
         await eventually(lambda: agents.agents == {})
         folder.mkdir()

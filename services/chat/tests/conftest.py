@@ -1,9 +1,11 @@
 """Fixtures on real servers: llama.cpp model servers started on free ports from the model server's
-virtualenv, the machine's Redis, and the chat servicer served over gRPC on a free port."""
+virtualenv, the session's Redis (``redis_url``, root conftest) under a key prefix of each test's own,
+and the chat servicer served over gRPC on a free port."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
@@ -25,7 +27,6 @@ from sutazai_stack.ports import free_port
 from sutazai_stack.processes import ManagedProcess
 
 REPO = Path(__file__).resolve().parents[3]
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MODEL = embedded.MODEL_ALIAS
 
 
@@ -116,11 +117,13 @@ class ChatHarness:
 
 
 @contextlib.asynccontextmanager
-async def chat_server(backends: list[dict[str, object]], **overrides: object) -> AsyncIterator[ChatHarness]:
+async def chat_server(
+    redis_url: str, backends: list[dict[str, object]], **overrides: object
+) -> AsyncIterator[ChatHarness]:
     """The chat servicer on a free port over the given backends, with its own cache namespace."""
     settings = Settings(grpc_port=0, metrics_port=0, backends=json.dumps(backends),
-                        cache_prefix=f"test:{uuid.uuid4().hex}:", redis_url=REDIS_URL, **overrides)
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+                        cache_prefix=f"test:{uuid.uuid4().hex}:", redis_url=redis_url, **overrides)
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
     service = build_service(settings, client)
     await service.refresh()
     server = grpc.aio.server()
@@ -147,9 +150,9 @@ def backend(name: str, server: LlamaServer, **extra: object) -> dict[str, object
 
 
 @pytest.fixture
-def make_chat():  # type: ignore[no-untyped-def]
+def make_chat(redis_url: str):  # type: ignore[no-untyped-def]
     """``async with make_chat([backend, ...], **settings) as harness``."""
-    return chat_server
+    return functools.partial(chat_server, redis_url)
 
 
 @pytest.fixture

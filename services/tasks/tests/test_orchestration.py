@@ -89,7 +89,9 @@ async def test_cancelling_the_parent_cancels_its_children(
         for task_id in [parent.id, *running_children]:
             await bus.request_cancel(task_id)
         assert before == "running" and len(running_children) == 2
-        await asyncio.sleep(0.5)
+        async with asyncio.timeout(10):  # the running children see the cancel and stop
+            while len((await store.list(owner_id=owner, status="cancelled", limit=100, offset=0))[0]) < 3:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
     children, _ = await store.list(owner_id=owner, status=None, limit=100, offset=0)
     mine = [c for c in children if c.parent_id == parent.id]
     assert len(mine) == 2 and all(c.status == "cancelled" and c.result_json is None for c in mine)

@@ -71,7 +71,8 @@ def _port_for(standard: int, settings: StackSettings) -> int:
     return free_port()
 
 
-def _with_database(url: str, database: str) -> str:
+def with_path(url: str, database: str) -> str:
+    """``url`` with its path (a PostgreSQL database, a Redis database number) replaced."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
 
@@ -79,7 +80,7 @@ def _with_database(url: str, database: str) -> str:
 async def _ensure_database(url: str) -> None:
     """Create the URL's database when the server lacks it (a fresh machine, a test's own database)."""
     name = urlsplit(url).path.lstrip("/") or "postgres"
-    admin = await asyncpg.connect(_with_database(url, "postgres"), timeout=5)
+    admin = await asyncpg.connect(with_path(url, "postgres"), timeout=5)
     try:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             log.info("creating database %s", name)

@@ -67,10 +67,15 @@ def service_env(
         env.setdefault(prefix + "DATA_DIR", str(settings.home.resolve() / "memory"))  # Qdrant local mode (one process)
     if name == "chat":
         env[prefix + "AGENTS_ADDR"] = f"127.0.0.1:{ports['agents'].port}"  # a chat's agent_id: the agent's prompt
-    if name == "tasks" and settings.database_name != "sutazai":
-        # Stacks that share a NATS server but not a database must not take each other's work.
-        env.setdefault("SUTAZAI_TASKS_NAMESPACE", settings.database_name)
+    if name == "agents":
         env[prefix + "CHAT_ADDR"] = f"127.0.0.1:{ports['chat'].port}"  # agents asks chat which models are served
+    if settings.database_name != "sutazai":
+        # Stacks that share NATS and Redis but not a database (tests, benchmarks) must not take each
+        # other's work nor share a response cache and its counters.
+        if name == "tasks":
+            env.setdefault("SUTAZAI_TASKS_NAMESPACE", settings.database_name)
+        if name == "chat":
+            env.setdefault(prefix + "CACHE_PREFIX", f"sutazai:{settings.database_name}:chat:")
     return env
 
 

@@ -38,6 +38,7 @@ from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
 from sutazai_gateway.mcp_server import McpEndpoint, build_mcp_server
 from sutazai_gateway.metrics import serve_metrics as serve_metrics_here
+from sutazai_gateway.nul_guard import RefuseNul
 from sutazai_gateway.problems import install_problem_handlers
 from sutazai_gateway.upstreams import Upstreams
 
@@ -133,6 +134,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
         telemetry={"tracing": settings.otel, "metrics": settings.otel, "logs": settings.otel},
     )
     install_problem_handlers(app)
+    app.add_middleware(RefuseNul)  # inside BodySizeLimit (added later = outer)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        overrides={"/api/v1/documents": settings.max_upload_bytes})
     # Routes are matched in order: the busiest prefixes first (no two routers share a path).

@@ -1,4 +1,17 @@
-"""RFC 9457 problem responses for every error the gateway returns."""
+"""RFC 9457 problem responses for every error the gateway returns, and their OpenAPI declaration.
+
+Every route declares the problems it can answer with ``responses=problem_responses(...)``, so the
+contract (``/openapi.json``) says what the route does and schemathesis can hold it to that::
+
+    @router.get("/{task_id}", responses=problem_responses(400, 401, 404, 422, 503))
+
+Which codes to list: 401 when the route needs a credential (``CurrentUser``), 401 and 403 for
+``AdminUser``; 422 when it takes any parameter or body (request validation); 413 when it takes a
+body; 503 and 504 when it calls an upstream service (unavailable or its breaker open, deadline); and
+what its upstream's domain errors map to (``grpc_errors``: 400, 404, 409, 429).
+``services/gateway/tests/test_openapi_contract.py`` checks the credential and validation codes for
+every route; the system test ``tests/system/test_contract.py`` checks the rest against a running stack.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +22,63 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
+
+
+class ProblemIssue(BaseModel):
+    """One invalid field of a 422 problem."""
+
+    location: list[str | int] = Field(description="where the value is: 'body', 'query', 'path', then the field names")
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem (``application/problem+json``); other members may follow."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field("about:blank", description="a URI naming the kind of problem")
+    title: str = Field(description="the HTTP status phrase")
+    status: int = Field(ge=400, le=599)
+    detail: str | None = Field(None, description="what went wrong, for a person")
+    instance: str | None = Field(None, description="the request path")
+    errors: list[ProblemIssue] | None = Field(None, description="422 only: every invalid field")
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """The model's JSON schema with its ``$defs`` inlined, so it stands alone in any operation."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return dict(resolve(schema))
+
+
+_PROBLEM_SCHEMA = _inline(Problem.model_json_schema())
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of a route for the problem statuses it can answer (see the module doc)."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
+        }
+        for status in sorted(set(statuses))
+    }
 
 
 def problem(

@@ -18,6 +18,7 @@ from sutazai.common.v1 import common_pb2
 
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, GatewayState, StateDep, call_metadata
 from sutazai_gateway.grpc_errors import upstream_errors
+from sutazai_gateway.problems import problem_responses
 from sutazai_gateway.responses import json_response
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
@@ -66,7 +67,7 @@ class AgentFields(BaseModel):
     proactive_triggers: list[str] = Field(default_factory=list, max_length=100)
     capabilities: list[str] = Field(default_factory=list, max_length=100)
     temperature: float | None = None
-    max_tokens: int | None = None
+    max_tokens: int | None = Field(None, ge=1, le=2**31 - 1)  # an int32 on the wire; agents checks the range
     max_steps: int | None = Field(None, description="an agent run's model calls at most (1-50)")
     requires_approval: list[str] = Field(default_factory=list, max_length=100,
                                          description="tools whose calls wait for the task owner's approval")
@@ -120,7 +121,7 @@ def _link(request: Request, limit: int, offset: int, total: int) -> str | None:
     return ", ".join(links) or None
 
 
-@router.get("", response_model=list[AgentSummary])
+@router.get("", response_model=list[AgentSummary], responses=problem_responses(400, 401, 422, 503, 504))
 async def list_agents(
     request: Request, state: StateDep, user: CurrentUser,
     capability: Annotated[str, Query(max_length=100, description="only agents with this capability")] = "",
@@ -142,7 +143,7 @@ async def list_agents(
     return json_response([_summary(a) for a in reply.agents], headers=headers)
 
 
-@router.get("/{agent_id}", response_model=AgentDetail)
+@router.get("/{agent_id}", response_model=AgentDetail, responses=problem_responses(400, 401, 404, 422, 503, 504))
 async def get_agent(agent_id: AgentId, request: Request, user: CurrentUser) -> Response:
     # The hot read: the dict is already AgentDetail's shape, so it is serialised directly (response_model
     # stays for the OpenAPI schema; FastAPI does not validate a Response again). The state comes from the
@@ -153,7 +154,8 @@ async def get_agent(agent_id: AgentId, request: Request, user: CurrentUser) -> R
     return json_response(_detail(agent))
 
 
-@router.post("", response_model=AgentDetail, status_code=201)
+@router.post("", response_model=AgentDetail, status_code=201,
+             responses=problem_responses(400, 401, 403, 409, 413, 422, 503, 504))
 async def create_agent(body: NewAgent, response: Response, state: StateDep, admin: AdminUser) -> dict[str, Any]:
     """Admin. 409 when the id is taken (by a file or a stored agent); 400 names each invalid field."""
     with upstream_errors("agents"):
@@ -164,7 +166,8 @@ async def create_agent(body: NewAgent, response: Response, state: StateDep, admi
     return _detail(agent)
 
 
-@router.put("/{agent_id}", response_model=AgentDetail)
+@router.put("/{agent_id}", response_model=AgentDetail,
+            responses=problem_responses(400, 401, 403, 404, 409, 413, 422, 503, 504))
 async def replace_agent(agent_id: AgentId, body: AgentFields, state: StateDep, admin: AdminUser) -> dict[str, Any]:
     """Admin. Replaces every field of an API-created agent; file-defined agents are read-only (409)."""
     with upstream_errors("agents"):
@@ -174,7 +177,7 @@ async def replace_agent(agent_id: AgentId, body: AgentFields, state: StateDep, a
     return _detail(agent)
 
 
-@router.delete("/{agent_id}", status_code=204)
+@router.delete("/{agent_id}", status_code=204, responses=problem_responses(400, 401, 403, 404, 409, 422, 503, 504))
 async def delete_agent(agent_id: AgentId, state: StateDep, admin: AdminUser) -> Response:
     """Admin. 409 for a file-defined agent (remove its file instead); 404 when unknown."""
     with upstream_errors("agents"):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
 from sutazai_gateway.auth.service import AccountLockedError, AuthError
 from sutazai_gateway.auth.store import AuthStore, UsernameTakenError
+from sutazai_gateway.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -70,7 +71,7 @@ def _store(state: StateDep) -> AuthStore:
     return state.auth.store
 
 
-@router.post("/login")
+@router.post("/login", responses=problem_responses(401, 413, 422, 423))
 async def login(body: LoginRequest, state: StateDep) -> TokenResponse:
     try:
         pair = await state.auth.login(body.username, body.password)
@@ -81,7 +82,7 @@ async def login(body: LoginRequest, state: StateDep) -> TokenResponse:
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
 
 
-@router.post("/refresh")
+@router.post("/refresh", responses=problem_responses(401, 413, 422))
 async def refresh(body: RefreshRequest, state: StateDep) -> TokenResponse:
     try:
         pair = await state.auth.refresh(body.refresh_token)
@@ -90,7 +91,7 @@ async def refresh(body: RefreshRequest, state: StateDep) -> TokenResponse:
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
 
 
-@router.get("/me")
+@router.get("/me", responses=problem_responses(401, 404))
 async def me(user: CurrentUser, state: StateDep) -> UserInfo:
     found = await _store(state).user_by_id(user.user_id)
     if found is None:
@@ -99,20 +100,20 @@ async def me(user: CurrentUser, state: StateDep) -> UserInfo:
                     roles=list(found.roles))
 
 
-@router.post("/api-keys", status_code=201)
+@router.post("/api-keys", status_code=201, responses=problem_responses(401, 413, 422))
 async def create_api_key(body: NewApiKey, user: CurrentUser, state: StateDep) -> CreatedApiKey:
     key_id, key = await state.auth.create_api_key(user.user_id, body.name)
     return CreatedApiKey(id=key_id, name=body.name, key=key)
 
 
-@router.get("/api-keys")
+@router.get("/api-keys", responses=problem_responses(401))
 async def list_api_keys(user: CurrentUser, state: StateDep) -> list[ApiKeyInfo]:
     rows = await _store(state).api_keys_of(user.user_id)
     return [ApiKeyInfo(id=r.id, name=r.name, prefix=r.prefix, created_at=r.created_at,
                        last_used_at=r.last_used_at, revoked_at=r.revoked_at) for r in rows]
 
 
-@router.delete("/api-keys/{key_id}", status_code=204)
+@router.delete("/api-keys/{key_id}", status_code=204, responses=problem_responses(401, 404, 422))
 async def revoke_api_key(key_id: Annotated[uuid.UUID, Path()], user: CurrentUser, state: StateDep) -> Response:
     store = _store(state)
     rows = {r.id: r for r in await store.api_keys_of(user.user_id)}
@@ -122,7 +123,7 @@ async def revoke_api_key(key_id: Annotated[uuid.UUID, Path()], user: CurrentUser
     return Response(status_code=204)
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, responses=problem_responses(401, 403, 409, 413, 422))
 async def create_user(body: NewUser, _: AdminUser, state: StateDep) -> UserInfo:
     try:
         user = await state.auth.create_user(body.username, body.password, email=body.email, is_admin=body.is_admin)

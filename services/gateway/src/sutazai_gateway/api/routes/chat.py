@@ -26,6 +26,7 @@ from sutazai_gateway.chat_tools import (
     tool_calls_pb,
     tools_pb,
 )
+from sutazai_gateway.problems import problem_responses
 from sutazai_gateway.responses import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["chat"])
@@ -112,7 +113,8 @@ class ChatReply(BaseModel):
     tool_calls: list[ReplyToolCall] = []
 
 
-@router.post("/chat", response_model=ChatReply)
+@router.post("/chat", response_model=ChatReply,
+             responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def chat(body: ChatBody, user: CurrentUser, state: StateDep) -> Response:
     try:
         reply = await stub(state).Chat(body.to_grpc(), metadata=call_metadata(user),
@@ -131,7 +133,8 @@ def _sse(data: object, event: str | None = None) -> str:
              responses={200: {"content": {"text/event-stream": {}},
                               "description": "one `data: {\"token\": ...}` event per token (`event: tool_call` "
                                              "for a piece of a tool call), then `event: done` "
-                                             "with usage; `event: error` if the model fails mid-stream"}})
+                                             "with usage; `event: error` if the model fails mid-stream"},
+                        **problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504)})
 async def chat_stream(body: ChatBody, user: CurrentUser, state: StateDep) -> StreamingResponse:
     call, first = await chat_client.open_stream(state, body.to_grpc(), call_metadata(user))
 
@@ -155,7 +158,8 @@ async def chat_stream(body: ChatBody, user: CurrentUser, state: StateDep) -> Str
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.post("/generate", response_model=ChatReply)
+@router.post("/generate", response_model=ChatReply,
+             responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def generate(body: GenerateBody, user: CurrentUser, state: StateDep) -> dict[str, Any]:
     request = chat_pb2.GenerateRequest(prompt=body.prompt, model=body.model, use_cache=body.use_cache,
                                        system=body.system)
@@ -173,7 +177,7 @@ async def generate(body: GenerateBody, user: CurrentUser, state: StateDep) -> di
 BatchItem = Annotated[str, Field(min_length=1, max_length=2000)] | ChatBody
 
 
-@router.post("/batch")
+@router.post("/batch", responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def batch(
     items: Annotated[list[BatchItem], Body(min_length=1, max_length=50)], user: CurrentUser, state: StateDep,
     concurrency: Annotated[int, Query(ge=1, le=16)] = 4,
@@ -204,7 +208,7 @@ class AnalyzeBody(BaseModel):
     model: str = Field("", max_length=200)
 
 
-@router.post("/analyze")
+@router.post("/analyze", responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def analyze(body: AnalyzeBody, user: CurrentUser, state: StateDep) -> dict[str, Any]:
     options = struct_pb2.Struct()
     options.update(body.options)
@@ -218,7 +222,7 @@ async def analyze(body: AnalyzeBody, user: CurrentUser, state: StateDep) -> dict
             "result": json_format.MessageToDict(reply.result)}
 
 
-@router.get("/models")
+@router.get("/models", responses=problem_responses(401, 503, 504))
 async def models(user: CurrentUser, state: StateDep) -> dict[str, Any]:
     reply = await chat_client.list_models(state, user)
     listed = [{"name": m.name, "backend": m.backend, "aliases": list(m.aliases), "loaded": m.loaded}
@@ -226,7 +230,7 @@ async def models(user: CurrentUser, state: StateDep) -> dict[str, Any]:
     return {"models": listed, "count": len(listed)}
 
 
-@router.get("/cache/stats")
+@router.get("/cache/stats", responses=problem_responses(401, 503, 504))
 async def cache_stats(user: CurrentUser, state: StateDep) -> dict[str, Any]:
     try:
         stats = await stub(state).GetCacheStats(chat_pb2.CacheStatsRequest(), metadata=user.to_metadata(),

@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from sutazai_gateway import __version__
 from sutazai_gateway.api.deps import AdminUser, GatewayState, StateDep
 from sutazai_gateway.health_tracker import SERVICES, alerts_and_recommendations, overall_status
+from sutazai_gateway.problems import problem_responses
 from sutazai_gateway.system_sample import SAMPLER
 
 router = APIRouter(tags=["health"])
@@ -90,7 +91,7 @@ def _breaker_state(state: GatewayState, name: str) -> str | None:
         return None
 
 
-@router.get("/api/v1/health/circuit-breakers")
+@router.get("/api/v1/health/circuit-breakers", responses=problem_responses(401, 403))
 async def circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, object]:
     breakers = {u.name: u.breaker.snapshot() for u in state.upstreams}
     open_count = sum(1 for b in breakers.values() if b["state"] == "open")
@@ -103,7 +104,7 @@ async def circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, object]:
     }
 
 
-@router.post("/api/v1/health/circuit-breakers/reset")
+@router.post("/api/v1/health/circuit-breakers/reset", responses=problem_responses(401, 403))
 async def reset_circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, str]:
     """Closes this process's breakers at once, and every other gateway process's on this port (over NATS)."""
     for upstream in state.upstreams:

@@ -25,6 +25,7 @@ from sutazai_gateway.chat_tools import (
     tool_calls_pb,
     tools_pb,
 )
+from sutazai_gateway.problems import problem_responses
 
 router = APIRouter(prefix="/api", tags=["ollama-compatible"])
 NDJSON = "application/x-ndjson"
@@ -166,14 +167,14 @@ def _request(body: _Base, messages: Any, system: str = "") -> chat_pb2.ChatReque
     return request
 
 
-@router.post("/chat", response_model=None)
+@router.post("/chat", response_model=None, responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def chat(body: ChatBody, user: CurrentUser, state: StateDep) -> Any:
     request = _request(body, body.grpc_messages())
     request.tools.extend(tools_pb(body.tools))
     return await _answer(request, body, call_metadata(user), state, "chat")
 
 
-@router.post("/generate", response_model=None)
+@router.post("/generate", response_model=None, responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def generate(body: GenerateBody, user: CurrentUser, state: StateDep) -> Any:
     request = _request(body, [("user", body.prompt)], body.system)
     return await _answer(request, body, call_metadata(user), state, "generate")
@@ -186,7 +187,7 @@ class EmbedBody(BaseModel):
     input: str | list[str] = Field(min_length=1)
 
 
-@router.post("/embed")
+@router.post("/embed", responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def embed(body: EmbedBody, user: CurrentUser, state: StateDep) -> dict[str, Any]:
     inputs = [body.input] if isinstance(body.input, str) else body.input
     reply = await chat_client.embed(state, user, inputs, body.model)
@@ -245,7 +246,7 @@ async def ps(user: CurrentUser, state: StateDep) -> dict[str, Any]:
                        for m in reply.models if m.loaded]}
 
 
-@router.get("/tags")
+@router.get("/tags", responses=problem_responses(401, 503, 504))
 async def tags(user: CurrentUser, state: StateDep) -> dict[str, Any]:
     reply = await chat_client.list_models(state, user)
     names = sorted({n for m in reply.models for n in (m.name, *m.aliases)})

@@ -30,6 +30,7 @@ from sutazai_gateway.chat_tools import (
     tool_calls_pb,
     tools_pb,
 )
+from sutazai_gateway.problems import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 
@@ -131,8 +132,7 @@ def _usage(reply: chat_pb2.ChatResponse) -> dict[str, int]:
 
 
 @router.post("/chat/completions", response_model=None,
-             responses={400: {"description": "a parameter the platform does not support (n > 1, logprobs, ...)",
-                              "content": {"application/problem+json": {}}}})
+             responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def chat_completions(body: CompletionBody, user: CurrentUser, state: StateDep) -> Any:
     if (reason := body.unsupported()) is not None:
         raise HTTPException(400, reason)
@@ -210,7 +210,7 @@ class EmbeddingsBody(BaseModel):
     encoding_format: Literal["float", "base64"] = "float"
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", responses=problem_responses(400, 401, 404, 413, 422, 429, 502, 503, 504))
 async def embeddings(body: EmbeddingsBody, user: CurrentUser, state: StateDep) -> dict[str, Any]:
     inputs = [body.input] if isinstance(body.input, str) else body.input
     reply = await chat_client.embed(state, user, inputs, body.model)
@@ -228,7 +228,7 @@ async def embeddings(body: EmbeddingsBody, user: CurrentUser, state: StateDep) -
     }
 
 
-@router.get("/models")
+@router.get("/models", responses=problem_responses(401, 503, 504))
 async def models(user: CurrentUser, state: StateDep) -> dict[str, Any]:
     reply = await chat_client.list_models(state, user)
     names: dict[str, str] = {}

@@ -16,6 +16,7 @@ from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep, call_metadata
 from sutazai_gateway.grpc_errors import upstream_errors
+from sutazai_gateway.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
@@ -91,7 +92,7 @@ def _create_request(body: CreateTask) -> tasks_pb2.CreateTaskRequest:
     )
 
 
-@router.post("", status_code=202, response_model=None)
+@router.post("", status_code=202, response_model=None, responses=problem_responses(400, 401, 404, 413, 422, 503, 504))
 async def create_task(body: CreateTask, user: CurrentUser, state: StateDep) -> JSONResponse:
     """Queue a task: 202 ``{task_id, status: "queued", result{message}, created_at}``. The hot path of
     bulk submission, so the reply is small and serialised directly (read the task with GET)."""
@@ -106,7 +107,8 @@ class CreateTasks(BaseModel):
     tasks: list[CreateTask] = Field(min_length=1, max_length=500)
 
 
-@router.post("/batch", status_code=202, response_model=None)
+@router.post("/batch", status_code=202, response_model=None,
+             responses=problem_responses(400, 401, 404, 413, 422, 503, 504))
 async def create_tasks(body: CreateTasks, user: CurrentUser, state: StateDep) -> JSONResponse:
     """Queue up to 500 tasks in one request (all or none): 202 ``{items: [{task_id, status}], count}``
     in the order given. Each item takes the same fields as ``POST /api/v1/tasks``."""
@@ -123,10 +125,10 @@ def _page(reply: tasks_pb2.ListTasksResponse, limit: int, offset: int) -> dict[s
 
 
 Limit = Annotated[int, Query(ge=1, le=100)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]  # the wire field is an int32
 
 
-@router.get("")
+@router.get("", responses=problem_responses(400, 401, 422, 503, 504))
 async def list_tasks(
     user: CurrentUser, state: StateDep, status: StatusName | None = None, limit: Limit = 50, offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -138,7 +140,7 @@ async def list_tasks(
     return _page(reply, limit, offset)
 
 
-@router.get("/dead")
+@router.get("/dead", responses=problem_responses(400, 401, 403, 422, 503, 504))
 async def list_dead(user: AdminUser, state: StateDep, limit: Limit = 50, offset: Offset = 0) -> dict[str, Any]:
     request = tasks_pb2.ListDeadTasksRequest(page=common_pb2.PageRequest(limit=limit, offset=offset))
     with upstream_errors("tasks"):
@@ -153,17 +155,17 @@ async def _one(state: StateDep, user: CurrentUser, method: str, request: Any) ->
     return task_json(task)
 
 
-@router.get("/{task_id}")
+@router.get("/{task_id}", responses=problem_responses(400, 401, 404, 422, 503, 504))
 async def get_task(task_id: TaskId, user: CurrentUser, state: StateDep) -> dict[str, Any]:
     return await _one(state, user, "GetTask", tasks_pb2.GetTaskRequest(task_id=_task_id(task_id)))
 
 
-@router.post("/{task_id}/cancel")
+@router.post("/{task_id}/cancel", responses=problem_responses(400, 401, 404, 409, 422, 503, 504))
 async def cancel_task(task_id: TaskId, user: CurrentUser, state: StateDep) -> dict[str, Any]:
     return await _one(state, user, "CancelTask", tasks_pb2.CancelTaskRequest(task_id=_task_id(task_id)))
 
 
-@router.post("/{task_id}/replay")
+@router.post("/{task_id}/replay", responses=problem_responses(400, 401, 403, 404, 409, 422, 503, 504))
 async def replay_task(task_id: TaskId, user: AdminUser, state: StateDep) -> dict[str, Any]:
     return await _one(state, user, "ReplayTask", tasks_pb2.ReplayTaskRequest(task_id=_task_id(task_id)))
 
@@ -194,7 +196,9 @@ async def reject_task(task_id: TaskId, user: CurrentUser, state: StateDep,
         task_id=_task_id(task_id), approve=False, reason=body.reason if body else ""))
 
 
-@router.get("/{task_id}/events")
+@router.get("/{task_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}, "description": "one event per change"},
+                       **problem_responses(400, 401, 404, 422, 503, 504)})
 async def task_events(task_id: TaskId, request: Request, user: CurrentUser, state: StateDep) -> StreamingResponse:
     """Server-Sent Events: the current state first, then each change and streamed token, until the task ends."""
     request_message = tasks_pb2.WatchTaskRequest(task_id=_task_id(task_id))
@@ -232,7 +236,8 @@ class Orchestrate(BaseModel):
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
 
 
-@orchestrate_router.post("/orchestrate", status_code=202)
+@orchestrate_router.post("/orchestrate", status_code=202,
+                         responses=problem_responses(400, 401, 404, 413, 422, 503, 504))
 async def orchestrate(body: Orchestrate, user: CurrentUser, state: StateDep) -> dict[str, Any]:
     """Run ``goal`` through ``agents`` as child tasks; the returned parent task aggregates their results.
     Sequential steps get the previous step's output; cancelling the parent cancels the children."""
