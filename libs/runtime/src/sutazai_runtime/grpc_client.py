@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-_CHANNEL_OPTIONS = (
+CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.http2.max_pings_without_data", 0),
@@ -45,5 +45,5 @@ def open_channel(
     """An insecure channel to ``target`` (host:port) whose calls default to ``default_timeout_s``;
     ``interceptors`` run after the deadline is set (e.g. a circuit breaker)."""
     return grpc.aio.insecure_channel(
-        target, options=_CHANNEL_OPTIONS, interceptors=[_DefaultDeadline(default_timeout_s), *interceptors]
+        target, options=CHANNEL_OPTIONS, interceptors=[_DefaultDeadline(default_timeout_s), *interceptors]
     )
