@@ -40,10 +40,14 @@ class _DefaultDeadline(
 
 
 def open_channel(
-    target: str, *, default_timeout_s: float = 10.0, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()
+    target: str, *, default_timeout_s: float | None = 10.0,
+    interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
 ) -> grpc.aio.Channel:
     """An insecure channel to ``target`` (host:port) whose calls default to ``default_timeout_s``;
-    ``interceptors`` run after the deadline is set (e.g. a circuit breaker)."""
-    return grpc.aio.insecure_channel(
-        target, options=CHANNEL_OPTIONS, interceptors=[_DefaultDeadline(default_timeout_s), *interceptors]
-    )
+    ``interceptors`` run after the deadline is set (e.g. a circuit breaker).
+
+    ``default_timeout_s=None`` opens a channel without any interceptor: the caller then sets every call's
+    deadline itself (the gateway does, in its in-line call wrappers). A grpc.aio interceptor runs each call
+    in extra asyncio tasks, which costs measurable CPU on a hot path."""
+    chain = [*([_DefaultDeadline(default_timeout_s)] if default_timeout_s is not None else []), *interceptors]
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=chain or None)

@@ -1,13 +1,16 @@
-"""A circuit breaker per upstream service, applied to every call on its gRPC channel.
+"""A circuit breaker per upstream service, applied to every call made through that upstream's stubs.
 
 closed: calls pass; ``failure_threshold`` consecutive failures (UNAVAILABLE, DEADLINE_EXCEEDED,
 INTERNAL, UNKNOWN) open it. open: calls fail at once with UNAVAILABLE (the gateway answers 503 with
 Retry-After) until ``recovery_timeout_s`` has passed. half_open: one probe call passes; its success
-closes the breaker, its failure opens it again. Health and diagnostics calls bypass the breaker, so
-the health monitor keeps seeing the real service.
+closes the breaker, its failure opens it again. Health and diagnostics calls use the upstream's plain
+stubs, which bypass the breaker, so the health monitor keeps seeing the real service.
 
-Why not a library: the breaker must sit inside a grpc.aio client interceptor and report the
-original API's statistics; the logic is a small state machine, kept here without I/O.
+The breaker wraps each stub method in line (``guarded_stub``), not as a grpc.aio client interceptor:
+interceptors run every call in extra asyncio tasks, a large share of the gateway's CPU per request.
+
+Why not a library: the breaker must report the original API's statistics and wrap grpc.aio calls;
+the logic is a small state machine, kept here without I/O.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import grpc
 
@@ -26,7 +29,7 @@ FAILURES = frozenset({
     grpc.StatusCode.UNKNOWN,
 })
 DOMAIN_ERROR_KEY = "sutazai-error"
-_BYPASS = ("/grpc.health.v1.Health/", "/sutazai.common.v1.Diagnostics/", "/grpc.reflection.")
+T = TypeVar("T")
 
 
 class BreakerOpenError(Exception):
@@ -105,46 +108,84 @@ class CircuitBreaker:
         }
 
 
-def _open_error(breaker: CircuitBreaker, exc: BreakerOpenError) -> grpc.aio.AioRpcError:
+def open_error(breaker: CircuitBreaker, exc: BreakerOpenError) -> grpc.aio.AioRpcError:
+    """The error a refused call raises: UNAVAILABLE with the breaker's ``retry-after`` advice."""
     return grpc.aio.AioRpcError(
         grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(),
         grpc.aio.Metadata(("retry-after", str(breaker.retry_after_s()))), details=str(exc),
     )
 
 
-class BreakerInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    def __init__(self, breaker: CircuitBreaker) -> None:
-        self.breaker = breaker
+def is_domain_error(exc: grpc.aio.AioRpcError) -> bool:
+    """A service that tags an error as its own domain error (e.g. chat: "no backend serves this model") is
+    answering: that is not a reason to stop calling it."""
+    return any(key == DOMAIN_ERROR_KEY for key, _ in (exc.trailing_metadata() or ()))
 
-    def _bypass(self, details: grpc.aio.ClientCallDetails) -> bool:
-        method = details.method.decode() if isinstance(details.method, bytes) else details.method
-        return method.startswith(_BYPASS)
 
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        if self._bypass(details):
-            return await continuation(details, request)
+class GuardedUnary:
+    """One unary-unary method of a stub, called through the breaker, with a default deadline.
+
+    In line rather than a grpc.aio interceptor: an interceptor wraps every call in extra asyncio tasks
+    (``InterceptedUnaryUnaryCall``), which cost more CPU than the rest of the gateway's work on a read."""
+
+    __slots__ = ("_breaker", "_method", "_timeout_s")
+
+    def __init__(self, method: grpc.aio.UnaryUnaryMultiCallable, breaker: CircuitBreaker, timeout_s: float) -> None:
+        self._method = method
+        self._breaker = breaker
+        self._timeout_s = timeout_s
+
+    async def __call__(self, request: Any, *, timeout: float | None = None, **kwargs: Any) -> Any:  # noqa: ASYNC109 - the gRPC deadline, as on a stub
+        breaker = self._breaker
         try:
-            self.breaker.before_call()
+            breaker.before_call()
         except BreakerOpenError as exc:
-            raise _open_error(self.breaker, exc) from exc
-        call = await continuation(details, request)
+            raise open_error(breaker, exc) from exc
         try:
-            response = await call
+            response = await self._method(request, timeout=self._timeout_s if timeout is None else timeout, **kwargs)
         except grpc.aio.AioRpcError as exc:
-            # A service that tags an error as its own domain error (e.g. chat: "no backend serves this
-            # model") is answering: that is not a reason to stop calling it.
-            own_error = any(key == DOMAIN_ERROR_KEY for key, _ in (exc.trailing_metadata() or ()))
-            self.breaker.record(grpc.StatusCode.OK if own_error else exc.code())
+            breaker.record(grpc.StatusCode.OK if is_domain_error(exc) else exc.code())
             raise
         except BaseException:
-            self.breaker.record(grpc.StatusCode.CANCELLED)  # the caller went away: not the service's fault
+            breaker.record(grpc.StatusCode.CANCELLED)  # the caller went away: not the service's fault
             raise
-        self.breaker.record(grpc.StatusCode.OK)
+        breaker.record(grpc.StatusCode.OK)
         return response
 
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        # Streams are gated but not judged: a long stream's end says little about the service's health.
-        if not self._bypass(details) and self.breaker.rejects_now():
-            self.breaker.rejected_requests += 1
-            raise _open_error(self.breaker, BreakerOpenError(f"circuit breaker for {self.breaker.name} is open"))
-        return await continuation(details, request)
+
+class GuardedStream:
+    """One unary-stream method: gated by the breaker but not judged (a long stream's end says little about
+    the service's health), with a default deadline. A refusal raises at the call, before any read."""
+
+    __slots__ = ("_breaker", "_method", "_timeout_s")
+
+    def __init__(self, method: grpc.aio.UnaryStreamMultiCallable, breaker: CircuitBreaker, timeout_s: float) -> None:
+        self._method = method
+        self._breaker = breaker
+        self._timeout_s = timeout_s
+
+    def __call__(self, request: Any, *, timeout: float | None = None, **kwargs: Any) -> Any:
+        breaker = self._breaker
+        if breaker.rejects_now():
+            breaker.rejected_requests += 1
+            raise open_error(breaker, BreakerOpenError(f"circuit breaker for {breaker.name} is open"))
+        return self._method(request, timeout=self._timeout_s if timeout is None else timeout, **kwargs)
+
+
+def guarded_stub(stub_class: type[T], channel: grpc.aio.Channel, breaker: CircuitBreaker, timeout_s: float) -> T:
+    """An object with the methods of ``stub_class(channel)``, each going through ``breaker``. Build it once
+    per upstream and reuse it: a stub is cheap to call but not to make (one multicallable per method)."""
+    raw = stub_class(channel)  # type: ignore[call-arg]
+    guarded = _GuardedStub()
+    for name, method in vars(raw).items():
+        if isinstance(method, grpc.aio.UnaryUnaryMultiCallable):
+            setattr(guarded, name, GuardedUnary(method, breaker, timeout_s))
+        elif isinstance(method, grpc.aio.UnaryStreamMultiCallable):
+            setattr(guarded, name, GuardedStream(method, breaker, timeout_s))
+        else:  # client or bidirectional streaming: none of our upstreams has one yet
+            raise TypeError(f"{stub_class.__name__}.{name}: only unary-unary and unary-stream calls are guarded")
+    return cast(T, guarded)
+
+
+class _GuardedStub:
+    """The methods of one stub, as ``GuardedUnary`` / ``GuardedStream`` attributes."""

@@ -6,7 +6,6 @@ chat service sets trailing metadata on its own errors (``retry-after``, ``availa
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -25,13 +24,9 @@ BATCH_TIMEOUT_S = 900.0
 QUICK_TIMEOUT_S = 10.0
 
 
-@functools.lru_cache(maxsize=8)
-def _stub_for(channel: grpc.aio.Channel) -> chat_pb2_grpc.ChatServiceStub:
-    return chat_pb2_grpc.ChatServiceStub(channel)
-
-
 def stub(state: GatewayState) -> chat_pb2_grpc.ChatServiceStub:
-    return _stub_for(state.upstreams["chat"].channel)
+    """The chat service's stub, made once per upstream (its calls pass the chat breaker)."""
+    return state.upstreams["chat"].stub(chat_pb2_grpc.ChatServiceStub)
 
 
 def problem_of(exc: grpc.aio.AioRpcError) -> HTTPException:
@@ -84,8 +79,8 @@ async def open_stream(
 ) -> tuple[grpc.aio.UnaryStreamCall, chat_pb2.ChatChunk]:
     """Start ``ChatStream`` and wait for its first chunk, so that an error before any token (unknown model,
     bad input, overload) is an HTTP status rather than an event inside a 200 response."""
-    call = stub(state).ChatStream(request, metadata=tuple(metadata), timeout=STREAM_TIMEOUT_S)
     try:
+        call = stub(state).ChatStream(request, metadata=tuple(metadata), timeout=STREAM_TIMEOUT_S)
         first = await call.read()
     except grpc.aio.AioRpcError as exc:
         raise problem_of(exc) from exc

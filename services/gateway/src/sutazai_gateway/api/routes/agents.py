@@ -71,7 +71,7 @@ class NewAgent(AgentFields):
 
 
 def _stub(state: StateDep) -> agents_pb2_grpc.AgentServiceStub:
-    return agents_pb2_grpc.AgentServiceStub(state.upstreams["agents"].channel)
+    return state.upstreams["agents"].stub(agents_pb2_grpc.AgentServiceStub)
 
 
 def _summary(agent: agents_pb2.Agent) -> dict[str, Any]:

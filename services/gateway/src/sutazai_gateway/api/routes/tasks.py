@@ -36,7 +36,7 @@ class CreateTask(BaseModel):
 
 
 def _stub(state: StateDep) -> tasks_pb2_grpc.TaskServiceStub:
-    return tasks_pb2_grpc.TaskServiceStub(state.upstreams["tasks"].channel)
+    return state.upstreams["tasks"].stub(tasks_pb2_grpc.TaskServiceStub)
 
 
 def _iso(message: Any, field: str) -> str | None:
@@ -162,10 +162,10 @@ async def replay_task(task_id: TaskId, user: AdminUser, state: StateDep) -> dict
 @router.get("/{task_id}/events")
 async def task_events(task_id: TaskId, request: Request, user: CurrentUser, state: StateDep) -> StreamingResponse:
     """Server-Sent Events: the current state first, then each change and streamed token, until the task ends."""
-    call = _stub(state).WatchTask(tasks_pb2.WatchTaskRequest(task_id=_task_id(task_id)),
-                                  metadata=user.to_metadata(), timeout=3600)
+    request_message = tasks_pb2.WatchTaskRequest(task_id=_task_id(task_id))
     # Read the first event before answering, so an unknown task is a 404 rather than an empty stream.
     with upstream_errors("tasks"):
+        call = _stub(state).WatchTask(request_message, metadata=user.to_metadata(), timeout=3600)
         first = await call.read()
 
     async def events() -> AsyncIterator[bytes]:

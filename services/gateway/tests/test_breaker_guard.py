@@ -1,15 +1,16 @@
-"""The breaker as an interceptor on a real gRPC channel to a real (in-process) server."""
+"""The breaker wrapped in line around a stub's calls, on a real gRPC channel to a real (in-process) server."""
 
 import asyncio
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from sutazai.mesh.v1 import mesh_pb2, mesh_pb2_grpc
-from sutazai_gateway.breakers import DOMAIN_ERROR_KEY, BreakerInterceptor, CircuitBreaker
-from sutazai_runtime.grpc_client import open_channel
+from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from sutazai_gateway.breakers import DOMAIN_ERROR_KEY
+from sutazai_gateway.upstreams import Upstreams
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.settings import ServiceSettings
 
@@ -38,9 +39,12 @@ async def test_tagged_errors_do_not_open_it_untagged_ones_do_and_health_bypasses
     server = asyncio.create_task(serve(spec, stop=stop, bound_port=port))
     while not port:  # noqa: ASYNC110 - serve() reports its port through the list
         await asyncio.sleep(0.01)
-    breaker = CircuitBreaker("mesh", failure_threshold=2, recovery_timeout_s=60)
-    channel = open_channel(f"127.0.0.1:{port[0]}", default_timeout_s=5, interceptors=[BreakerInterceptor(breaker)])
-    stub = mesh_pb2_grpc.MeshServiceStub(channel)
+    upstreams = Upstreams({"mesh": f"127.0.0.1:{port[0]}"}, default_timeout_s=5, breaker_failures=2,
+                          breaker_recovery_s=60)
+    upstream = upstreams["mesh"]
+    breaker = upstream.breaker
+    stub = upstream.stub(mesh_pb2_grpc.MeshServiceStub)
+    assert upstream.stub(mesh_pb2_grpc.MeshServiceStub) is stub  # made once, reused by every request
     try:
         for _ in range(3):
             with pytest.raises(grpc.aio.AioRpcError):
@@ -55,9 +59,36 @@ async def test_tagged_errors_do_not_open_it_untagged_ones_do_and_health_bypasses
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "circuit breaker for mesh is open" in (refused.value.details() or "")
         assert dict(refused.value.trailing_metadata())["retry-after"] == "60"
-        health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert breaker.snapshot()["rejected_requests"] == 1
+        # The health stub bypasses the breaker, so the monitor keeps seeing the real service.
+        health = await upstream.health.Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
+        breaker.reset()
+        with pytest.raises(grpc.aio.AioRpcError, match="broken"):
+            await stub.Resolve(mesh_pb2.ResolveRequest(name="x"))  # closed again: the call goes out
     finally:
         stop.set()
         await asyncio.wait_for(server, 10)
-        await channel.close()
+        await upstreams.close()
+
+
+async def test_calls_get_the_default_deadline_and_an_open_breaker_refuses_streams_at_the_call() -> None:
+    """Nothing listens on port 9: with wait_for_ready the call waits until the upstream's default deadline."""
+    upstreams = Upstreams({"tasks": "127.0.0.1:9"}, default_timeout_s=0.3, breaker_failures=1,
+                          breaker_recovery_s=60)
+    upstream = upstreams["tasks"]
+    stub = upstream.stub(tasks_pb2_grpc.TaskServiceStub)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(grpc.aio.AioRpcError) as waited:
+            await stub.GetTask(tasks_pb2.GetTaskRequest(task_id="x"), wait_for_ready=True)
+        assert waited.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert loop.time() - started < 5
+        assert upstream.breaker.state == "open"
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            stub.WatchTask(tasks_pb2.WatchTaskRequest(task_id="x"))
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert dict(refused.value.trailing_metadata())["retry-after"] == "60"
+    finally:
+        await upstreams.close()
