@@ -77,7 +77,7 @@ async def servers() -> AsyncIterator[list[_Server]]:
 
 
 def upstream(servers: list[_Server], **policy: object) -> Upstream:
-    up = Upstream("h", health_pb2_grpc.HealthStub, policy=UpstreamPolicy(**policy))  # type: ignore[arg-type]
+    up = Upstream("h", policy=UpstreamPolicy(**policy))  # type: ignore[arg-type]
     up.set_instances([s.instance(i) for i, s in enumerate(servers)])
     return up
 
@@ -89,7 +89,7 @@ async def test_calls_spread_over_both_instances(servers: list[_Server]) -> None:
     for strategy in ("round_robin", "p2c_peak_ewma", "least_connections", "random", "weighted"):
         up = upstream(servers, strategy=strategy)
         before = [s.calls for s in servers]
-        await asyncio.gather(*(up.stub.Check(REQ) for _ in range(60)))
+        await asyncio.gather(*(up.stub(health_pb2_grpc.HealthStub).Check(REQ) for _ in range(60)))
         got = [s.calls - b for s, b in zip(servers, before, strict=True)]
         assert sum(got) == 60 and min(got) > 5, (strategy, got)
         assert up.in_flight == 0
@@ -100,7 +100,7 @@ async def test_a_dead_instance_is_retried_elsewhere_then_ejected(servers: list[_
     up = upstream(servers, outlier=OutlierPolicy(consecutive_failures=3, base_ejection_s=30))
     await servers[1].stop()
     for _ in range(20):  # a steady load, four in flight; a burst larger than the retry budget would fail some
-        results = await asyncio.gather(*(up.stub.Check(REQ, timeout=5) for _ in range(4)))
+        results = await asyncio.gather(*(up.stub(health_pb2_grpc.HealthStub).Check(REQ, timeout=5) for _ in range(4)))
         assert all(r.status == health_pb2.HealthCheckResponse.SERVING for r in results)  # no caller saw an error
     assert up.breaker.state == "closed"
     await eventually(lambda: any(i["ejected"] for i in up.instances()) or up.budget.retries > 0)
@@ -115,13 +115,13 @@ async def test_breaker_opens_answers_fast_and_one_probe_closes_it(servers: list[
     await only[0].stop()
     for _ in range(3):
         with pytest.raises(grpc.aio.AioRpcError) as failed:
-            await up.stub.Check(REQ, timeout=2)
+            await up.stub(health_pb2_grpc.HealthStub).Check(REQ, timeout=2)
         assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
     assert up.breaker.state == "open"
     started = time.perf_counter()
     for _ in range(50):
         with pytest.raises(UpstreamUnavailable) as refused:
-            await up.stub.Check(REQ)
+            await up.stub(health_pb2_grpc.HealthStub).Check(REQ)
     per_call_ms = (time.perf_counter() - started) * 1000 / 50
     assert per_call_ms < 5
     assert refused.value.reason == "breaker_open" and "h" in refused.value.details()
@@ -129,7 +129,7 @@ async def test_breaker_opens_answers_fast_and_one_probe_closes_it(servers: list[
     await only[0].start(port)  # the upstream is back
     await asyncio.sleep(1.05)
     assert up.breaker.state == "half_open"
-    await up.stub.Check(REQ, timeout=5)
+    await up.stub(health_pb2_grpc.HealthStub).Check(REQ, timeout=5)
     assert up.breaker.state == "closed"
     await up.close()
 
@@ -137,7 +137,7 @@ async def test_breaker_opens_answers_fast_and_one_probe_closes_it(servers: list[
 async def test_a_slow_upstream_hits_the_deadline_and_in_flight_returns_to_zero(servers: list[_Server]) -> None:
     up = upstream(servers[:1])
     servers[0].delay_s = 2.0
-    calls = [asyncio.create_task(up.stub.Check(REQ, timeout=0.3)) for _ in range(5)]
+    calls = [asyncio.create_task(up.stub(health_pb2_grpc.HealthStub).Check(REQ, timeout=0.3)) for _ in range(5)]
     await asyncio.sleep(0.05)
     assert up.in_flight == 5
     for call in calls:
@@ -151,7 +151,7 @@ async def test_a_slow_upstream_hits_the_deadline_and_in_flight_returns_to_zero(s
 async def test_a_cancelled_call_is_no_verdict(servers: list[_Server]) -> None:
     up = upstream(servers[:1], breaker=BreakerPolicy(consecutive_failures=1))
     servers[0].delay_s = 1.0
-    call = asyncio.create_task(up.stub.Check(REQ))
+    call = asyncio.create_task(up.stub(health_pb2_grpc.HealthStub).Check(REQ))
     await asyncio.sleep(0.1)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -162,7 +162,7 @@ async def test_a_cancelled_call_is_no_verdict(servers: list[_Server]) -> None:
 
 async def test_streams_are_judged_and_balanced(servers: list[_Server]) -> None:
     up = upstream(servers[:1], breaker=BreakerPolicy(consecutive_failures=2, open_s=30))
-    stream = up.stub.Watch(REQ, timeout=5)
+    stream = up.stub(health_pb2_grpc.HealthStub).Watch(REQ, timeout=5)
     first = await stream.read()
     assert first.status == health_pb2.HealthCheckResponse.SERVING and up.in_flight == 1
     stream.cancel()  # the client left: no verdict
@@ -170,7 +170,7 @@ async def test_streams_are_judged_and_balanced(servers: list[_Server]) -> None:
     await servers[0].stop()
     for _ in range(2):
         with pytest.raises(grpc.aio.AioRpcError):
-            await up.stub.Watch(REQ, timeout=2).read()
+            await up.stub(health_pb2_grpc.HealthStub).Watch(REQ, timeout=2).read()
     assert up.breaker.state == "open"  # a stream that fails to start counts
     await up.close()
 
@@ -178,19 +178,19 @@ async def test_streams_are_judged_and_balanced(servers: list[_Server]) -> None:
 async def test_the_concurrency_cap(servers: list[_Server]) -> None:
     up = upstream(servers[:1], max_concurrent=2)
     servers[0].delay_s = 0.5
-    calls = [asyncio.create_task(up.stub.Check(REQ)) for _ in range(2)]
+    calls = [asyncio.create_task(up.stub(health_pb2_grpc.HealthStub).Check(REQ)) for _ in range(2)]
     await asyncio.sleep(0.05)
     with pytest.raises(UpstreamUnavailable) as over:
-        await up.stub.Check(REQ)
+        await up.stub(health_pb2_grpc.HealthStub).Check(REQ)
     assert over.value.reason == "overflow"
     await asyncio.gather(*calls)
     await up.close()
 
 
 async def test_no_instance_is_unavailable() -> None:
-    up = Upstream("nothing", health_pb2_grpc.HealthStub)
+    up = Upstream("nothing")
     with pytest.raises(UpstreamUnavailable) as none:
-        await up.stub.Check(REQ)
+        await up.stub(health_pb2_grpc.HealthStub).Check(REQ)
     assert none.value.reason == "no_instance"
     await up.close()
 
@@ -220,8 +220,8 @@ async def test_serve_registers_passing_and_deregisters_on_stop(kv: NatsKvRegistr
     assert (found.id, found.port, found.tags, found.metadata["zone"], found.weight) == ("uptest-1", port[0], ("a",),
                                                                                        "z1", 3)
     assert {"version", "metrics_port"} <= found.metadata.keys()
-    up = Upstream("uptest", health_pb2_grpc.HealthStub, registry=kv)  # callers resolve it from the watch
-    assert (await up.stub.Check(REQ)).status == health_pb2.HealthCheckResponse.SERVING
+    up = Upstream("uptest", registry=kv)  # callers resolve it from the watch
+    assert (await up.stub(health_pb2_grpc.HealthStub).Check(REQ)).status == health_pb2.HealthCheckResponse.SERVING
     stop.set()
     await task
     assert kv.instances("uptest", passing_only=False) == []

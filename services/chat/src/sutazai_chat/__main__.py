@@ -8,9 +8,11 @@ import logging
 import redis.asyncio as redis
 import uvloop
 from sutazai.chat.v1 import chat_pb2_grpc
+from sutazai_runtime.discovery import open_registry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging, redact_url
 from sutazai_runtime.probes import Probe, redis_probe
+from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_chat.agents import AgentDirectory
@@ -82,7 +84,13 @@ async def run(settings: Settings) -> None:
     cache = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     await connect_with_retry("redis", cache.ping, timeout_s=settings.startup_timeout_s)
     service = build_service(settings, cache)
-    agents = AgentDirectory(settings.agents_addr) if settings.agents_addr else None
+    registry = await connect_with_retry(
+        "registry", lambda: open_registry(settings.discovery, client_name="sutazai-chat",
+                                          static_addresses={"agents": settings.agents_addr or ""}),
+        timeout_s=settings.startup_timeout_s,
+    )
+    # agents' instances from the registry's watch (a chat naming agent_id asks for the agent's prompt)
+    agents = AgentDirectory(Upstream("agents", registry=registry, policy=UpstreamPolicy(timeout_s=5.0)))
     servicer = build_servicer(settings, service, agents)
 
     async def close_backends() -> None:
@@ -97,7 +105,8 @@ async def run(settings: Settings) -> None:
             register=[lambda server: chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)],
             service_names=[SERVICE.full_name],
             probes=[redis_probe(cache, settings.redis_url), backends_probe(service)],
-            cleanups=[close_backends, cache.aclose],
+            cleanups=[close_backends, cache.aclose, registry.close],
+            registry=registry,
             background=[lambda: discover(service, settings.discovery_interval_s)],
         )
     )

@@ -22,6 +22,7 @@ from sutazai_gateway.api.deps import GatewayState
 from sutazai_gateway.api.routes import agents as agents_routes
 from sutazai_gateway.api.routes import auth, health, root, tasks
 from sutazai_gateway.api.routes import chat as chat_routes
+from sutazai_gateway.api.routes import mesh as mesh_routes
 from sutazai_gateway.api.routes import ollama_compat as ollama_routes
 from sutazai_gateway.api.routes import openai_compat as openai_routes
 from sutazai_gateway.auth.service import Authenticator, bootstrap_admin
@@ -30,7 +31,7 @@ from sutazai_gateway.body_limit import BodySizeLimit
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
 from sutazai_gateway.problems import install_problem_handlers
-from sutazai_gateway.upstreams import Upstreams
+from sutazai_gateway.upstreams import Upstreams, open_gateway_registry
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,10 @@ def create_app(settings: Settings) -> FastAPI:
         nc = await connect_with_retry(
             "nats", lambda: connect_nats(settings.nats_url, name="sutazai-gateway"), timeout_s=timeout
         )
-        upstreams = Upstreams(
-            settings.upstream_addresses(), default_timeout_s=settings.upstream_timeout_s,
-            breaker_failures=settings.breaker_failures, breaker_recovery_s=settings.breaker_recovery_s,
+        registry = await connect_with_retry(
+            "registry", lambda: open_gateway_registry(settings), timeout_s=timeout
         )
+        upstreams = Upstreams(list(settings.upstream_addresses()), registry, settings)
         probes = [
             postgres_probe(pool, settings.database_url),
             redis_probe(cache, settings.redis_url),
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await upstreams.close()
+                    await registry.close()
                     await nc.drain()
                     await cache.aclose()
                     await pool.close()
@@ -102,4 +104,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(chat_routes.router)
     app.include_router(openai_routes.router)
     app.include_router(ollama_routes.router)
+    app.include_router(mesh_routes.router)
     return app

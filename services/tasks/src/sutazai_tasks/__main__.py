@@ -8,21 +8,24 @@ import contextlib
 import signal
 from importlib.resources import files
 
+import aiohttp
 import asyncpg
 import uvloop
 from prometheus_client import start_http_server
 from sutazai.tasks.v1 import tasks_pb2_grpc
-from sutazai_runtime.grpc_client import open_channel
+from sutazai_runtime.discovery import open_registry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.nats import connect_nats, ensure_stream
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_runtime.probes import nats_probe, postgres_probe
+from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_tasks import handlers
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.config import Settings
+from sutazai_tasks.mesh_delivery import MeshDelivery
 from sutazai_tasks.orchestration import Orchestrator
 from sutazai_tasks.server import SERVICE, TaskServicer, sweep_stale
 from sutazai_tasks.store import TaskStore, pool_setup
@@ -68,11 +71,21 @@ async def run_worker(settings: Settings) -> None:
     pool, bus = await _connect(settings, "sutazai-tasks-worker")
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
-    agents, chat = open_channel(settings.agents_addr), open_channel(settings.chat_addr)
+    registry = await connect_with_retry(
+        "registry", lambda: open_registry(settings.discovery, client_name="sutazai-tasks-worker",
+                                          static_addresses={"agents": settings.agents_addr,
+                                                            "chat": settings.chat_addr}),
+        timeout_s=settings.startup_timeout_s,
+    )
+    # instances from the registry's watch, balanced and protected per call (a long agent run: no per-try cap)
+    agents = Upstream("agents", registry=registry, policy=UpstreamPolicy(timeout_s=10.0, per_try_timeout_s=5.0))
+    chat = Upstream("chat", registry=registry, policy=UpstreamPolicy(timeout_s=settings.chat_timeout_s))
+    http = aiohttp.ClientSession()
     store = TaskStore(pool)
     worker = Worker(
         store, bus,
-        {"echo": handlers.echo, "agent": handlers.AgentRunner(agents, chat), "orchestrate": Orchestrator(store, bus)},
+        {"echo": handlers.echo, "agent": handlers.AgentRunner(agents, chat), "orchestrate": Orchestrator(store, bus),
+         "mesh": MeshDelivery(registry, http)},
         batch=settings.worker_batch, retry_base_s=settings.retry_base_s,
         max_in_flight=settings.worker_max_in_flight,
     )
@@ -90,6 +103,8 @@ async def run_worker(settings: Settings) -> None:
             async with asyncio.timeout(2.0):
                 await agents.close()
                 await chat.close()
+                await registry.close()
+                await http.close()
                 await bus.nc.close()
                 await pool.close()
 

@@ -22,3 +22,4 @@ class Settings(ServiceSettings):
     retry_base_s: float = Field(1.0, gt=0, le=60)
     agents_addr: str = "127.0.0.1:50051"
     chat_addr: str = "127.0.0.1:50054"
+    chat_timeout_s: float = Field(3600.0, gt=0)  # the default deadline of a worker's chat call

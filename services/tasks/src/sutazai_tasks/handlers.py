@@ -10,6 +10,7 @@ import grpc
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
 from sutazai_runtime.identity import Identity
+from sutazai_runtime.resilience.upstream import Upstream, stub_of
 
 from sutazai_tasks.errors import PermanentError
 from sutazai_tasks.model import TaskRow
@@ -32,9 +33,9 @@ async def echo(task: TaskRow, progress: Progress) -> Any:
 class AgentRunner:
     """Runs an agent: its definition from ``agents``, its prompt through ``chat``, tokens as progress."""
 
-    def __init__(self, agents: grpc.aio.Channel, chat: grpc.aio.Channel) -> None:
-        self._agents = agents_pb2_grpc.AgentServiceStub(agents)
-        self._chat = chat_pb2_grpc.ChatServiceStub(chat)
+    def __init__(self, agents: grpc.aio.Channel | Upstream, chat: grpc.aio.Channel | Upstream) -> None:
+        self._agents = stub_of(agents, agents_pb2_grpc.AgentServiceStub)
+        self._chat = stub_of(chat, chat_pb2_grpc.ChatServiceStub)
 
     async def __call__(self, task: TaskRow, progress: Progress) -> Any:
         metadata = Identity(task.owner_id).to_metadata()

@@ -8,6 +8,7 @@ per service.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import AliasChoices, Field
@@ -37,8 +38,10 @@ class DiscoverySettings(BaseSettings):
         return "consul" if self.consul_http_addr else "nats"
 
 
-async def open_registry(settings: DiscoverySettings, *, client_name: str = "sutazai-discovery") -> Registry:
-    """A started registry (its view loaded, its watch running). The caller closes it."""
+async def open_registry(settings: DiscoverySettings, *, client_name: str = "sutazai-discovery",
+                        static_addresses: Mapping[str, str] | None = None) -> Registry:
+    """A started registry (its view loaded, its watch running). The caller closes it. ``static_addresses``
+    (name -> "host:port[,host:port]") are what the static backend resolves; the others ignore them."""
     backend = settings.resolved_backend()
     registry: Registry
     if backend == "consul":
@@ -51,7 +54,7 @@ async def open_registry(settings: DiscoverySettings, *, client_name: str = "suta
     elif backend == "static":
         from sutazai_runtime.discovery.static import StaticRegistry
 
-        registry = StaticRegistry()
+        registry = StaticRegistry(static_addresses)
     else:
         from sutazai_runtime.discovery.nats_kv import NatsKvRegistry
         from sutazai_runtime.nats import connect_nats

@@ -2,7 +2,7 @@
 protection around every call. This module does the I/O; the decisions live in ``balancing`` and in
 ``resilience.breaker`` / ``outlier`` / ``budget`` (no I/O, tested with a fake clock).
 
-Per call (``await upstream.stub.GetAgent(request, metadata=..., timeout=...)``):
+Per call (``await upstream.stub(AgentServiceStub).GetAgent(request, metadata=..., timeout=...)``):
 
 1. breaker: open -> ``UpstreamUnavailable`` at once (UNAVAILABLE, ``retry-after`` in the trailers, the
    upstream named in the details); half-open lets a bounded number of probes through;
@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -49,6 +49,7 @@ FAILURES = frozenset({
 })
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 DOMAIN_ERROR_KEY = "sutazai-error"
+T = TypeVar("T")
 IDEMPOTENT_PREFIXES = ("Get", "List", "Search", "Check", "Resolve", "Watch", "Health")
 
 
@@ -86,21 +87,28 @@ class UpstreamUnavailable(grpc.aio.AioRpcError):
 class _Handle:
     """What the I/O layer keeps per endpoint: its channel, its stub and the callables made from it."""
 
-    __slots__ = ("calls", "cancelled", "channel", "failed", "instance", "ok", "stub")
+    __slots__ = ("calls", "cancelled", "channel", "failed", "instance", "ok", "stubs")
 
-    def __init__(self, upstream: str, instance: Instance, stub_factory: Callable[[grpc.aio.Channel], Any]) -> None:
+    def __init__(self, upstream: str, instance: Instance) -> None:
         self.instance = instance
         self.channel = grpc.aio.insecure_channel(instance.target, options=CHANNEL_OPTIONS)
-        self.stub = stub_factory(self.channel)
-        self.calls: dict[str, Any] = {}
+        self.stubs: dict[type, Any] = {}
+        self.calls: dict[tuple[type, str], Any] = {}
         self.ok = metrics.CALLS.labels(upstream, instance.id, "ok")
         self.failed = metrics.CALLS.labels(upstream, instance.id, "failure")
         self.cancelled = metrics.CALLS.labels(upstream, instance.id, "cancelled")
 
-    def call(self, method: str) -> Any:
-        found = self.calls.get(method)
+    def stub(self, stub_class: type) -> Any:
+        found = self.stubs.get(stub_class)
         if found is None:
-            found = self.calls[method] = getattr(self.stub, method)
+            found = self.stubs[stub_class] = stub_class(self.channel)
+        return found
+
+    def call(self, stub_class: type, method: str) -> Any:
+        key = (stub_class, method)
+        found = self.calls.get(key)
+        if found is None:
+            found = self.calls[key] = getattr(self.stub(stub_class), method)
         return found
 
 
@@ -112,13 +120,12 @@ def _is_failure(exc: grpc.aio.AioRpcError) -> bool:
 
 class Upstream:
     def __init__(
-        self, name: str, stub_factory: Callable[[grpc.aio.Channel], Any], *, registry: Registry | None = None,
+        self, name: str, *, registry: Registry | None = None,
         targets: Sequence[str] = (), policy: UpstreamPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.policy = policy or UpstreamPolicy()
-        self._stub_factory = stub_factory
         self._clock = clock
         self.strategy = make_strategy(self.policy.strategy)
         self.breaker = CircuitBreaker(name, self.policy.breaker, on_transition=metrics.breaker_transition)
@@ -131,9 +138,9 @@ class Upstream:
         self._closers: set[asyncio.Task[None]] = set()
         metrics.IN_FLIGHT.labels(name).set_function(lambda: self.in_flight)
         metrics.INSTANCES.labels(name).set_function(lambda: len(self.endpoints))
-        self._kinds: dict[str, bool] = {}  # method -> is server-streaming
+        self._kinds: dict[tuple[type, str], bool] = {}  # (stub class, method) -> is server-streaming
         self._template_channel: grpc.aio.Channel | None = None
-        self.stub = BalancedStub(self)
+        self._stubs: dict[type, Any] = {}
         if registry is not None:
             registry.subscribe(name, self.set_instances)
         elif targets:
@@ -154,7 +161,7 @@ class Upstream:
             if current is not None:
                 self._retire(current)
             self._by_id[instance_id] = Endpoint(instance_id, instance.target, instance.weight,
-                                                handle=_Handle(self.name, instance, self._stub_factory))
+                                                handle=_Handle(self.name, instance))
         self.endpoints = sorted(self._by_id.values(), key=lambda e: e.id)
 
     def _retire(self, endpoint: Endpoint) -> None:
@@ -236,7 +243,19 @@ class Upstream:
         return UpstreamUnavailable(self.name, "no_instance", f"no instance of {self.name} is available")
 
     # --- calls ---------------------------------------------------------------------------------------------
-    async def unary(self, method: str, request: Any, *, timeout: float | None = None,  # noqa: ASYNC109
+    def stub(self, stub_class: type[T]) -> T:
+        """A stub-like object of ``stub_class`` whose every call is balanced and protected; made once."""
+        found = self._stubs.get(stub_class)
+        if found is None:
+            found = self._stubs[stub_class] = BalancedStub(self, stub_class)
+        return cast(T, found)
+
+    def plain_stubs(self, stub_class: type[T]) -> list[tuple[str, T]]:
+        """(instance id, stub) for every instance, without protection (health checks of each instance)."""
+        return [(e.id, e.handle.stub(stub_class)) for e in self.endpoints]
+
+    async def unary(self, stub_class: type, method: str, request: Any, *,
+                    timeout: float | None = None,  # noqa: ASYNC109 (the gRPC keyword, passed on as a deadline)
                     metadata: Any = None, balance_key: str | None = None, **kwargs: Any) -> Any:
         self._admit()
         idempotent = self.idempotent(method)
@@ -263,8 +282,8 @@ class Upstream:
                 endpoint.in_flight += 1
                 started = time.perf_counter()
                 try:
-                    reply = await endpoint.handle.call(method)(request, timeout=attempt_timeout, metadata=metadata,
-                                                               **kwargs)
+                    reply = await endpoint.handle.call(stub_class, method)(
+                        request, timeout=attempt_timeout, metadata=metadata, **kwargs)
                 except grpc.aio.AioRpcError as exc:
                     endpoint.observe(time.perf_counter() - started, self._clock())
                     endpoint.in_flight -= 1
@@ -302,22 +321,22 @@ class Upstream:
             if retrying:
                 self.budget.active_retries -= 1
 
-    def stream(self, method: str, request: Any, *, timeout: float | None = None, metadata: Any = None,
-               balance_key: str | None = None, **kwargs: Any) -> BalancedStream:
-        return BalancedStream(self, method, request, timeout if timeout is not None else self.policy.timeout_s,
-                              metadata, balance_key, kwargs)
+    def stream(self, stub_class: type, method: str, request: Any, *, timeout: float | None = None,
+               metadata: Any = None, balance_key: str | None = None, **kwargs: Any) -> BalancedStream:
+        return BalancedStream(self, stub_class, method, request,
+                              timeout if timeout is not None else self.policy.timeout_s, metadata, balance_key, kwargs)
 
-    def is_stream(self, method: str) -> bool:
-        kind = self._kinds.get(method)
+    def is_stream(self, stub_class: type, method: str) -> bool:
+        kind = self._kinds.get((stub_class, method))
         if kind is None:
             template = next(iter(self._by_id.values()), None)
             if template is None:  # no instance yet: a stub on a channel that never connects tells the kind
                 if self._template_channel is None:
                     self._template_channel = grpc.aio.insecure_channel("127.0.0.1:9")
-                callable_ = getattr(self._stub_factory(self._template_channel), method)
+                callable_ = getattr(stub_class(self._template_channel), method)
             else:
-                callable_ = template.handle.call(method)
-            kind = self._kinds[method] = isinstance(callable_, grpc.aio.UnaryStreamMultiCallable)
+                callable_ = template.handle.call(stub_class, method)
+            kind = self._kinds[stub_class, method] = isinstance(callable_, grpc.aio.UnaryStreamMultiCallable)
         return kind
 
     def snapshot(self) -> dict[str, Any]:
@@ -346,9 +365,10 @@ class BalancedStream:
     ``grpc.aio.UnaryStreamCall``. The instance is chosen and the breaker asked at the first read; an
     idempotent stream failing with UNAVAILABLE before its first message is tried on another instance."""
 
-    def __init__(self, upstream: Upstream, method: str, request: Any, timeout: float, metadata: Any,
-                 balance_key: str | None, kwargs: dict[str, Any]) -> None:
+    def __init__(self, upstream: Upstream, stub_class: type, method: str, request: Any, timeout: float,
+                 metadata: Any, balance_key: str | None, kwargs: dict[str, Any]) -> None:
         self._upstream = upstream
+        self._stub_class = stub_class
         self._method = method
         self._request = request
         self._timeout = timeout
@@ -390,8 +410,8 @@ class BalancedStream:
             self._endpoint = endpoint
             endpoint.in_flight += 1
             self._started = time.perf_counter()
-            self._call = endpoint.handle.call(self._method)(self._request, timeout=self._timeout,
-                                                            metadata=self._metadata, **self._kwargs)
+            self._call = endpoint.handle.call(self._stub_class, self._method)(
+                self._request, timeout=self._timeout, metadata=self._metadata, **self._kwargs)
             try:
                 message = await self._call.read()
             except grpc.aio.AioRpcError as exc:
@@ -455,35 +475,38 @@ class BalancedStream:
 
 
 class _UnaryMethod:
-    __slots__ = ("_method", "_upstream")
+    __slots__ = ("_method", "_stub_class", "_upstream")
 
-    def __init__(self, upstream: Upstream, method: str) -> None:
+    def __init__(self, upstream: Upstream, stub_class: type, method: str) -> None:
         self._upstream = upstream
+        self._stub_class = stub_class
         self._method = method
 
     def __call__(self, request: Any, **kwargs: Any) -> Any:
-        return self._upstream.unary(self._method, request, **kwargs)
+        return self._upstream.unary(self._stub_class, self._method, request, **kwargs)
 
 
 class _StreamMethod(_UnaryMethod):
     __slots__ = ()
 
     def __call__(self, request: Any, **kwargs: Any) -> BalancedStream:
-        return self._upstream.stream(self._method, request, **kwargs)
+        return self._upstream.stream(self._stub_class, self._method, request, **kwargs)
 
 
 class BalancedStub:
     """Looks like the generated stub (``stub.GetAgent(request, metadata=..., timeout=...)``); every call goes
     through the upstream's balancing and protection. Method objects are made once and cached."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, stub_class: type) -> None:
         self._upstream = upstream
+        self._stub_class = stub_class
 
     def __getattr__(self, method: str) -> Any:
         if method.startswith("_"):
             raise AttributeError(method)
-        upstream = self._upstream
-        found: _UnaryMethod = (_StreamMethod if upstream.is_stream(method) else _UnaryMethod)(upstream, method)
+        upstream, stub_class = self._upstream, self._stub_class
+        kind = _StreamMethod if upstream.is_stream(stub_class, method) else _UnaryMethod
+        found: _UnaryMethod = kind(upstream, stub_class, method)
         setattr(self, method, found)
         return found
 
@@ -495,3 +518,10 @@ async def upstream_set(upstreams: Sequence[Upstream]) -> AsyncIterator[None]:
         yield
     finally:
         await asyncio.gather(*(u.close() for u in upstreams), return_exceptions=True)
+
+
+def stub_of(target: Upstream | grpc.aio.Channel, stub_class: type[T]) -> T:
+    """``stub_class`` over an ``Upstream`` (balanced, protected) or over a plain channel (tests, tools)."""
+    if isinstance(target, Upstream):
+        return target.stub(stub_class)
+    return stub_class(target)  # type: ignore[call-arg]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Query
 
 from sutazai_gateway import __version__
 from sutazai_gateway.api.deps import AdminUser, GatewayState, StateDep
@@ -89,9 +90,12 @@ def _breaker_state(state: GatewayState, name: str) -> str | None:
         return None
 
 
-@router.get("/api/v1/health/circuit-breakers")
+@router.get("/api/v1/health/circuit-breakers", responses={401: {"description": "no credential"},
+                                                          403: {"description": "not an admin"}})
 async def circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, object]:
-    breakers = {u.name: u.breaker.snapshot() for u in state.upstreams}
+    """Every upstream's breaker: the original's fields, plus the rolling window's failure rate, calls in flight,
+    ejected instances and the next probe time."""
+    breakers = {u.name: u.snapshot() for u in state.upstreams}
     open_count = sum(1 for b in breakers.values() if b["state"] == "open")
     return {
         "timestamp": _now(), "circuit_breakers": breakers, "total_breakers": len(breakers),
@@ -100,8 +104,20 @@ async def circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, object]:
     }
 
 
-@router.post("/api/v1/health/circuit-breakers/reset")
-async def reset_circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, str]:
+@router.post("/api/v1/health/circuit-breakers/reset", responses={
+    401: {"description": "no credential"}, 403: {"description": "not an admin"},
+    404: {"description": "no breaker has that name"}})
+async def reset_circuit_breakers(
+    _: AdminUser, state: StateDep,
+    name: Annotated[str | None, Query(max_length=64, description="one breaker; all when omitted")] = None,
+) -> dict[str, str]:
+    if name is not None:
+        try:
+            upstream = state.upstreams[name]
+        except KeyError:
+            raise HTTPException(404, f"no circuit breaker is called {name!r}") from None
+        upstream.breaker.reset()
+        return {"message": f"the circuit breaker for {name} is closed", "timestamp": _now(), "status": "success"}
     for upstream in state.upstreams:
         upstream.breaker.reset()
     return {"message": "every circuit breaker is closed", "timestamp": _now(), "status": "success"}

@@ -14,7 +14,7 @@ FEATURES = {
     "tasks": True,
     "chat": True,
     "memory": False,
-    "mesh": False,
+    "mesh": True,
     "authentication": True,
 }
 
