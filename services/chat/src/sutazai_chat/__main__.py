@@ -12,13 +12,14 @@ from sutazai_runtime.discovery import open_registry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging, redact_url
 from sutazai_runtime.probes import Probe, redis_probe
+from sutazai_runtime.resilience import BreakerPolicy, CircuitBreaker
+from sutazai_runtime.resilience.metrics import breaker_transition
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_chat.agents import AgentDirectory
 from sutazai_chat.backend_config import load_backends
 from sutazai_chat.backends import BackendCallError, make_client
-from sutazai_chat.breaker import CircuitBreaker
 from sutazai_chat.cache import ResponseCache
 from sutazai_chat.config import Settings
 from sutazai_chat.requests import Limits
@@ -29,11 +30,20 @@ from sutazai_chat.service import ChatService
 log = logging.getLogger(__name__)
 
 
+def backend_breaker(name: str, settings: Settings) -> CircuitBreaker:
+    """The platform's one breaker (sutazai_runtime.resilience), per model backend: consecutive failures or the
+    failure rate over a rolling window open it; after ``breaker_reset_s`` one probe call decides."""
+    policy = BreakerPolicy(consecutive_failures=settings.breaker_failures, open_s=settings.breaker_reset_s,
+                           failure_rate=settings.breaker_failure_rate,
+                           minimum_requests=settings.breaker_minimum_requests)
+    return CircuitBreaker(f"chat-backend:{name}", policy, on_transition=breaker_transition)
+
+
 def build_service(settings: Settings, cache_client: redis.Redis) -> ChatService:
     backends = [
         Backend(spec, make_client(spec, connect_timeout_s=settings.connect_timeout_s,
                                   request_timeout_s=settings.request_timeout_s),
-                CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s), settings.queue_size)
+                backend_breaker(spec.name, settings), settings.queue_size)
         for spec in load_backends(settings)
     ]
     cache = ResponseCache(cache_client, settings.cache_ttl_s, settings.cache_prefix)
