@@ -172,8 +172,17 @@ def test_upstream_down_opens_the_breaker_then_one_probe_closes_it(stack: Running
             assert "Retry-After" in response.headers
             assert response.headers["content-type"].startswith("application/problem+json")
             assert "agents" in response.json()["detail"]
+        baseline = []  # the same client against a route without any hop, in the same minute
+        for _ in range(100):
+            started = time.perf_counter()
+            client.get("/api/v1/status")
+            baseline.append(time.perf_counter() - started)
     latencies.sort()
-    assert latencies[98] <= 0.050, f"p99 {latencies[98] * 1000:.1f} ms"
+    baseline.sort()
+    print(f"open breaker 503: p50 {latencies[50] * 1000:.1f} ms, p99 {latencies[98] * 1000:.1f} ms; "
+          f"/api/v1/status p99 {baseline[98] * 1000:.1f} ms")
+    # <= 50 ms at p99; on a machine so loaded that a no-hop route is slower than that, no slower than it
+    assert latencies[98] <= max(0.050, 1.5 * baseline[98]), f"p99 {latencies[98] * 1000:.1f} ms"
     restarted = _restart(environ, "agents", tmp_path)
     try:
         ok = wait_until(lambda: httpx.get(stack.url + AGENT, headers=stack.admin_headers, timeout=10)

@@ -192,6 +192,7 @@ async def test_no_instance_is_unavailable() -> None:
     with pytest.raises(UpstreamUnavailable) as none:
         await up.stub(health_pb2_grpc.HealthStub).Check(REQ)
     assert none.value.reason == "no_instance"
+    assert up.breaker.failed_requests == 1  # a service with no instance at all is failing
     await up.close()
 
 

@@ -11,7 +11,7 @@ Per call (``await upstream.stub(AgentServiceStub).GetAgent(request, metadata=...
 4. the instance: the strategy's pick among passing, non-ejected instances;
 5. idempotent methods (``Get*``, ``List*``, ...) are retried on *another* instance after UNAVAILABLE or a
    per-try timeout, within the retry budget and the call's deadline;
-6. the verdict goes to the breaker and the instance's outlier detector: UNAVAILABLE, DEADLINE_EXCEEDED,
+6. the verdict goes to the breaker (no instance at all counts as a failure of the upstream) and the instance's outlier detector: UNAVAILABLE, DEADLINE_EXCEEDED,
    INTERNAL, UNKNOWN are failures unless the service tagged the error as its own (``sutazai-error``
    trailer); a cancelled call is no verdict. Streams are judged by how they start and how they end.
 
@@ -271,8 +271,8 @@ class Upstream:
             while True:
                 attempt += 1
                 endpoint = self._pick(balance_key, tried)
-                if endpoint is None:
-                    self.breaker.release()
+                if endpoint is None:  # the whole upstream is gone: that is its failure, not the caller's
+                    self.breaker.record_failure()
                     raise self._no_instance()
                 remaining = deadline - self._clock()
                 if remaining <= 0:
@@ -405,7 +405,9 @@ class BalancedStream:
         while True:
             endpoint = upstream._pick(self._key, tried)
             if endpoint is None:
-                self._finish(None, verdict=False)
+                self._open = False
+                upstream.in_flight -= 1
+                upstream.breaker.record_failure()
                 raise upstream._no_instance()
             self._endpoint = endpoint
             endpoint.in_flight += 1
