@@ -61,13 +61,14 @@ async def _worker(session: aiohttp.ClientSession, url: str, window: Window) -> N
         window.record(started, time.perf_counter(), ok)
 
 
-async def generate(url: str, duration_s: float, warmup_s: float, connections: int) -> Window:
+async def generate(url: str, duration_s: float, warmup_s: float, connections: int,
+                   headers: dict[str, str] | None = None) -> Window:
     now = time.perf_counter()
     window = Window(start=now + warmup_s, end=now + warmup_s + duration_s)
     connector = aiohttp.TCPConnector(limit=connections)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with (
-        aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+        aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session,
         asyncio.timeout(warmup_s + duration_s + 2 * REQUEST_TIMEOUT_S),
     ):
         await asyncio.gather(*(_worker(session, url, window) for _ in range(connections)))
@@ -110,12 +111,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=1.5)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--header", action="append", default=[], help="'Name: value', sent on every request")
     args = parser.parse_args()
+    headers = dict(h.split(":", 1) for h in args.header)
+    headers = {k.strip(): v.strip() for k, v in headers.items()}
     if urlsplit(args.url).hostname not in LOOPBACK:
         parser.error("the load generator only sends traffic to this machine (127.0.0.1)")
 
     cpu_before = os.times()
-    window = run(generate(args.url, args.duration, args.warmup, args.connections))
+    window = run(generate(args.url, args.duration, args.warmup, args.connections, headers))
     cpu_after = os.times()
     result = summary(window)
     cpu_s = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)

@@ -66,13 +66,15 @@ def answers_200(url: str) -> bool:
 
 
 @contextmanager
-def bare_server() -> Iterator[str]:
-    """The hello-world baseline in its own process; yields its URL."""
+def bare_server(pids: list[int] | None = None) -> Iterator[str]:
+    """The hello-world baseline in its own process; yields its URL (and appends its pid to ``pids``)."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(BENCH_DIR / "_bare_app.py"), str(port)],
         stdin=subprocess.DEVNULL, start_new_session=True,  # Ctrl-C reaches only us; we stop it in order
     )
+    if pids is not None:
+        pids.append(process.pid)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + BARE_START_TIMEOUT_S

@@ -17,12 +17,19 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit() or int(value) > self.max_bytes:
                     await self._refuse(send)
                     return
-                break
+            elif name == b"transfer-encoding":
+                chunked = True
+        if not chunked:
+            # Without Transfer-Encoding the body is at most Content-Length bytes (the HTTP parser frames it),
+            # or absent: nothing to count, so the app runs without wrapped receive/send (most requests).
+            await self.app(scope, receive, send)
+            return
         received = 0
         refused = False
 

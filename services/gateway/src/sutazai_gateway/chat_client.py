@@ -75,12 +75,12 @@ def reply_dict(reply: chat_pb2.ChatResponse) -> dict[str, Any]:
 
 
 async def open_stream(
-    state: GatewayState, request: chat_pb2.ChatRequest, metadata: Sequence[tuple[str, str]]
+    state: GatewayState, request: chat_pb2.ChatRequest, metadata: grpc.aio.Metadata | Sequence[tuple[str, str]]
 ) -> tuple[grpc.aio.UnaryStreamCall, chat_pb2.ChatChunk]:
     """Start ``ChatStream`` and wait for its first chunk, so that an error before any token (unknown model,
     bad input, overload) is an HTTP status rather than an event inside a 200 response."""
     try:
-        call = stub(state).ChatStream(request, metadata=tuple(metadata), timeout=STREAM_TIMEOUT_S)
+        call = stub(state).ChatStream(request, metadata=metadata, timeout=STREAM_TIMEOUT_S)
         first = await call.read()
     except grpc.aio.AioRpcError as exc:
         raise problem_of(exc) from exc

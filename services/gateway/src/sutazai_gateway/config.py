@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     probe_timeout_s: float = Field(1.0, gt=0, le=30)
     monitor_interval_s: float = Field(2.0, gt=0, le=300)
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # FastAPI's native OpenTelemetry (spans, metrics, logs per request). Off by default: while no provider is
+    # configured, FastAPI still asks OpenTelemetry for the global providers on every request, which reads
+    # os.environ each time.
+    otel: bool = False
     startup_timeout_s: float = Field(60.0, gt=0)
     shutdown_grace_s: float = Field(3.0, gt=0, le=4.0)
 

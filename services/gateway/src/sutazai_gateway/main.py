@@ -92,16 +92,18 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         description="One authenticated REST API in front of self-hosted LLM agents.",
         lifespan=lifespan,
+        telemetry={"tracing": settings.otel, "metrics": settings.otel, "logs": settings.otel},
     )
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Routes are matched in order: the busiest prefixes first (no two routers share a path).
+    app.include_router(agents_routes.router)
+    app.include_router(tasks.router)
+    app.include_router(chat_routes.router)
     app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(auth.router)
-    app.include_router(agents_routes.router)
-    app.include_router(tasks.router)
     app.include_router(tasks.orchestrate_router)
-    app.include_router(chat_routes.router)
     app.include_router(openai_routes.router)
     app.include_router(ollama_routes.router)
     app.include_router(mesh_routes.router)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Annotated
 
+import grpc
 from fastapi import Depends, HTTPException, Request
 from sutazai_runtime.identity import Identity
 
@@ -45,13 +47,15 @@ def presented_credential(request: Request) -> str | None:
     return key.strip() if key and key.strip() else None
 
 
-async def current_user(request: Request, state: StateDep) -> Identity:
+async def current_user(request: Request) -> Identity:
+    # The state is read here rather than through ``StateDep``: one sub-dependency fewer to solve per request.
     credential = presented_credential(request)
     if credential is None:
         raise HTTPException(401, "this route needs a credential: Authorization: Bearer <token> or X-API-Key",
                             headers=_CHALLENGE)
+    auth: Authenticator = request.app.state.gateway.auth
     try:
-        return await state.auth.identify(credential)
+        return await auth.identify(credential)
     except AuthError as exc:
         raise HTTPException(401, str(exc), headers=_CHALLENGE) from exc
 
@@ -66,3 +70,10 @@ async def admin_user(user: CurrentUser) -> Identity:
 
 
 AdminUser = Annotated[Identity, Depends(admin_user)]
+
+
+@functools.lru_cache(maxsize=4096)
+def call_metadata(identity: Identity) -> grpc.aio.Metadata:
+    """The caller's identity as gRPC metadata, built once per identity: a ready ``Metadata`` also spares
+    grpc.aio its conversion of a tuple on every call. grpc.aio only reads it, so calls may share it."""
+    return grpc.aio.Metadata(*identity.to_metadata())

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sutazai_runtime.identity import Identity
 
 from sutazai_gateway.auth import api_keys, tokens
+from sutazai_gateway.auth.cache import CredentialCache
 from sutazai_gateway.auth.passwords import hash_password, verify_password
 from sutazai_gateway.auth.store import AuthStore, User
 
@@ -43,9 +44,9 @@ class Authenticator:
         self._secret = jwt_secret
         self._access_ttl_s = access_ttl_s
         self._refresh_ttl_s = refresh_ttl_s
-        # API key look-ups are cached briefly: a revoked key stops working within key_cache_ttl_s.
-        self._key_cache: dict[str, tuple[float, Identity]] = {}
-        self._key_cache_ttl_s = key_cache_ttl_s
+        # Verified API keys and access tokens are remembered briefly (a bounded LRU, per process): a revoked
+        # key stops working within key_cache_ttl_s on every gateway process, at once on the one that revoked it.
+        self._verified = CredentialCache(key_cache_ttl_s)
 
     @property
     def store(self) -> AuthStore:
@@ -85,19 +86,23 @@ class Authenticator:
         return self._pair(user.id, user.roles)
 
     async def identify(self, credential: str) -> Identity:
-        """The identity behind an API key or an access token."""
+        """The identity behind an API key or an access token (verified at most once per cache TTL)."""
+        cached = self._verified.get(credential)
+        if cached is not None:
+            return cached
         if credential.startswith(api_keys.KEY_PREFIX):
-            return await self._identify_key(credential)
+            identity = await self._identify_key(credential)
+            self._verified.put(credential, identity)
+            return identity
         try:
             claims = tokens.verify(self._secret, credential, "access")
         except tokens.InvalidTokenError as exc:
             raise AuthError(f"invalid access token: {exc}") from exc
-        return Identity(claims.user_id, frozenset(claims.roles))
+        identity = Identity(claims.user_id, frozenset(claims.roles))
+        self._verified.put(credential, identity, valid_for_s=claims.expires_at - time.time())
+        return identity
 
     async def _identify_key(self, key: str) -> Identity:
-        cached = self._key_cache.get(key)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
         parsed = api_keys.parse_key(key)
         row = await self._store.api_key_by_prefix(parsed.prefix) if parsed else None
         if row is None or row.revoked_at is not None or not api_keys.key_matches(key, row.key_hash):
@@ -105,17 +110,11 @@ class Authenticator:
         user = await self._store.user_by_id(row.user_id)
         if user is None or not user.is_active:
             raise AuthError("the API key's account is disabled")
-        identity = Identity(user.id, frozenset(user.roles))
-        if len(self._key_cache) > 10_000:
-            self._key_cache.clear()
-        self._key_cache[key] = (time.monotonic() + self._key_cache_ttl_s, identity)
-        return identity
+        return Identity(user.id, frozenset(user.roles))
 
     def forget_key(self, key_prefix: str) -> None:
-        """Drop a revoked key from the cache so this gateway refuses it at once."""
-        start = f"{api_keys.KEY_PREFIX}{key_prefix}-"
-        for key in [k for k in self._key_cache if k.startswith(start)]:
-            self._key_cache.pop(key, None)
+        """Drop a revoked key from the cache so this gateway process refuses it at once."""
+        self._verified.forget_prefix(f"{api_keys.KEY_PREFIX}{key_prefix}-")
 
     async def create_user(self, username: str, password: str, *, email: str | None, is_admin: bool) -> User:
         return await self._store.create_user(username, hash_password(password), email=email, is_admin=is_admin)

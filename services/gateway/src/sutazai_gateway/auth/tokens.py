@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import jwt
@@ -22,6 +22,7 @@ class TokenClaims:
     user_id: str
     roles: tuple[str, ...]
     type: TokenType
+    expires_at: float = field(default=0.0, compare=False)  # the ``exp`` claim, seconds since the epoch
 
 
 def issue(secret: str, user_id: str, roles: tuple[str, ...], token_type: TokenType, ttl_s: int) -> str:
@@ -39,4 +40,4 @@ def verify(secret: str, token: str, expected: TokenType) -> TokenClaims:
     if claims.get("type") != expected:
         raise InvalidTokenError(f"expected a {expected} token")
     roles = claims.get("roles") or ["user"]
-    return TokenClaims(str(claims["sub"]), tuple(str(r) for r in roles), expected)
+    return TokenClaims(str(claims["sub"]), tuple(str(r) for r in roles), expected, float(claims["exp"]))

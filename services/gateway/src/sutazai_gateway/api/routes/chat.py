@@ -3,19 +3,20 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 import grpc
+import orjson
 from fastapi import APIRouter, Body, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from google.protobuf import json_format, struct_pb2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sutazai.chat.v1 import chat_pb2
 
 from sutazai_gateway import chat_client
-from sutazai_gateway.api.deps import CurrentUser, StateDep
+from sutazai_gateway.api.deps import CurrentUser, StateDep, call_metadata
 from sutazai_gateway.chat_client import chat_request, problem_of, reply_dict, stub
+from sutazai_gateway.responses import json_response
 
 router = APIRouter(prefix="/api/v1", tags=["chat"])
 
@@ -76,18 +77,18 @@ class ChatReply(BaseModel):
 
 
 @router.post("/chat", response_model=ChatReply)
-async def chat(body: ChatBody, user: CurrentUser, state: StateDep) -> JSONResponse:
+async def chat(body: ChatBody, user: CurrentUser, state: StateDep) -> Response:
     try:
-        reply = await stub(state).Chat(body.to_grpc(), metadata=user.to_metadata(),
+        reply = await stub(state).Chat(body.to_grpc(), metadata=call_metadata(user),
                                        timeout=chat_client.CHAT_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
         raise problem_of(exc) from exc
-    return JSONResponse(reply_dict(reply))  # already in ChatReply's shape: no second validation on the hot path
+    return json_response(reply_dict(reply))  # already in ChatReply's shape: no second validation on the hot path
 
 
 def _sse(data: object, event: str | None = None) -> str:
     head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(data, separators=(',', ':'))}\n\n"
+    return f"{head}data: {orjson.dumps(data).decode()}\n\n"
 
 
 @router.post("/chat/stream", response_class=StreamingResponse,
@@ -95,7 +96,7 @@ def _sse(data: object, event: str | None = None) -> str:
                               "description": "one `data: {\"token\": ...}` event per token, then `event: done` "
                                              "with usage; `event: error` if the model fails mid-stream"}})
 async def chat_stream(body: ChatBody, user: CurrentUser, state: StateDep) -> StreamingResponse:
-    call, first = await chat_client.open_stream(state, body.to_grpc(), user.to_metadata())
+    call, first = await chat_client.open_stream(state, body.to_grpc(), call_metadata(user))
 
     async def events():  # type: ignore[no-untyped-def]
         try:

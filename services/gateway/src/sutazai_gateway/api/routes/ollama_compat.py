@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sutazai.chat.v1 import chat_pb2
 
 from sutazai_gateway import chat_client
-from sutazai_gateway.api.deps import CurrentUser, StateDep
+from sutazai_gateway.api.deps import CurrentUser, StateDep, call_metadata
 from sutazai_gateway.chat_client import chat_request, problem_of, stub
 
 router = APIRouter(prefix="/api", tags=["ollama-compatible"])
@@ -101,7 +101,7 @@ async def chat(body: ChatBody, user: CurrentUser, state: StateDep) -> Any:
     request = chat_request(messages=[(m.role, m.content) for m in body.messages], model=body.model,
                            temperature=body.options.temperature, max_tokens=body.options.num_predict,
                            seed=body.options.seed)
-    return await _answer(request, body, user.to_metadata(), state, "chat")
+    return await _answer(request, body, call_metadata(user), state, "chat")
 
 
 @router.post("/generate", response_model=None)
@@ -109,7 +109,7 @@ async def generate(body: GenerateBody, user: CurrentUser, state: StateDep) -> An
     request = chat_request(messages=[("user", body.prompt)], model=body.model, system=body.system,
                            temperature=body.options.temperature, max_tokens=body.options.num_predict,
                            seed=body.options.seed)
-    return await _answer(request, body, user.to_metadata(), state, "generate")
+    return await _answer(request, body, call_metadata(user), state, "generate")
 
 
 class EmbedBody(BaseModel):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sutazai.chat.v1 import chat_pb2
 
 from sutazai_gateway import chat_client
-from sutazai_gateway.api.deps import CurrentUser, StateDep
+from sutazai_gateway.api.deps import CurrentUser, StateDep, call_metadata
 from sutazai_gateway.chat_client import chat_request, problem_of, stub
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -69,9 +69,9 @@ async def chat_completions(body: CompletionBody, user: CurrentUser, state: State
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if body.stream:
-        return await _stream(body, user.to_metadata(), state, completion_id, created)
+        return await _stream(body, call_metadata(user), state, completion_id, created)
     try:
-        reply = await stub(state).Chat(body.to_grpc(), metadata=user.to_metadata(), timeout=chat_client.CHAT_TIMEOUT_S)
+        reply = await stub(state).Chat(body.to_grpc(), metadata=call_metadata(user), timeout=chat_client.CHAT_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
         raise problem_of(exc) from exc
     return {

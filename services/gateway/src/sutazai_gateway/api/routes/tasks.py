@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from sutazai.common.v1 import common_pb2
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
-from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
+from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep, call_metadata
 from sutazai_gateway.grpc_errors import upstream_errors
 from sutazai_gateway.protojson import to_python
 
@@ -87,7 +87,7 @@ async def create_task(body: CreateTask, user: CurrentUser, state: StateDep) -> J
     """Queue a task: 202 ``{task_id, status: "queued", result{message}, created_at}``. The hot path of
     bulk submission, so the reply is small and serialised directly (read the task with GET)."""
     with upstream_errors("tasks"):
-        task = await _stub(state).CreateTask(_create_request(body), metadata=user.to_metadata())
+        task = await _stub(state).CreateTask(_create_request(body), metadata=call_metadata(user))
     status = _STATUS_NAME.get(task.status, "unknown")
     return JSONResponse({"task_id": task.task_id, "status": status, "result": {"message": f"task {status}"},
                          "created_at": _iso(task, "created_at")}, status_code=202)
@@ -140,7 +140,7 @@ async def list_dead(user: AdminUser, state: StateDep, limit: Limit = 50, offset:
 async def _one(state: StateDep, user: CurrentUser, method: str, request: Any) -> dict[str, Any]:
     """Call a TaskService method that answers with one task, and render it."""
     with upstream_errors("tasks"):
-        task = await getattr(_stub(state), method)(request, metadata=user.to_metadata())
+        task = await getattr(_stub(state), method)(request, metadata=call_metadata(user))
     return task_json(task)
 
 
