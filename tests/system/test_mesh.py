@@ -5,6 +5,7 @@ Tests run in file order: each fault comes after the checks that need every insta
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ import pytest
 from tests.system.stack_runner import RunningStack, run_stack, wait_until
 
 pytestmark = pytest.mark.system
+log = logging.getLogger(__name__)
 
 TTL_S = 6.0  # the registry's default entry TTL (SUTAZAI_DISCOVERY_TTL_S)
 AGENT = "/api/v1/agents/summarizer"
@@ -179,7 +181,7 @@ def test_upstream_down_opens_the_breaker_then_one_probe_closes_it(stack: Running
             baseline.append(time.perf_counter() - started)
     latencies.sort()
     baseline.sort()
-    print(f"open breaker 503: p50 {latencies[50] * 1000:.1f} ms, p99 {latencies[98] * 1000:.1f} ms; "
+    log.info(f"open breaker 503: p50 {latencies[50] * 1000:.1f} ms, p99 {latencies[98] * 1000:.1f} ms; "
           f"/api/v1/status p99 {baseline[98] * 1000:.1f} ms")
     # <= 50 ms at p99; on a machine so loaded that a no-hop route is slower than that, no slower than it
     assert latencies[98] <= max(0.050, 1.5 * baseline[98]), f"p99 {latencies[98] * 1000:.1f} ms"

@@ -11,7 +11,8 @@ Per call (``await upstream.stub(AgentServiceStub).GetAgent(request, metadata=...
 4. the instance: the strategy's pick among passing, non-ejected instances;
 5. idempotent methods (``Get*``, ``List*``, ...) are retried on *another* instance after UNAVAILABLE or a
    per-try timeout, within the retry budget and the call's deadline;
-6. the verdict goes to the breaker (no instance at all counts as a failure of the upstream) and the instance's outlier detector: UNAVAILABLE, DEADLINE_EXCEEDED,
+6. the verdict goes to the breaker (no instance at all counts as a failure of the upstream) and the
+   instance's outlier detector: UNAVAILABLE, DEADLINE_EXCEEDED,
    INTERNAL, UNKNOWN are failures unless the service tagged the error as its own (``sutazai-error``
    trailer); a cancelled call is no verdict. Streams are judged by how they start and how they end.
 
