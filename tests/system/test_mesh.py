@@ -5,13 +5,16 @@ Tests run in file order: each fault comes after the checks that need every insta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,6 +105,97 @@ def test_two_passing_instances_of_each_and_both_get_traffic(stack: RunningStack)
     mesh = httpx.get(stack.url + "/api/v1/mesh/v2/health", headers=stack.admin_headers, timeout=10).json()
     assert mesh["services"]["agents"]["total"] == 2 and mesh["services"]["agents"]["healthy"] == 2
     assert httpx.get(stack.url + "/").json()["features"]["mesh"] is True
+
+
+class _External:
+    """A real HTTP service outside the platform (the original's mesh clients): POST /process, GET /health."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []  # type: ignore[type-arg]
+        self.fail_first = 1
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        from aiohttp import web
+
+        async def process(request: web.Request) -> web.Response:
+            body = await request.json()
+            if self.fail_first > 0:  # the first delivery fails: the task is retried with back-off
+                self.fail_first -= 1
+                return web.json_response({"error": "busy"}, status=503)
+            self.received.append(body)
+            return web.json_response({"echo": body["payload"], "handled_by": "external"}, status=200)
+
+        async def health(request: web.Request) -> web.Response:
+            return web.json_response({"status": "ok"})
+
+        async def main() -> None:
+            app = web.Application()
+            app.router.add_post("/process", process)
+            app.router.add_get("/health", health)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self._ready.set()
+            await asyncio.Event().wait()
+
+        self._loop = asyncio.new_event_loop()
+        with contextlib.suppress(RuntimeError):
+            self._loop.run_until_complete(main())
+
+    def start(self) -> None:
+        self._thread.start()
+        assert self._ready.wait(10)
+
+
+def test_external_service_register_enqueue_deliver_and_remove(stack: RunningStack) -> None:
+    external = _External()
+    external.start()
+    headers = stack.admin_headers
+    with httpx.Client(base_url=stack.url, headers=headers, timeout=10) as client:
+        assert client.post("/api/v1/mesh/v2/register", json={"service_name": "x"}).status_code == 400
+        assert client.post("/api/v1/mesh/v2/register", json={"service_id": "bad id"}).status_code == 400
+        assert client.post("/api/v1/mesh/v2/register", json={"service_id": "agents-1"}).status_code == 409
+        assert httpx.post(stack.url + "/api/v1/mesh/v2/register", json={"service_id": "e"}).status_code == 401
+        registered = client.post("/api/v1/mesh/v2/register", json={
+            "service_id": "billing-1", "service_name": "billing", "address": "127.0.0.1", "port": external.port,
+            "tags": ["external"], "metadata": {"team": "b"}})
+        assert registered.status_code == 200, registered.text
+        body = registered.json()
+        assert body["status"] == "registered" and body["service"]["instance"]["service_id"] == "billing-1"
+        assert set(body["service"]["instance"]["check"]) == {"http", "interval", "timeout",
+                                                             "deregister_critical_service_after"}
+        listed = wait_until(lambda: next((i for i in services(stack) if i["id"] == "billing-1"
+                                          and i["state"] == "healthy"), None), 30)
+        assert listed and listed["metadata"]["team"] == "b", services(stack)
+
+        assert client.post("/api/v1/mesh/v2/enqueue", json={"task_type": "nope", "payload": {}}).status_code == 404
+        queued = client.post("/api/v1/mesh/v2/enqueue",
+                             json={"task_type": "billing", "payload": {"invoice": 7}, "priority": 5})
+        assert queued.status_code == 202, queued.text
+        task_id = queued.json()["task_id"]
+        done = wait_until(lambda: (t := client.get(f"/api/v1/mesh/v2/task/{task_id}").json())["status"]
+                          == "completed" and t, 60, interval_s=0.5)
+        assert done, client.get(f"/api/v1/mesh/v2/task/{task_id}").json()
+        result = done["result"]
+        assert result["status_code"] == 200 and result["instance_id"] == "billing-1"
+        assert result["body"] == {"echo": {"invoice": 7}, "handled_by": "external"}
+        assert result["trace_id"] and result["duration"] > 0
+        assert external.received == [{"task_id": task_id, "payload": {"invoice": 7}, "priority": 5}]
+        assert client.get(f"/api/v1/mesh/v2/task/{uuid.uuid4()}").status_code == 404
+        assert client.get("/api/v1/mesh/v2/task/not-a-uuid").status_code == 400
+
+        assert client.delete("/api/v1/mesh/v2/services/agents-1").status_code == 409
+        assert client.delete("/api/v1/mesh/v2/services/billing-1").status_code == 200
+        assert client.delete("/api/v1/mesh/v2/services/billing-1").status_code == 404
+        assert "billing-1" not in {i["id"] for i in services(stack)}
+        status = client.get("/api/v1/mesh/status").json()
+        assert {"status", "services_count", "services", "queue_stats", "timestamp"} <= set(status)
 
 
 def test_a_frozen_instance_is_taken_out_and_serves_again_after_sigcont(stack: RunningStack) -> None:
