@@ -158,8 +158,8 @@ def test_external_service_register_enqueue_deliver_and_remove(stack: RunningStac
     external.start()
     headers = stack.admin_headers
     with httpx.Client(base_url=stack.url, headers=headers, timeout=10) as client:
-        assert client.post("/api/v1/mesh/v2/register", json={"service_name": "x"}).status_code == 400
-        assert client.post("/api/v1/mesh/v2/register", json={"service_id": "bad id"}).status_code == 400
+        assert client.post("/api/v1/mesh/v2/register", json={"service_name": "x"}).status_code == 422
+        assert client.post("/api/v1/mesh/v2/register", json={"service_id": "bad id"}).status_code == 422
         assert client.post("/api/v1/mesh/v2/register", json={"service_id": "agents-1"}).status_code == 409
         assert httpx.post(stack.url + "/api/v1/mesh/v2/register", json={"service_id": "e"}).status_code == 401
         registered = client.post("/api/v1/mesh/v2/register", json={

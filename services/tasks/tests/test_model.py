@@ -50,3 +50,14 @@ def test_task_ids_must_be_uuids() -> None:
     assert parse_task_id("8745645D-0CFE-4F0E-A710-B08F981DA504") == "8745645d-0cfe-4f0e-a710-b08f981da504"
     with pytest.raises(InvalidTaskError, match="not a UUID"):
         parse_task_id("42")
+
+
+def test_a_mesh_task_names_its_service() -> None:
+    from sutazai_tasks.errors import InvalidTaskError
+    from sutazai_tasks.model import validate_new_task
+
+    fields = dict(owner_id="u", priority=0, agent_id="", idempotency_key="", timeout_s=0, max_attempts=0)
+    task = validate_new_task(task_type="mesh", payload={"service": "billing", "payload": {"a": 1}}, **fields)
+    assert task.task_type == "mesh"
+    with pytest.raises(InvalidTaskError, match="payload.service"):
+        validate_new_task(task_type="mesh", payload={"payload": {}}, **fields)
