@@ -95,7 +95,7 @@ async def measure(url: str, key: str, agents_port: int, requests: int, rounds: i
 
 
 def benchmark(args: argparse.Namespace) -> None:
-    with platform_stack() as stack:
+    with platform_stack({"SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
         services = json.loads((stack.home / "run" / "stack.json").read_text())["services"]
         results = asyncio.run(measure(stack.url, stack.admin_key, services["agents"]["port"], args.requests,
                                       args.rounds))

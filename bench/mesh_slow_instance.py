@@ -102,7 +102,7 @@ async def measure(nats_url: str, bucket: str, slow_pid: int, args: argparse.Name
 
 
 def benchmark(args: argparse.Namespace) -> None:
-    with platform_stack({"SUTAZAI_REPLICAS": "agents=2"}) as stack:
+    with platform_stack({"SUTAZAI_REPLICAS": "agents=2", "SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
         state = json.loads((stack.home / "run" / "stack.json").read_text())
         results = asyncio.run(measure(state["infra"]["nats"]["url"], state["registry_bucket"],
                                       state["services"]["agents-2"]["pid"], args))
