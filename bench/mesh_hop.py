@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import grpc
-from _platform import platform_stack, run_benchmark, say
+from _platform import Platform, platform_stack, run_benchmark, say
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai_runtime.identity import Identity
 
@@ -95,7 +97,7 @@ async def measure(url: str, key: str, agents_port: int, requests: int, rounds: i
 
 
 def benchmark(args: argparse.Namespace) -> None:
-    with platform_stack({"SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
+    with existing_or_new(args.home, {"SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
         services = json.loads((stack.home / "run" / "stack.json").read_text())["services"]
         results = asyncio.run(measure(stack.url, stack.admin_key, services["agents"]["port"], args.requests,
                                       args.rounds))
@@ -110,8 +112,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000, help="requests per target per round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--home", type=Path, default=None,
+                        help="measure a stack already running from this home (its run/stack.json) instead of starting "
+                             "one; on a busy machine the platform can take longer to start than the benchmark waits")
     return run_benchmark(benchmark, parser.parse_args())
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+@contextlib.contextmanager
+def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Platform]:
+    """The stack running from ``home``, or a new one on free ports."""
+    if home is None:
+        with platform_stack(extra_env) as stack:
+            yield stack
+        return
+    state = json.loads((home / "run" / "stack.json").read_text())
+    key = json.loads((home / "secrets.json").read_text())["admin_api_key"]
+    yield Platform(url=state["gateway_url"], admin_key=key, home=home, pid=state["pid"])

@@ -21,11 +21,12 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
-from _platform import platform_stack, run_benchmark, say
+from _platform import Platform, platform_stack, run_benchmark, say
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai_runtime.balancing import STRATEGIES
 from sutazai_runtime.discovery.nats_kv import NatsKvRegistry
@@ -102,7 +103,7 @@ async def measure(nats_url: str, bucket: str, slow_pid: int, args: argparse.Name
 
 
 def benchmark(args: argparse.Namespace) -> None:
-    with platform_stack({"SUTAZAI_REPLICAS": "agents=2", "SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
+    with existing_or_new(args.home, {"SUTAZAI_REPLICAS": "agents=2", "SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
         state = json.loads((stack.home / "run" / "stack.json").read_text())
         results = asyncio.run(measure(state["infra"]["nats"]["url"], state["registry_bucket"],
                                       state["services"]["agents-2"]["pid"], args))
@@ -118,8 +119,23 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--stop-ms", type=float, default=150.0)
     parser.add_argument("--period-ms", type=float, default=500.0)
+    parser.add_argument("--home", type=Path, default=None,
+                        help="measure a stack already running from this home (its run/stack.json) instead of starting "
+                             "one; on a busy machine the platform can take longer to start than the benchmark waits")
     return run_benchmark(benchmark, parser.parse_args())
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+@contextlib.contextmanager
+def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Platform]:
+    """The stack running from ``home``, or a new one on free ports."""
+    if home is None:
+        with platform_stack(extra_env) as stack:
+            yield stack
+        return
+    state = json.loads((home / "run" / "stack.json").read_text())
+    key = json.loads((home / "secrets.json").read_text())["admin_api_key"]
+    yield Platform(url=state["gateway_url"], admin_key=key, home=home, pid=state["pid"])
