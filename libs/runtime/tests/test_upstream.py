@@ -25,7 +25,15 @@ from sutazai_runtime.resilience import BreakerPolicy, OutlierPolicy
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy, UpstreamUnavailable
 from sutazai_runtime.settings import ServiceSettings
 
-from .test_discovery import eventually
+
+async def eventually(check, timeout_s: float = 10.0) -> float:  # type: ignore[no-untyped-def]
+    """Seconds until ``check()`` holds; fails after ``timeout_s``."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"not within {timeout_s} s")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
 
 
 class _Settings(ServiceSettings):
