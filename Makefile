@@ -46,6 +46,7 @@ lint: sync ## ruff
 
 bench: sync ## run the benchmarks in bench/ (each starts its own stack on free ports; several minutes)
 	$(MODEL_PY) $(PY) bench/gateway_status.py
+	$(MODEL_PY) $(PY) bench/gateway_agents.py
 	$(MODEL_PY) $(PY) bench/tasks_throughput.py
 	$(MODEL_PY) $(PY) bench/chat_latency.py
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-STACK_START_TIMEOUT_S = 180.0
+STACK_START_TIMEOUT_S = 300.0  # the model server, six services and the gateway workers, on a busy machine
 STOP_TIMEOUT_S = 90.0  # the stack stops its children one by one, each within 10 s
 
 
@@ -110,7 +110,7 @@ def platform_stack(extra_env: dict[str, str] | None = None) -> Iterator[Platform
 
     The home (with the logs) is removed afterwards, unless a start or a measurement failed (a BenchError)."""
     home = Path(tempfile.mkdtemp(prefix="sutazai-bench-"))
-    env = {**os.environ, "SUTAZAI_DATABASE_NAME": "sutazai_bench", **(extra_env or {})}
+    env = {"SUTAZAI_DATABASE_NAME": "sutazai_bench", **os.environ, **(extra_env or {})}  # a set name wins
     say(f"starting the platform (home {home}) ...")
     with open(home / "stack.out", "wb") as out:
         process = subprocess.Popen(

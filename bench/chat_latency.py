@@ -59,7 +59,8 @@ class Stream:
 def platform(home: Path) -> Iterator[dict]:  # type: ignore[type-arg]
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "NATS_URL",
                                                            "SUTAZAI_MODEL_URL", "SUTAZAI_EMBEDDED")}
-    env.update(SUTAZAI_HOME=str(home), SUTAZAI_FREE_PORTS="1", SUTAZAI_DATABASE_NAME="sutazai_bench")
+    env.update(SUTAZAI_HOME=str(home), SUTAZAI_FREE_PORTS="1")
+    env.setdefault("SUTAZAI_DATABASE_NAME", "sutazai_bench")  # a set name wins (own task namespace)
     with open(home / "stack.log", "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "sutazai_stack", "run"], env=env, stdout=out,
                                    stderr=subprocess.STDOUT, start_new_session=True)

@@ -107,7 +107,9 @@ def _load(url: str, headers: dict[str, str], args: argparse.Namespace, warmup: b
         header_args = [a for name, value in headers.items() for a in ("-H", f"{name}: {value}")]
         command = [wrk, "-t1", f"-c{args.connections}", f"-d{max(1, round(duration))}s", "--latency",
                    *header_args, url]
-        done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=duration + 30)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 30)
+        if done.returncode != 0:
+            raise BenchError(f"wrk failed (exit {done.returncode}) on {url}:\n{done.stdout}{done.stderr}")
         m = parse_wrk(done.stdout)
         result = Round(m.requests_per_s, m.p50_ms, m.p99_ms, m.errors, _wrk_requests(done.stdout))
     else:
@@ -185,7 +187,12 @@ def _first_agent_id(base_url: str, api_key: str) -> str:
 
 def benchmark(args: argparse.Namespace) -> None:
     bare_pids: list[int] = []
-    with bare_server(bare_pids) as bare_url, platform_stack() as stack:
+    # A database (and so a task namespace on the shared NATS) of its own: benchmarks of other branches may have
+    # left streams of another shape under "sutazai_bench".
+    extra_env = {"SUTAZAI_DATABASE_NAME": "sutazai_bench_agents"}
+    if args.gateway_workers is not None:
+        extra_env["SUTAZAI_GATEWAY_WORKERS"] = str(args.gateway_workers)
+    with bare_server(bare_pids) as bare_url, platform_stack(extra_env) as stack:
         services = json.loads((stack.home / "run" / "stack.json").read_text())["services"]
         agent_id = _first_agent_id(stack.url, stack.admin_key)
         key = {"X-API-Key": stack.admin_key}
@@ -224,7 +231,8 @@ def benchmark(args: argparse.Namespace) -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "load_average_at_end": os.getloadavg()},
         "load": {"generator": "wrk" if shutil.which("wrk") else "aiohttp", "connections": args.connections,
-                 "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds},
+                 "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds,
+                 "gateway_workers": args.gateway_workers},
         "targets": {name: {"label": TARGETS[name], "median": asdict(medians[name]),
                            "rounds": [asdict(r) for r in rounds[name]]} for name in rounds},
         "ratio_agents_read_over_bare": ratio(medians["agents"].requests_per_s, medians["bare"].requests_per_s),
@@ -242,6 +250,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="rounds per target (default 3)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON result")
+    parser.add_argument("--gateway-workers", type=int, help="SUTAZAI_GATEWAY_WORKERS for the platform (default: "
+                                                            "the gateway's own default, 1)")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.warmup <= 0 or args.rounds < 1 or args.connections < 1:
         parser.error("--duration, --warmup, --rounds and --connections must be positive")

@@ -172,6 +172,9 @@ def _process_cpu(roots: set[int], own_stack: bool) -> dict[int, tuple[str, float
         if pid == me:
             found[pid] = ("bench client", cpu_s)
             continue
+        parent = seen.get(seen[pid][0])
+        if "multiprocessing" in cmdline and parent and "sutazai_gateway" in parent[1]:
+            cmdline = parent[1]  # a gateway worker (SUTAZAI_GATEWAY_WORKERS) counts as the gateway
         for group, pattern, own_only in _CPU_GROUPS:
             if not pattern.search(cmdline):
                 continue

@@ -1,3 +1,5 @@
+import os
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sutazai_runtime.balancing import make_strategy
@@ -16,6 +18,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(10010, ge=1, le=65535)
+    # Processes serving the port; 0: one per CPU core. Each keeps its own breakers, health picture and
+    # credential cache (see the README). 1 by default: see docs/decisions.md.
+    workers: int = Field(1, ge=0, le=64)
     metrics_port: int = Field(9101, ge=0, le=65535)
     log_level: LogLevel = "INFO"
     access_log: bool = False
@@ -69,6 +74,14 @@ class Settings(BaseSettings):
     otel: bool = False
     startup_timeout_s: float = Field(60.0, gt=0)
     shutdown_grace_s: float = Field(3.0, gt=0, le=4.0)
+
+    def worker_count(self) -> int:
+        """``workers``, or the CPU cores this process may run on."""
+        if self.workers:
+            return self.workers
+        if hasattr(os, "sched_getaffinity"):
+            return len(os.sched_getaffinity(0)) or 1
+        return os.cpu_count() or 1
 
     def upstream_addresses(self) -> dict[str, str]:
         return {

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import time
 from collections.abc import AsyncIterator
 from importlib.resources import files
+from typing import Any
 
 import redis.asyncio as redis
 from fastapi import FastAPI
-from prometheus_client import start_http_server
+from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.nats import connect_nats
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_runtime.probes import nats_probe, postgres_probe, redis_probe
+from sutazai_runtime.process import die_with_parent
 from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_gateway import __version__
@@ -30,13 +33,29 @@ from sutazai_gateway.auth.store import AuthStore
 from sutazai_gateway.body_limit import BodySizeLimit
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
+from sutazai_gateway.metrics import serve_metrics as serve_metrics_here
 from sutazai_gateway.problems import install_problem_handlers
 from sutazai_gateway.upstreams import Upstreams, open_gateway_registry
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> FastAPI:
+def breaker_reset_subject(settings: Settings) -> str:
+    """Where a breaker reset is announced to every gateway process serving this port (and only those)."""
+    return f"sutazai.gateway.{settings.port}.breakers.reset"
+
+
+def create_worker_app() -> FastAPI:
+    """One of several worker processes (uvicorn ``factory``): settings and logging of its own; the
+    supervisor serves the metrics. It ends when the supervisor dies, even by SIGKILL."""
+    parent = multiprocessing.parent_process()
+    die_with_parent(parent.pid if parent else None)
+    settings = Settings()
+    configure_logging(settings.log_level, "gateway")
+    return create_app(settings, serve_metrics=False)
+
+
+def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = settings.startup_timeout_s
@@ -69,9 +88,23 @@ def create_app(settings: Settings) -> FastAPI:
         monitor = HealthMonitor(
             upstreams, probes, timeout_s=settings.probe_timeout_s, interval_s=settings.monitor_interval_s
         )
-        app.state.gateway = GatewayState(settings, upstreams, monitor, authenticator, time.monotonic())
-        if settings.metrics_port:
-            start_http_server(settings.metrics_port, addr=settings.host)
+        subject = breaker_reset_subject(settings)
+
+        async def on_reset(msg: Any) -> None:
+            name = msg.data.decode(errors="replace") if msg.data else ""  # empty: every breaker
+            for upstream in upstreams:
+                if not name or upstream.name == name:
+                    upstream.breaker.reset()
+
+        async def announce_reset(name: str | None = None) -> None:
+            # fire and forget: a lost message leaves a breaker to its timeout
+            await nc.publish(subject, (name or "").encode())
+
+        reset_subscription = await nc.subscribe(subject, cb=on_reset)
+        app.state.gateway = GatewayState(settings, upstreams, monitor, authenticator, time.monotonic(),
+                                         announce_reset)
+        if settings.metrics_port and serve_metrics:
+            serve_metrics_here(settings.metrics_port, settings.host)
         monitor_task = asyncio.create_task(monitor.run())
         log.info("gateway ready", extra={"url": f"http://{settings.host}:{settings.port}"})
         try:
@@ -80,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
             monitor_task.cancel()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
+                    await reset_subscription.unsubscribe()
                     await upstreams.close()
                     await registry.close()
                     await nc.drain()

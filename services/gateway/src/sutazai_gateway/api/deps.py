@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -23,6 +24,8 @@ class GatewayState:
     monitor: HealthMonitor
     auth: Authenticator
     started_monotonic: float
+    # Tells every gateway process serving this port to close its breakers (each process keeps its own).
+    announce_breaker_reset: Callable[..., Awaitable[None]] | None = None  # (name: str | None = None)
 
 
 async def get_state(request: Request) -> GatewayState:

@@ -3,6 +3,7 @@ wait on a dependency."""
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from typing import Annotated
@@ -101,6 +102,8 @@ async def circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, object]:
         "timestamp": _now(), "circuit_breakers": breakers, "total_breakers": len(breakers),
         "healthy_breakers": sum(1 for b in breakers.values() if b["state"] == "closed"),
         "open_breakers": open_count,
+        # Each gateway process keeps its own breakers: these are the numbers of the process that answered.
+        "process": os.getpid(),
     }
 
 
@@ -117,7 +120,11 @@ async def reset_circuit_breakers(
         except KeyError:
             raise HTTPException(404, f"no circuit breaker is called {name!r}") from None
         upstream.breaker.reset()
+        if state.announce_breaker_reset is not None:
+            await state.announce_breaker_reset(name)
         return {"message": f"the circuit breaker for {name} is closed", "timestamp": _now(), "status": "success"}
     for upstream in state.upstreams:
         upstream.breaker.reset()
+    if state.announce_breaker_reset is not None:
+        await state.announce_breaker_reset()
     return {"message": "every circuit breaker is closed", "timestamp": _now(), "status": "success"}
