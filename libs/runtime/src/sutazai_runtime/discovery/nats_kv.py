@@ -16,6 +16,7 @@ import re
 import time
 from datetime import UTC, datetime
 
+import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
@@ -68,7 +69,7 @@ class NatsKvRegistry(Registry):
         self._ext: KeyValue | None = None
         self._mine: dict[str, Instance] = {}  # what this process keeps alive
         self._expires: dict[str, float] = {}  # instance id -> monotonic time its entry expires locally
-        self._keys: dict[str, str] = {}  # KV key -> instance id
+        self._last_update = time.monotonic()  # the last entry any watch delivered
         self._tasks: list[asyncio.Task[None]] = []
         self._watchers: list[KeyValue.KeyWatcher] = []
 
@@ -86,40 +87,81 @@ class NatsKvRegistry(Registry):
             await asyncio.gather(*(e.wait() for e in loaded))
 
     async def _watch(self, kv: KeyValue, loaded: asyncio.Event, *, expiring: bool) -> None:
-        watcher = await kv.watchall()
-        self._watchers.append(watcher)
-        async for entry in watcher:
-            if entry is None:  # the initial values are all in
-                loaded.set()
-                continue
-            if entry.operation in ("DEL", "PURGE") or not entry.value:
-                instance_id = self._keys.pop(entry.key, None)
-                if instance_id is not None:
-                    self._expires.pop(instance_id, None)
-                    self.view.remove(instance_id)
-                continue
+        """Follow the bucket. A watch that falls silent for longer than entries live (NATS restarted, the
+        consumer is gone) is made anew; its replay of the current values then replaces this bucket's view,
+        dropping what expired meanwhile."""
+        silent_s = self.ttl_s * 2 if expiring else 30.0
+        keys: dict[str, str] = {}  # this bucket's KV key -> instance id
+        while True:
             try:
-                instance = Instance.decode(entry.value)
-            except (ValueError, KeyError, TypeError):
-                log.warning("ignoring a malformed registry entry %s", entry.key)
+                watcher = await kv.watchall()
+            except Exception as exc:  # NATS away: try again shortly, keep the last known view
+                log.warning("registry watch of %s could not start: %s", kv._name, exc)
+                await asyncio.sleep(1.0)
                 continue
-            self._keys[entry.key] = instance.id
-            if expiring:
-                self._expires[instance.id] = time.monotonic() + self.ttl_s - _age_s(entry.created)
-            self.view.put(instance)
-            if not loaded.is_set() and entry.delta == 0:
-                loaded.set()
+            self._watchers.append(watcher)
+            seen: set[str] | None = set()  # keys replayed by this watch, until its initial values are in
+            try:
+                while True:
+                    try:
+                        entry = await watcher.updates(timeout=silent_s)
+                    except nats.errors.TimeoutError:
+                        if expiring and self._nc.is_connected and not self._expires:
+                            continue  # an empty bucket is silent too
+                        log.info("registry watch of %s was silent for %.0f s; watching anew", kv._name, silent_s)
+                        break
+                    if entry is None:  # the initial values are all in: what was not replayed is gone
+                        if seen is not None:
+                            for key in [k for k in keys if k not in seen]:
+                                self._drop(keys.pop(key))
+                        seen = None
+                        loaded.set()
+                        continue
+                    self._last_update = time.monotonic()
+                    if seen is not None:
+                        seen.add(entry.key)
+                    self._apply(entry, keys, expiring=expiring)
+                    if seen is not None and entry.delta == 0:
+                        for key in [k for k in keys if k not in seen]:
+                            self._drop(keys.pop(key))
+                        seen = None
+                        loaded.set()
+            finally:
+                self._watchers.remove(watcher)
+                with contextlib.suppress(Exception):
+                    await watcher.stop()
+
+    def _apply(self, entry: KeyValue.Entry, keys: dict[str, str], *, expiring: bool) -> None:
+        if entry.operation in ("DEL", "PURGE") or not entry.value:
+            instance_id = keys.pop(entry.key, None)
+            if instance_id is not None:
+                self._drop(instance_id)
+            return
+        try:
+            instance = Instance.decode(entry.value)
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed registry entry %s", entry.key)
+            return
+        keys[entry.key] = instance.id
+        if expiring:
+            self._expires[instance.id] = time.monotonic() + self.ttl_s - _age_s(entry.created)
+        self.view.put(instance)
+
+    def _drop(self, instance_id: str) -> None:
+        self._expires.pop(instance_id, None)
+        self.view.remove(instance_id)
 
     async def _expire(self) -> None:
-        """Drop entries whose heartbeat stopped (the server's expiry may send no event)."""
+        """Drop entries whose heartbeat stopped (the server's expiry may send no event). Not while NATS is
+        unreachable: then nobody's heartbeat arrives, and the last known instances are the best guess."""
         while True:
             await asyncio.sleep(min(1.0, self.ttl_s / 4))
+            if not self._nc.is_connected or time.monotonic() - self._last_update > self.ttl_s * 1.5:
+                continue
             now = time.monotonic()
             for instance_id, expires in list(self._expires.items()):
                 if expires < now and instance_id not in self._mine:
-                    del self._expires[instance_id]
-                    self._keys = {k: v for k, v in self._keys.items() if v != instance_id}
-                    self.view.remove(instance_id)
+                    self._drop(instance_id)
 
     async def _heartbeat(self) -> None:
         while True:
@@ -164,7 +206,7 @@ class NatsKvRegistry(Registry):
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for watcher in self._watchers:
+        for watcher in list(self._watchers):
             with contextlib.suppress(Exception):
                 await watcher.stop()
         self._mine.clear()
