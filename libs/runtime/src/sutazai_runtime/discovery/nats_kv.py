@@ -90,7 +90,7 @@ class NatsKvRegistry(Registry):
         """Follow the bucket. A watch that falls silent for longer than entries live (NATS restarted, the
         consumer is gone) is made anew; its replay of the current values then replaces this bucket's view,
         dropping what expired meanwhile."""
-        silent_s = self.ttl_s * 2 if expiring else 30.0
+        silent_s = self.ttl_s if expiring else 30.0  # live instances beat every TTL/3
         keys: dict[str, str] = {}  # this bucket's KV key -> instance id
         while True:
             try:
@@ -153,10 +153,13 @@ class NatsKvRegistry(Registry):
 
     async def _expire(self) -> None:
         """Drop entries whose heartbeat stopped (the server's expiry may send no event). Not while NATS is
-        unreachable: then nobody's heartbeat arrives, and the last known instances are the best guess."""
+        unreachable or the watch is silent: then nobody's heartbeat arrives, and the last known instances are the
+        best guess."""
         while True:
             await asyncio.sleep(min(1.0, self.ttl_s / 4))
-            if not self._nc.is_connected or time.monotonic() - self._last_update > self.ttl_s * 1.5:
+            # a watch silent for half a TTL (heartbeats arrive every third) is not seeing the bucket: keep the
+            # view until it is watched anew and its replay says what is gone
+            if not self._nc.is_connected or time.monotonic() - self._last_update > self.ttl_s / 2:
                 continue
             now = time.monotonic()
             for instance_id, expires in list(self._expires.items()):
