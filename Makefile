@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # The interpreter of the llama.cpp server's virtualenv (written by `make sync`).
 MODEL_PY = SUTAZAI_MODEL_SERVER_PYTHON="$$(cat .sutazai/model-server-python)"
 
-.PHONY: help sync run test unit proto proto-check lint bench clean
+.PHONY: help sync run test unit proto proto-check lint bench images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,20 @@ bench: sync ## run the benchmarks in bench/ (each starts its own stack on free p
 	$(MODEL_PY) $(PY) bench/gateway_agents.py
 	$(MODEL_PY) $(PY) bench/tasks_throughput.py
 	$(MODEL_PY) $(PY) bench/chat_latency.py
+
+IMAGE_SERVICES := gateway agents tasks mesh chat memory
+IMAGE_PREFIX ?= sutazai
+IMAGE_TAG ?= latest
+
+images: ## build the six service images (services/<name>/Dockerfile) with Docker; the task worker uses the tasks image
+	@if ! command -v docker >/dev/null 2>&1; then \
+	  echo "make images: docker is not installed here; the Dockerfiles are services/*/Dockerfile (build from the repository root)"; exit 1; fi
+	@if ! docker info >/dev/null 2>&1; then \
+	  echo "make images: no Docker engine answers here (docker info failed); nothing was built"; exit 1; fi
+	@for s in $(IMAGE_SERVICES); do \
+	  echo "building $(IMAGE_PREFIX)/$$s:$(IMAGE_TAG)"; \
+	  DOCKER_BUILDKIT=1 docker build -f services/$$s/Dockerfile -t $(IMAGE_PREFIX)/$$s:$(IMAGE_TAG) . || exit 1; \
+	done
 
 clean: ## remove the environment and the local data folder (.sutazai)
 	rm -rf .venv .sutazai
