@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import nats
 import pytest
 from sutazai_stack import harness
 
@@ -37,6 +38,28 @@ def _server(name: str, variable: str) -> Iterator[harness.SessionServer]:
             server.stop()
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+# Servers a test starts register themselves (sutazai_runtime.grpc_server): in a bucket of this run's own,
+# never in the registry of a platform running on the same NATS server. Stacks the system tests start
+# name their own bucket (the launcher derives it from their database).
+TEST_REGISTRY_BUCKET = os.environ.setdefault("SUTAZAI_DISCOVERY_BUCKET", f"test_registry_{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _drop_test_registry() -> AsyncIterator[None]:
+    yield
+    try:
+        nc = await nats.connect(os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222"), connect_timeout=2,
+                                max_reconnect_attempts=0)
+    except Exception:
+        return
+    js = nc.jetstream()
+    for stream in (f"KV_{TEST_REGISTRY_BUCKET}", f"KV_{TEST_REGISTRY_BUCKET}_external"):
+        try:
+            await js.delete_stream(stream)
+        except Exception:
+            pass
+    await nc.close()
 
 
 @pytest.fixture(scope="session")

@@ -25,8 +25,6 @@ CONFIG_ENV = manifests.K8S / "base" / "config" / "sutazai.env"
 # Service-DNS discovery; memory: Qdrant, Neo4j, chat for embeddings). Once a service reads one, the test
 # asks for its removal from here.
 PENDING = {
-    "CONSUL_HTTP_ADDR": "mesh: the Consul registry (compose)",
-    "SUTAZAI_DISCOVERY_BACKEND": "mesh: static discovery through Service DNS (Kubernetes)",
 }
 # Settings Kubernetes leaves unset on purpose (a ConfigMap cannot hold "unset"; an empty value is not unset).
 K8S_UNSET = {

@@ -102,3 +102,34 @@ def test_free_ports_are_below_the_ephemeral_range_and_bindable() -> None:
         port = free_port()
         assert 10240 <= port < _ephemeral_start() and port not in _STANDARD
         assert _bindable("127.0.0.1", port)
+
+
+def test_replicas_get_their_own_ports_ids_and_the_stack_s_registry() -> None:
+    settings = StackSettings(replicas="agents=2,chat=3", database_name="systest_x")
+    counts = settings.replica_counts(GRPC_SERVICES)
+    assert counts == {"agents": 2, "tasks": 1, "mesh": 1, "chat": 3, "memory": 1}
+    ports = assign_ports(settings, counts)
+    assert {"agents-2", "chat-2", "chat-3"} <= set(ports) and "tasks-2" not in ports
+    assert ports["agents"].port == 50051 and ports["agents-2"].port != 50051
+    env = service_env("agents", ports, INFRA, settings, "agents-2")
+    assert env["SUTAZAI_AGENTS_GRPC_PORT"] == str(ports["agents-2"].port)
+    assert env["SUTAZAI_AGENTS_METRICS_PORT"] == str(ports["agents-2"].metrics)
+    assert env["SUTAZAI_AGENTS_INSTANCE_ID"] == "agents-2"
+    assert env["SUTAZAI_DISCOVERY_BUCKET"] == "sutazai_registry_systest_x"
+    first = service_env("agents", ports, INFRA, settings)
+    assert first["SUTAZAI_AGENTS_INSTANCE_ID"] == "agents-1"
+    assert StackSettings().registry_bucket == "sutazai_registry"
+
+
+@pytest.mark.parametrize("bad", ["gateway=2", "agents=0", "agents=17", "nope=1"])
+def test_bad_replicas_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="SUTAZAI_REPLICAS"):
+        StackSettings(replicas=bad).replica_counts(GRPC_SERVICES)
+
+
+def test_the_launcher_flag_validates_replicas(capsys: pytest.CaptureFixture[str]) -> None:
+    from sutazai_stack.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["run", "--replicas", "agents=x"])
+    assert "replicas" in capsys.readouterr().err.lower()

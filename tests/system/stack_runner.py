@@ -108,7 +108,8 @@ async def _drop(servers: Servers, database: str) -> None:
     try:
         js = nc.jetstream(timeout=5)
         for stream in await js.streams_info():
-            if stream.config.name and stream.config.name.startswith(f"{database}_"):
+            registry = f"KV_sutazai_registry_{database}"  # the stack's service registry (and its _external)
+            if stream.config.name and stream.config.name.startswith((f"{database}_", registry)):
                 await js.delete_stream(stream.config.name)
     finally:
         await nc.close()

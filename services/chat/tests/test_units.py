@@ -8,13 +8,13 @@ import json
 import pytest
 from sutazai_chat.backend_config import load_backends
 from sutazai_chat.backends import Params
-from sutazai_chat.breaker import CircuitBreaker
 from sutazai_chat.cache import ResponseCache
 from sutazai_chat.config import Settings
 from sutazai_chat.errors import InvalidRequestError, ModelNotFoundError
 from sutazai_chat.requests import Limits, build_call
 from sutazai_chat.routing import Backend, QueueFullError, Router
 from sutazai_chat.tooling import ResponseFormat, Tool
+from sutazai_runtime.resilience import BreakerPolicy, CircuitBreaker
 
 
 class Clock:
@@ -27,7 +27,7 @@ class Clock:
 
 def test_breaker_opens_after_n_failures_probes_once_half_open_and_closes_on_success() -> None:
     clock = Clock()
-    breaker = CircuitBreaker(failures=3, reset_s=60, clock=clock)
+    breaker = CircuitBreaker("b", BreakerPolicy(consecutive_failures=3, open_s=60), clock=clock)
     for _ in range(2):
         breaker.record_failure()
     assert breaker.state == "closed"
@@ -50,7 +50,8 @@ def _backend(name: str, models: set[str], *, weight: float = 1, concurrency: int
     settings = Settings(backends=json.dumps([{"name": name, "kind": "openai", "url": "http://127.0.0.1:9",
                                               "weight": weight, "concurrency": concurrency}]))
     spec = load_backends(settings, environ={})[0]
-    return Backend(spec, client=None, breaker=CircuitBreaker(5, 60), queue_size=queue, models=models)  # type: ignore[arg-type]
+    breaker = CircuitBreaker(name, BreakerPolicy(open_s=60))
+    return Backend(spec, client=None, breaker=breaker, queue_size=queue, models=models)  # type: ignore[arg-type]
 
 
 async def test_slots_queue_up_to_the_limit_then_refuse() -> None:

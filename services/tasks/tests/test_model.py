@@ -65,3 +65,12 @@ def test_a_payload_is_kept_as_the_client_sent_it() -> None:
     task = _new(payload_json=raw.encode())
     assert task.payload_json == raw  # no decode/encode in between: 1.0 stays 1.0, the big int stays whole
     assert _new(payload_json=b"").payload_json == "{}"
+def test_a_mesh_task_names_its_service() -> None:
+    from sutazai_tasks.errors import InvalidTaskError
+    from sutazai_tasks.model import validate_new_task
+
+    fields = dict(owner_id="u", priority=0, agent_id="", idempotency_key="", timeout_s=0, max_attempts=0)
+    task = validate_new_task(task_type="mesh", payload={"service": "billing", "payload": {"a": 1}}, **fields)
+    assert task.task_type == "mesh"
+    with pytest.raises(InvalidTaskError, match=r"payload\.service"):
+        validate_new_task(task_type="mesh", payload={"payload": {}}, **fields)

@@ -22,6 +22,7 @@ from sutazai_stack.services import (
     assign_ports,
     gateway_answers,
     grpc_serving,
+    instance_names,
     process_for,
     service_env,
     worker_for,
@@ -37,6 +38,7 @@ class Stack:
         self.started: list[ManagedProcess] = []  # in start order; stopped in reverse
         self.infra: dict[str, Resolved] = {}
         self.services: dict[str, ManagedProcess] = {}
+        self.instances: dict[str, list[str]] = {}
 
     def start(self) -> str:
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
@@ -47,16 +49,22 @@ class Stack:
                 self.started.append(resolved.process)
             log.info("%s", resolved.describe())
 
-        ports = assign_ports(self.settings)
+        counts = self.settings.replica_counts(GRPC_SERVICES)
+        ports = assign_ports(self.settings, counts)
+        self.instances = {name: instance_names(name, counts[name]) for name in GRPC_SERVICES}
         for name in GRPC_SERVICES:
-            process = process_for(name, service_env(name, ports, self.infra, self.settings), self.home)
-            process.start()
-            self.started.append(process)
-            self.services[name] = process
+            for instance in self.instances[name]:
+                env = service_env(name, ports, self.infra, self.settings, instance)
+                process = process_for(name, env, self.home, instance)
+                process.start()
+                self.started.append(process)
+                self.services[instance] = process
         for name in GRPC_SERVICES:
-            port = ports[name].port
-            _wait(name, lambda port=port: grpc_serving(port), self.settings.start_timeout_s, self.services[name])
-            log.info("%-13s serving   127.0.0.1:%d", name, port)
+            for instance in self.instances[name]:
+                port = ports[instance].port
+                _wait(instance, lambda port=port: grpc_serving(port), self.settings.start_timeout_s,
+                      self.services[instance])
+                log.info("%-13s serving   127.0.0.1:%d", instance, port)
 
         tasks_env = service_env("tasks", ports, self.infra, self.settings)
         for index in range(1, TASK_WORKERS + 1):
@@ -85,9 +93,10 @@ class Stack:
             "pid": os.getpid(),
             "services": {
                 name: {"pid": p.pid, "port": ports[name].port, "metrics_port": ports[name].metrics,
-                       "log": str(p.log_path)}
+                       "log": str(p.log_path), "service": p.service}
                 for name, p in self.services.items()
             },
+            "registry_bucket": self.settings.registry_bucket,
             "infra": {
                 name: {"url": r.url, "origin": r.origin, "pid": r.process.pid if r.process else None}
                 for name, r in self.infra.items()
@@ -125,11 +134,17 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--free-ports", action="store_true", default=None,
                      help="bind every port the stack opens on a free one (SUTAZAI_FREE_PORTS=1)")
     run.add_argument("--home", type=Path, default=None, help="data folder (SUTAZAI_HOME, default .sutazai)")
+    run.add_argument("--replicas", default=None, metavar="agents=2,chat=2",
+                     help="instances per service, each on its own ports (SUTAZAI_REPLICAS)")
     args = parser.parse_args(argv)
 
     overrides = {k: v for k, v in {"embedded": args.embedded, "free_ports": args.free_ports,
-                                   "home": args.home}.items() if v is not None}
-    settings = StackSettings(**overrides)
+                                   "home": args.home, "replicas": args.replicas}.items() if v is not None}
+    try:
+        settings = StackSettings(**overrides)
+        settings.replica_counts(GRPC_SERVICES)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stdout)
 

@@ -29,3 +29,24 @@ class StackSettings(BaseSettings):
     gateway_host: str = Field("127.0.0.1", validation_alias=AliasChoices("SUTAZAI_GATEWAY_HOST"))
     start_timeout_s: float = Field(120.0, gt=0, validation_alias=AliasChoices("SUTAZAI_START_TIMEOUT_S"))
     log_level: str = Field("INFO", validation_alias=AliasChoices("SUTAZAI_LOG_LEVEL"))
+    # Several instances of a service, e.g. "agents=2,chat=2": each on its own gRPC and metrics port.
+    replicas: str = Field("", pattern=r"^([a-z]+=\d+(,[a-z]+=\d+)*)?$",
+                          validation_alias=AliasChoices("SUTAZAI_REPLICAS"))
+
+    def replica_counts(self, services: tuple[str, ...]) -> dict[str, int]:
+        """How many instances of each service; ValueError names a bad entry."""
+        counts = dict.fromkeys(services, 1)
+        for part in filter(None, self.replicas.split(",")):
+            name, _, count = part.partition("=")
+            if name not in counts:
+                raise ValueError(f"SUTAZAI_REPLICAS: {name!r} is not one of {', '.join(services)}")
+            if not 1 <= int(count) <= 16:
+                raise ValueError(f"SUTAZAI_REPLICAS: {name}={count}: between 1 and 16 instances")
+            counts[name] = int(count)
+        return counts
+
+    @property
+    def registry_bucket(self) -> str:
+        """The registry of this platform: stacks sharing a NATS server but not a database must not find
+        each other's instances."""
+        return "sutazai_registry" if self.database_name == "sutazai" else f"sutazai_registry_{self.database_name}"

@@ -37,6 +37,7 @@ class ManagedProcess:
         self.user = user
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
+        self.service = name  # the service this process is an instance of
 
     def start(self) -> None:
         """Start the child. Call from a thread that lives as long as the child should: the kernel's

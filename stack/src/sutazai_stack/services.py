@@ -30,17 +30,32 @@ class ServicePorts:
     metrics: int
 
 
-def assign_ports(settings: StackSettings) -> dict[str, ServicePorts]:
+def instance_names(name: str, count: int) -> list[str]:
+    """Process names of a service's instances: ``agents``, ``agents-2``, ..."""
+    return [name] + [f"{name}-{i}" for i in range(2, count + 1)]
+
+
+def assign_ports(settings: StackSettings, counts: dict[str, int] | None = None) -> dict[str, ServicePorts]:
+    """Ports per process name. The first instance of each service takes the standard ports (or free ones with
+    ``free_ports``); further instances always take free ones."""
+    counts = counts or {}
     if settings.free_ports:
-        return {name: ServicePorts(free_port(), free_port()) for name in ("gateway", *GRPC_SERVICES)}
-    ports = {name: ServicePorts(STANDARD_GRPC[name], STANDARD_METRICS[name]) for name in GRPC_SERVICES}
-    ports["gateway"] = ServicePorts(GATEWAY_PORT, STANDARD_METRICS["gateway"])
+        ports = {name: ServicePorts(free_port(), free_port()) for name in ("gateway", *GRPC_SERVICES)}
+    else:
+        ports = {name: ServicePorts(STANDARD_GRPC[name], STANDARD_METRICS[name]) for name in GRPC_SERVICES}
+        ports["gateway"] = ServicePorts(GATEWAY_PORT, STANDARD_METRICS["gateway"])
+    for name in GRPC_SERVICES:
+        for extra in instance_names(name, counts.get(name, 1))[1:]:
+            ports[extra] = ServicePorts(free_port(), free_port())
     return ports
 
 
 def service_env(
-    name: str, ports: dict[str, ServicePorts], infra: dict[str, Resolved], settings: StackSettings
+    name: str, ports: dict[str, ServicePorts], infra: dict[str, Resolved], settings: StackSettings,
+    instance: str | None = None,
 ) -> dict[str, str]:
+    """The environment of service ``name``'s process ``instance`` (default: its first, named like it)."""
+    instance = instance or name
     env = dict(os.environ)
     env.update(
         PYTHONUNBUFFERED="1",
@@ -53,7 +68,8 @@ def service_env(
         env["SUTAZAI_EMBEDDINGS_URL"] = infra["embeddings"].url
     prefix = f"SUTAZAI_{name.upper()}_"
     env[prefix + "LOG_LEVEL"] = settings.log_level
-    env[prefix + "METRICS_PORT"] = str(ports[name].metrics)
+    env[prefix + "METRICS_PORT"] = str(ports[instance].metrics)
+    env["SUTAZAI_DISCOVERY_BUCKET"] = settings.registry_bucket
     if name == "gateway":
         env.update(credentials.gateway_env(credentials.load_or_create(settings.home.resolve()), env))
         env[prefix + "PORT"] = str(ports[name].port)
@@ -61,10 +77,13 @@ def service_env(
         for upstream in GRPC_SERVICES:
             env[f"{prefix}{upstream.upper()}_ADDR"] = f"127.0.0.1:{ports[upstream].port}"
     else:
-        env[prefix + "GRPC_PORT"] = str(ports[name].port)
+        env[prefix + "GRPC_PORT"] = str(ports[instance].port)
+        index = instance.rpartition("-")[2] if instance != name else "1"
+        env[prefix + "INSTANCE_ID"] = f"{name}-{index}"
     if name == "memory":
         env[prefix + "CHAT_ADDR"] = f"127.0.0.1:{ports['chat'].port}"  # embeddings and fact inference
-        env.setdefault(prefix + "DATA_DIR", str(settings.home.resolve() / "memory"))  # Qdrant local mode (one process)
+        # Qdrant local mode locks its folder: one memory process per folder (scale with a Qdrant server).
+        env.setdefault(prefix + "DATA_DIR", str(settings.home.resolve() / "memory"))
     if name == "chat":
         env[prefix + "AGENTS_ADDR"] = f"127.0.0.1:{ports['agents'].port}"  # a chat's agent_id: the agent's prompt
     if name == "agents":
@@ -79,9 +98,12 @@ def service_env(
     return env
 
 
-def process_for(name: str, env: dict[str, str], home: Path) -> ManagedProcess:
-    return ManagedProcess(name, [sys.executable, "-m", f"sutazai_{name}"], env=env,
-                          log_path=home / "logs" / f"{name}.log")
+def process_for(name: str, env: dict[str, str], home: Path, instance: str | None = None) -> ManagedProcess:
+    instance = instance or name
+    process = ManagedProcess(instance, [sys.executable, "-m", f"sutazai_{name}"], env=env,
+                             log_path=home / "logs" / f"{instance}.log")
+    process.service = name
+    return process
 
 
 TASK_WORKERS = 2

@@ -5,8 +5,13 @@ Importable, never run. Each module is one concern:
 - ``settings``: the pydantic-settings base every service's ``Settings`` extends.
 - ``logging``: JSON logs to stdout, configured once in ``main()``.
 - ``identity``: the caller's identity (user id, roles) in gRPC metadata.
-- ``grpc_server``: a ``grpc.aio`` server with health, reflection, diagnostics, metrics, graceful stop.
+- ``grpc_server``: a ``grpc.aio`` server with health, reflection, diagnostics, metrics, self-registration,
+  graceful stop.
 - ``grpc_client``: channels with default deadlines that forward the caller's identity.
+- ``discovery``: the service registry (NATS JetStream KV, Consul, static) behind one interface.
+- ``balancing``: load-balancing strategies over endpoints (no I/O).
+- ``resilience``: breaker, outlier ejection, retry budget (no I/O) and ``Upstream``, which applies them
+  with a balancer to every gRPC call to one service.
 - ``probes``: dependency checks (Postgres, Redis, NATS, HTTP) with latency.
 - ``postgres``: an asyncpg pool and versioned SQL migrations per service schema.
 - ``nats``: NATS connection and JetStream stream set-up.

@@ -7,7 +7,7 @@ from typing import Any
 
 import grpc
 
-_CHANNEL_OPTIONS = (
+CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.http2.max_pings_without_data", 0),
@@ -50,4 +50,4 @@ def open_channel(
     deadline itself (the gateway does, in its in-line call wrappers). A grpc.aio interceptor runs each call
     in extra asyncio tasks, which costs measurable CPU on a hot path."""
     chain = [*([_DefaultDeadline(default_timeout_s)] if default_timeout_s is not None else []), *interceptors]
-    return grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS, interceptors=chain or None)
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=chain or None)

@@ -5,8 +5,10 @@
 - ``sutazai.common.v1.Diagnostics``: the last probe results, for the gateway's detailed health;
 - server reflection;
 - Prometheus metrics over HTTP (process metrics and one gauge per dependency);
-- SIGTERM or SIGINT: health turns ``NOT_SERVING``, the server stops taking calls, in-flight calls get
-  ``shutdown_grace_s`` to finish, then the service's cleanups run; all within 5 s.
+- the instance registers itself (``sutazai_runtime.discovery``): id, address, port, tags, metadata
+  (version, zone, weight, metrics port), ``passing`` while health is SERVING; deregistered on stop;
+- SIGTERM or SIGINT: the instance leaves the registry, health turns ``NOT_SERVING``, the server stops
+  taking calls, in-flight calls get ``shutdown_grace_s`` to finish, then the service's cleanups run; all within 5 s.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from prometheus_client import Gauge, start_http_server
 from sutazai.common.v1 import common_pb2, common_pb2_grpc
 
 from sutazai_runtime import __version__
+from sutazai_runtime.discovery.announce import Announcer, instance_for
+from sutazai_runtime.discovery.registry import Registry
+from sutazai_runtime.discovery.settings import open_registry
 from sutazai_runtime.probes import Probe, ProbeResult, run_probes
 from sutazai_runtime.settings import ServiceSettings
 
@@ -53,6 +58,8 @@ class GrpcService:
     background: Sequence[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Largest request a client may send (gRPC's default is 4 MiB); memory takes documents of up to 10 MiB.
     max_receive_bytes: int | None = None
+    # The registry to announce this instance in; None: opened from ``settings.discovery`` (and closed).
+    registry: Registry | None = None
 
 
 class _Diagnostics(common_pb2_grpc.DiagnosticsServicer):
@@ -78,7 +85,8 @@ class _Diagnostics(common_pb2_grpc.DiagnosticsServicer):
 
 
 async def _watch_dependencies(
-    spec: GrpcService, servicer: health.aio.HealthServicer, diagnostics: _Diagnostics
+    spec: GrpcService, servicer: health.aio.HealthServicer, diagnostics: _Diagnostics,
+    announcer: Announcer | None = None,
 ) -> None:
     names = ["", *spec.service_names]
     serving: bool | None = None
@@ -101,6 +109,8 @@ async def _watch_dependencies(
             for name in names:
                 await servicer.set(name, status)
             serving = now_serving
+            if announcer is not None:
+                await announcer.serving(now_serving)
         await asyncio.sleep(spec.settings.probe_interval_s)
 
 
@@ -150,7 +160,8 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
 
-    tasks = [asyncio.create_task(_watch_dependencies(spec, health_servicer, diagnostics))]
+    announcer, own_registry = await _announce(spec, port)
+    tasks = [asyncio.create_task(_watch_dependencies(spec, health_servicer, diagnostics, announcer))]
     tasks += [asyncio.create_task(job()) for job in spec.background]
     stopped = asyncio.create_task(stop.wait())
     await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -160,6 +171,10 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
 
     started = time.monotonic()
     log.info("stopping: refusing new calls, %.1f s grace for in-flight ones", settings.shutdown_grace_s)
+    if announcer is not None:  # first out of the registry, so that callers stop choosing this instance
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await announcer.stop()
     await health_servicer.enter_graceful_shutdown()
     for task in tasks:
         task.cancel()
@@ -172,7 +187,27 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
                     await cleanup()
                 except Exception:
                     log.warning("cleanup failed", exc_info=True)
+    if own_registry is not None:
+        await own_registry.close()
     stopped.cancel()
     for sig in signals:
         loop.remove_signal_handler(sig)
     log.info("stopped in %.2f s", time.monotonic() - started)
+
+
+async def _announce(spec: GrpcService, port: int) -> tuple[Announcer | None, Registry | None]:
+    """Register this instance; returns the announcer and the registry ``serve`` opened (to close)."""
+    settings = spec.settings
+    if not settings.register_instance:
+        return None, None
+    registry, own = spec.registry, None
+    if registry is None:
+        from sutazai_runtime.startup import connect_with_retry
+
+        registry = own = await connect_with_retry(
+            "registry", lambda: open_registry(settings.discovery, client_name=f"sutazai-{spec.name}"),
+            timeout_s=settings.startup_timeout_s,
+        )
+    announcer = Announcer(registry, instance_for(spec.name, settings, port))
+    await announcer.start()
+    return announcer, own

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sutazai_runtime.discovery.settings import DiscoverySettings
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/sutazai"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
@@ -46,3 +48,12 @@ class ServiceSettings(BaseSettings):
     probe_timeout_s: float = Field(1.0, gt=0, le=30)
     probe_interval_s: float = Field(1.0, gt=0, le=60)
     startup_timeout_s: float = Field(60.0, gt=0)
+
+    # This instance in the registry (see ``sutazai_runtime.discovery``). Empty id: <name>-<host>-<port>.
+    instance_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,100}$")
+    advertise_host: str = ""  # the address others dial; empty: ``host`` (or the host name for 0.0.0.0)
+    zone: str = Field("local", max_length=64)
+    weight: int = Field(1, ge=1, le=1000)
+    tags: list[str] = Field(default_factory=list)
+    register_instance: bool = True  # off: serve without announcing (static deployments, some tests)
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)

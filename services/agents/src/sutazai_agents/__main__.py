@@ -5,11 +5,12 @@ from importlib.resources import files
 
 import uvloop
 from sutazai.agents.v1 import agents_pb2_grpc
-from sutazai_runtime.grpc_client import open_channel
+from sutazai_runtime.discovery import open_registry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_runtime.probes import postgres_probe
+from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_agents.config import Settings
@@ -25,7 +26,13 @@ async def run(settings: Settings) -> None:
         "postgres", lambda: create_pool(settings.database_url), timeout_s=settings.startup_timeout_s
     )
     await apply_migrations(pool, "agents", load_migrations(files("sutazai_agents") / "migrations"))
-    chat = open_channel(settings.chat_addr, default_timeout_s=settings.models_timeout_s)
+    registry = await connect_with_retry(
+        "registry", lambda: open_registry(settings.discovery, client_name="sutazai-agents",
+                                          static_addresses={"chat": settings.chat_addr}),
+        timeout_s=settings.startup_timeout_s,
+    )
+    # chat's instances from the registry's watch, balanced and protected per call
+    chat = Upstream("chat", registry=registry, policy=UpstreamPolicy(timeout_s=settings.models_timeout_s))
     file_agents = FileAgents(settings.dir)
     file_agents.load_all()
     models = ModelCatalog(chat, timeout_s=settings.models_timeout_s, ttl_s=settings.models_cache_s)
@@ -37,8 +44,9 @@ async def run(settings: Settings) -> None:
             register=[lambda server: agents_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)],
             service_names=[SERVICE.full_name],
             probes=[postgres_probe(pool, settings.database_url)],
-            cleanups=[chat.close, pool.close],
+            cleanups=[chat.close, pool.close, registry.close],
             background=[file_agents.watch],
+            registry=registry,
         )
     )
 

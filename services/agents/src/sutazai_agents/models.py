@@ -15,16 +15,18 @@ from collections.abc import Callable
 
 import grpc
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
+from sutazai_runtime.resilience.upstream import Upstream, stub_of
 
 log = logging.getLogger(__name__)
 
 
 class ModelCatalog:
     def __init__(
-        self, channel: grpc.aio.Channel, *, timeout_s: float = 0.5, ttl_s: float = 10.0, failure_ttl_s: float = 2.0,
+        self, chat: grpc.aio.Channel | Upstream, *, timeout_s: float = 0.5, ttl_s: float = 10.0,
+        failure_ttl_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._stub = chat_pb2_grpc.ChatServiceStub(channel)
+        self._stub = stub_of(chat, chat_pb2_grpc.ChatServiceStub)
         self._timeout_s = timeout_s
         self._ttl_s = ttl_s
         self._failure_ttl_s = failure_ttl_s

@@ -8,15 +8,18 @@ import logging
 import redis.asyncio as redis
 import uvloop
 from sutazai.chat.v1 import chat_pb2_grpc
+from sutazai_runtime.discovery import open_registry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging, redact_url
 from sutazai_runtime.probes import Probe, redis_probe
+from sutazai_runtime.resilience import BreakerPolicy, CircuitBreaker
+from sutazai_runtime.resilience.metrics import breaker_transition
+from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_chat.agents import AgentDirectory
 from sutazai_chat.backend_config import load_backends
 from sutazai_chat.backends import BackendCallError, make_client
-from sutazai_chat.breaker import CircuitBreaker
 from sutazai_chat.cache import ResponseCache
 from sutazai_chat.config import Settings
 from sutazai_chat.requests import Limits
@@ -27,11 +30,20 @@ from sutazai_chat.service import ChatService
 log = logging.getLogger(__name__)
 
 
+def backend_breaker(name: str, settings: Settings) -> CircuitBreaker:
+    """The platform's one breaker (sutazai_runtime.resilience), per model backend: consecutive failures or the
+    failure rate over a rolling window open it; after ``breaker_reset_s`` one probe call decides."""
+    policy = BreakerPolicy(consecutive_failures=settings.breaker_failures, open_s=settings.breaker_reset_s,
+                           failure_rate=settings.breaker_failure_rate,
+                           minimum_requests=settings.breaker_minimum_requests)
+    return CircuitBreaker(f"chat-backend:{name}", policy, on_transition=breaker_transition)
+
+
 def build_service(settings: Settings, cache_client: redis.Redis) -> ChatService:
     backends = [
         Backend(spec, make_client(spec, connect_timeout_s=settings.connect_timeout_s,
                                   request_timeout_s=settings.request_timeout_s),
-                CircuitBreaker(settings.breaker_failures, settings.breaker_reset_s), settings.queue_size,
+                backend_breaker(spec.name, settings), settings.queue_size,
                 interactive_share=settings.interactive_share, background_queue_size=settings.background_queue_size)
         for spec in load_backends(settings)
     ]
@@ -84,7 +96,13 @@ async def run(settings: Settings) -> None:
     cache = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
     await connect_with_retry("redis", cache.ping, timeout_s=settings.startup_timeout_s)
     service = build_service(settings, cache)
-    agents = AgentDirectory(settings.agents_addr) if settings.agents_addr else None
+    registry = await connect_with_retry(
+        "registry", lambda: open_registry(settings.discovery, client_name="sutazai-chat",
+                                          static_addresses={"agents": settings.agents_addr or ""}),
+        timeout_s=settings.startup_timeout_s,
+    )
+    # agents' instances from the registry's watch (a chat naming agent_id asks for the agent's prompt)
+    agents = AgentDirectory(Upstream("agents", registry=registry, policy=UpstreamPolicy(timeout_s=5.0)))
     servicer = build_servicer(settings, service, agents)
 
     async def close_backends() -> None:
@@ -99,7 +117,8 @@ async def run(settings: Settings) -> None:
             register=[lambda server: chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)],
             service_names=[SERVICE.full_name],
             probes=[redis_probe(cache, settings.redis_url), backends_probe(service)],
-            cleanups=[close_backends, cache.aclose],
+            cleanups=[close_backends, cache.aclose, registry.close],
+            registry=registry,
             background=[lambda: discover(service, settings.discovery_interval_s)],
         )
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import grpc
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
-from sutazai_runtime.grpc_client import open_channel
+from sutazai_runtime.resilience.upstream import Upstream
 
 from sutazai_chat.errors import AgentNotFoundError, AgentsUnavailableError, InvalidRequestError
 
@@ -23,9 +23,9 @@ class AgentProfile:
 
 
 class AgentDirectory:
-    def __init__(self, address: str) -> None:
-        self._channel = open_channel(address, default_timeout_s=TIMEOUT_S)
-        self._stub = agents_pb2_grpc.AgentServiceStub(self._channel)
+    def __init__(self, agents: Upstream) -> None:
+        self._agents = agents
+        self._stub = agents.stub(agents_pb2_grpc.AgentServiceStub)
 
     async def profile(self, agent_id: str, metadata: Sequence[tuple[str, str]]) -> AgentProfile:
         """The agent's prompt and defaults; the caller's identity goes along (agents scopes by owner)."""
@@ -46,4 +46,4 @@ class AgentDirectory:
         )
 
     async def close(self) -> None:
-        await self._channel.close(grace=None)
+        await self._agents.close()

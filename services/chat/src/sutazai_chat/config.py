@@ -39,6 +39,8 @@ class Settings(ServiceSettings):
     # Resilience, per backend (the original's ollama breaker: 5 failures, 60 s).
     breaker_failures: int = Field(5, ge=1)
     breaker_reset_s: float = Field(60.0, gt=0)
+    breaker_failure_rate: float = Field(0.5, gt=0, le=1)  # over a 10 s window, with at least minimum_requests
+    breaker_minimum_requests: int = Field(20, ge=1)
     queue_size: int = Field(16, ge=0)  # callers that may wait for a slot, per backend
     queue_timeout_s: float = Field(30.0, gt=0)
     # Background calls (task workers, metadata sutazai-priority: background) may hold all of a backend's slots

@@ -9,9 +9,10 @@ import math
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
+from sutazai_runtime.resilience import CircuitBreaker
+
 from sutazai_chat.backend_config import BackendSpec
 from sutazai_chat.backends import ModelClient
-from sutazai_chat.breaker import CircuitBreaker
 from sutazai_chat.errors import ModelNotFoundError
 
 

@@ -2,9 +2,11 @@ import os
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sutazai_runtime.balancing import make_strategy
+from sutazai_runtime.discovery.settings import DiscoverySettings
 from sutazai_runtime.settings import LogLevel, database_url_field, nats_url_field, redis_url_field
 
-HOST_PORT = r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$"
+HOST_PORT = r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}(,[A-Za-z0-9_.\-\[\]:]+:\d{1,5})*$"
 
 
 class Settings(BaseSettings):
@@ -26,7 +28,8 @@ class Settings(BaseSettings):
     redis_url: str = redis_url_field()
     nats_url: str = nats_url_field()
 
-    # Upstream gRPC services (static for now; discovery through the mesh comes later).
+    # Upstream gRPC services when discovery is static (SUTAZAI_DISCOVERY_BACKEND=static, e.g. Kubernetes
+    # Service DNS); otherwise instances come from the registry.
     agents_addr: str = Field("127.0.0.1:50051", pattern=HOST_PORT)
     tasks_addr: str = Field("127.0.0.1:50052", pattern=HOST_PORT)
     mesh_addr: str = Field("127.0.0.1:50053", pattern=HOST_PORT)
@@ -42,10 +45,26 @@ class Settings(BaseSettings):
     bootstrap_admin_password: SecretStr | None = None
     bootstrap_api_key: SecretStr | None = None
 
-    # Per-upstream circuit breakers: consecutive failures to open, seconds before a probe.
+    # Per-upstream protection (sutazai_runtime.resilience): the breaker opens on consecutive failures or on
+    # a failure rate over a rolling window (above a minimum volume); recovery_s later one probe is let through.
     breaker_failures: int = Field(5, ge=1, le=1000)
     breaker_recovery_s: float = Field(30.0, gt=0, le=3600)
+    breaker_failure_rate: float = Field(0.5, gt=0, le=1)
+    breaker_minimum_requests: int = Field(20, ge=1)
+    breaker_window_s: int = Field(10, ge=1, le=600)
+    breaker_half_open_probes: int = Field(1, ge=1, le=100)
+    outlier_failures: int = Field(5, ge=1)
+    outlier_ejection_s: float = Field(30.0, gt=0)
     upstream_timeout_s: float = Field(10.0, gt=0, le=600)
+    # One attempt of an idempotent call (Get*, List*): past it the call is retried on another instance.
+    per_try_timeout_s: float = Field(2.0, gt=0, le=600)
+    upstream_max_concurrent: int = Field(1000, ge=1)
+    # Client-side load balancing: the default strategy and per-upstream overrides, e.g. '{"chat": "round_robin"}'.
+    lb_strategy: str = "p2c_peak_ewma"
+    lb_strategies: dict[str, str] = Field(default_factory=dict)
+    # Where the upstreams are found: the registry (NATS KV, or Consul with CONSUL_HTTP_ADDR), or with
+    # SUTAZAI_DISCOVERY_BACKEND=static the *_addr settings above (a comma-separated list each).
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     probe_timeout_s: float = Field(1.0, gt=0, le=30)
     monitor_interval_s: float = Field(2.0, gt=0, le=300)
     max_body_bytes: int = Field(1_048_576, ge=1024)
@@ -74,6 +93,19 @@ class Settings(BaseSettings):
             "chat": self.chat_addr,
             "memory": self.memory_addr,
         }
+
+    @field_validator("lb_strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        make_strategy(value)
+        return value
+
+    @field_validator("lb_strategies")
+    @classmethod
+    def _known_strategies(cls, value: dict[str, str]) -> dict[str, str]:
+        for strategy in value.values():
+            make_strategy(strategy)
+        return value
 
     @field_validator("jwt_secret")
     @classmethod

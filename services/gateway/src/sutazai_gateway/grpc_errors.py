@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 import grpc
 from fastapi import HTTPException
+from sutazai_runtime.resilience.upstream import UpstreamUnavailable
 
 _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: 400,
@@ -28,7 +29,9 @@ _HTTP_STATUS = {
 def http_exception(service: str, exc: grpc.aio.AioRpcError) -> HTTPException:
     status = _HTTP_STATUS.get(exc.code(), 502)
     headers = {"Retry-After": _retry_after(exc)} if status in (429, 503) else None
-    if status >= 500 and status != 501:
+    if isinstance(exc, UpstreamUnavailable):  # refused here: the breaker is open, the cap reached, no instance
+        detail = f"the {exc.upstream} service is unavailable: {exc.details()}"
+    elif status >= 500 and status != 501:
         detail = f"the {service} service is unavailable ({exc.code().name})"
     else:
         detail = exc.details() or exc.code().name

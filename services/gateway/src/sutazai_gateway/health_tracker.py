@@ -26,6 +26,7 @@ class CheckResult:
     status: Status
     response_time_ms: float | None
     error: str | None = None
+    instances: tuple[dict[str, object], ...] | None = None  # a service's instances, each with its state
 
 
 @dataclass(slots=True)
@@ -40,6 +41,7 @@ class ComponentState:
     consecutive_failures: int = 0
     checks: int = 0
     successes: int = 0
+    instances: tuple[dict[str, object], ...] | None = None
 
     @property
     def uptime_percentage(self) -> float:
@@ -56,6 +58,7 @@ class ComponentState:
             "consecutive_failures": self.consecutive_failures,
             "circuit_breaker_state": circuit_breaker_state,
             "uptime_percentage": self.uptime_percentage,
+            **({"instances": list(self.instances)} if self.instances is not None else {}),
         }
 
 
@@ -76,6 +79,8 @@ class HealthTracker:
         state.response_time_ms = result.response_time_ms
         state.last_check = at
         state.error_message = result.error
+        if result.instances is not None:
+            state.instances = result.instances
         if result.status == "unknown":
             return state  # not checked this round (its reporter is down): no success, no failure
         state.checks += 1

@@ -9,6 +9,7 @@ import multiprocessing
 import time
 from collections.abc import AsyncIterator
 from importlib.resources import files
+from typing import Any
 
 import redis.asyncio as redis
 from fastapi import FastAPI
@@ -28,6 +29,7 @@ from sutazai_gateway.api.routes import documents as document_routes
 from sutazai_gateway.api.routes import graph as graph_routes
 from sutazai_gateway.api.routes import mcp as mcp_routes
 from sutazai_gateway.api.routes import memory as memory_routes
+from sutazai_gateway.api.routes import mesh as mesh_routes
 from sutazai_gateway.api.routes import ollama_compat as ollama_routes
 from sutazai_gateway.api.routes import openai_compat as openai_routes
 from sutazai_gateway.api.routes import vectors as vector_routes
@@ -40,7 +42,7 @@ from sutazai_gateway.mcp_server import McpEndpoint, build_mcp_server
 from sutazai_gateway.metrics import serve_metrics as serve_metrics_here
 from sutazai_gateway.nul_guard import RefuseNul
 from sutazai_gateway.problems import install_problem_handlers
-from sutazai_gateway.upstreams import Upstreams
+from sutazai_gateway.upstreams import Upstreams, open_gateway_registry
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +86,10 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
         nc = await connect_with_retry(
             "nats", lambda: connect_nats(settings.nats_url, name="sutazai-gateway"), timeout_s=timeout
         )
-        upstreams = Upstreams(
-            settings.upstream_addresses(), default_timeout_s=settings.upstream_timeout_s,
-            breaker_failures=settings.breaker_failures, breaker_recovery_s=settings.breaker_recovery_s,
+        registry = await connect_with_retry(
+            "registry", lambda: open_gateway_registry(settings), timeout_s=timeout
         )
+        upstreams = Upstreams(list(settings.upstream_addresses()), registry, settings)
         probes = [
             postgres_probe(pool, settings.database_url),
             redis_probe(cache, settings.redis_url),
@@ -98,12 +100,15 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
         )
         subject = breaker_reset_subject(settings)
 
-        async def on_reset(_: object) -> None:
+        async def on_reset(msg: Any) -> None:
+            name = msg.data.decode(errors="replace") if msg.data else ""  # empty: every breaker
             for upstream in upstreams:
-                upstream.breaker.reset()
+                if not name or upstream.name == name:
+                    upstream.breaker.reset()
 
-        async def announce_reset() -> None:
-            await nc.publish(subject, b"")  # fire and forget: a lost message leaves a breaker to its timeout
+        async def announce_reset(name: str | None = None) -> None:
+            # fire and forget: a lost message leaves a breaker to its timeout
+            await nc.publish(subject, (name or "").encode())
 
         reset_subscription = await nc.subscribe(subject, cb=on_reset)
         app.state.gateway = GatewayState(settings, upstreams, monitor, authenticator, time.monotonic(),
@@ -121,6 +126,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
                 async with asyncio.timeout(1.0):
                     await reset_subscription.unsubscribe()
                     await upstreams.close()
+                    await registry.close()
                     await nc.drain()
                     await cache.aclose()
                     await pool.close()
@@ -153,4 +159,5 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
     app.include_router(vector_routes.router)
     app.include_router(document_routes.router)
     app.include_router(graph_routes.router)
+    app.include_router(mesh_routes.router)
     return app

@@ -9,16 +9,19 @@ import os
 import signal
 from importlib.resources import files
 
+import aiohttp
 import asyncpg
 import uvloop
 from prometheus_client import start_http_server
 from sutazai.tasks.v1 import tasks_pb2_grpc
+from sutazai_runtime.discovery import open_registry
 from sutazai_runtime.grpc_client import open_channel
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.nats import connect_nats, ensure_stream
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_runtime.probes import nats_probe, postgres_probe
+from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_tasks import handlers
@@ -29,6 +32,7 @@ from sutazai_tasks.config import Settings
 from sutazai_tasks.mcp_client import McpHub, load_config
 from sutazai_tasks.mcp_service import MCP_SERVICE, McpServicer
 from sutazai_tasks.memory_context import MemoryContext
+from sutazai_tasks.mesh_delivery import MeshDelivery
 from sutazai_tasks.orchestration import Orchestrator
 from sutazai_tasks.server import SERVICE, TaskServicer, sweep_stale
 from sutazai_tasks.steps import StepStore
@@ -80,9 +84,18 @@ async def run_worker(settings: Settings) -> None:
     pool, bus = await _connect(settings, "sutazai-tasks-worker")
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
-    agents, chat = open_channel(settings.agents_addr), open_channel(settings.chat_addr)
+    registry = await connect_with_retry(
+        "registry", lambda: open_registry(settings.discovery, client_name="sutazai-tasks-worker",
+                                          static_addresses={"agents": settings.agents_addr,
+                                                            "chat": settings.chat_addr}),
+        timeout_s=settings.startup_timeout_s,
+    )
+    # instances from the registry's watch, balanced and protected per call (a long agent run: no per-try cap)
+    agents = Upstream("agents", registry=registry, policy=UpstreamPolicy(timeout_s=10.0, per_try_timeout_s=5.0))
+    chat = Upstream("chat", registry=registry, policy=UpstreamPolicy(timeout_s=settings.chat_timeout_s))
+    http = aiohttp.ClientSession()
     memory = MemoryContext(open_channel(settings.memory_addr), limit=settings.memory_recall_limit)
-    tasks = open_channel(settings.tasks_addr)
+    tasks = open_channel(settings.tasks_addr)  # its McpService runs agents' MCP tools
     store = TaskStore(pool)
     toolbox = Toolbox(agents, tasks, store, bus)
     run = AgentRun(chat, StepStore(pool), toolbox, bus, default_max_steps=settings.agent_max_steps,
@@ -91,7 +104,9 @@ async def run_worker(settings: Settings) -> None:
     runner = handlers.AgentRunner(agents, chat, slots, admit_wait_s=settings.worker_admit_wait_s,
                                   toolbox=toolbox, run=run, memory=memory)
     worker = Worker(
-        store, bus, {"echo": handlers.echo, "agent": runner, "orchestrate": Orchestrator(store, bus)},
+        store, bus,
+        {"echo": handlers.echo, "agent": runner, "orchestrate": Orchestrator(store, bus),
+         "mesh": MeshDelivery(registry, http)},
         batch=settings.worker_batch, retry_base_s=settings.retry_base_s,
         max_in_flight=settings.worker_max_in_flight, busy_base_s=settings.worker_busy_base_s,
     )
@@ -112,6 +127,8 @@ async def run_worker(settings: Settings) -> None:
                 await agents.close()
                 await chat.close()
                 await tasks.close()
+                await registry.close()
+                await http.close()
                 await bus.nc.close()
                 await pool.close()
 

@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 from sutazai.agents.v1 import agents_pb2
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
+from sutazai_runtime.resilience.upstream import stub_of
 
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.errors import ParkedError, PermanentError
@@ -61,7 +62,7 @@ def _summary(step: Step) -> dict[str, Any]:
 class AgentRun:
     def __init__(self, chat: grpc.aio.Channel, steps: StepStore, toolbox: Toolbox, bus: TaskBus, *,
                  default_max_steps: int, tool_timeout_s: float) -> None:
-        self._chat = chat_pb2_grpc.ChatServiceStub(chat)
+        self._chat = stub_of(chat, chat_pb2_grpc.ChatServiceStub)
         self._steps = steps
         self._toolbox = toolbox
         self._bus = bus

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import grpc
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
+from sutazai_runtime.resilience.upstream import stub_of
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def background_limits(reply: chat_pb2.CapacityResponse, held: Callable[[str], in
 
 async def watch_capacity(chat: grpc.aio.Channel, slots: ModelSlots, *, every_s: float = 2.0) -> None:
     """Keep ``slots`` sized by chat's capacity. While chat does not answer, the last sizes stay."""
-    stub = chat_pb2_grpc.ChatServiceStub(chat)
+    stub = stub_of(chat, chat_pb2_grpc.ChatServiceStub)
     while True:
         try:
             reply = await stub.GetCapacity(chat_pb2.CapacityRequest(), timeout=min(5.0, every_s * 2))

@@ -40,3 +40,4 @@ class Settings(ServiceSettings):
     # Agents with `memory: true` recall the task user's memories from here (memory_context.py).
     memory_addr: str = "127.0.0.1:50055"
     memory_recall_limit: int = Field(5, ge=1, le=20)
+    chat_timeout_s: float = Field(3600.0, gt=0)  # the default deadline of a worker's chat call

@@ -21,6 +21,7 @@ import grpc
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
 from sutazai_runtime.identity import Identity
+from sutazai_runtime.resilience.upstream import Upstream, stub_of
 
 from sutazai_tasks.agent_run import AgentRun
 from sutazai_tasks.bus import Work
@@ -74,11 +75,12 @@ class AgentRunner:
     As a ``Gate`` it holds at most ``slots.limit(model)`` tasks per model in flight. The model of an agent
     is learned when the agent is first fetched; until then, its tasks share the ``UNKNOWN`` slots."""
 
-    def __init__(self, agents: grpc.aio.Channel, chat: grpc.aio.Channel, slots: ModelSlots | None = None, *,
+    def __init__(self, agents: grpc.aio.Channel | Upstream, chat: grpc.aio.Channel | Upstream,
+                 slots: ModelSlots | None = None, *,
                  admit_wait_s: float = 2.0, agent_model_ttl_s: float = 60.0, toolbox: Toolbox | None = None,
                  run: AgentRun | None = None, memory: MemoryContext | None = None) -> None:
-        self._agents = agents_pb2_grpc.AgentServiceStub(agents)
-        self._chat = chat_pb2_grpc.ChatServiceStub(chat)
+        self._agents = stub_of(agents, agents_pb2_grpc.AgentServiceStub)
+        self._chat = stub_of(chat, chat_pb2_grpc.ChatServiceStub)
         self._slots = slots or ModelSlots()
         self._admit_wait_s = admit_wait_s
         self._ttl_s = agent_model_ttl_s

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from google.protobuf.struct_pb2 import Struct
 from sutazai.memory.v1 import memory_pb2, memory_pb2_grpc
+from sutazai_runtime.resilience.upstream import stub_of
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Recall:
 
 class MemoryContext:
     def __init__(self, channel: grpc.aio.Channel, *, limit: int = 5, timeout_s: float = 10.0) -> None:
-        self._stub = memory_pb2_grpc.MemoryServiceStub(channel)
+        self._stub = stub_of(channel, memory_pb2_grpc.MemoryServiceStub)
         self._limit = limit
         self._timeout_s = timeout_s
 

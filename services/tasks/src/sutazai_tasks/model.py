@@ -14,7 +14,7 @@ Status = Literal["queued", "running", "retrying", "completed", "failed", "cancel
 STATUSES: tuple[Status, ...] = ("queued", "running", "retrying", "completed", "failed", "cancelled", "dead",
                                 "waiting_approval")
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled", "dead"})
-BUILT_IN_TYPES = frozenset({"echo", "agent"})  # "orchestrate" is created only through Orchestrate
+BUILT_IN_TYPES = frozenset({"echo", "agent", "mesh"})  # "orchestrate" is created only through Orchestrate
 PriorityClass = Literal["high", "normal", "low"]
 PRIORITY_CLASSES: tuple[PriorityClass, ...] = ("high", "normal", "low")
 
@@ -96,6 +96,8 @@ def validate_new_task(
             raise InvalidTaskError("agent_id: required for task_type 'agent'")
         if not isinstance(payload.get("input"), str) or not payload["input"].strip():
             raise InvalidTaskError("payload.input: an agent task needs a non-empty text input")
+    if task_type == "mesh" and (not isinstance(payload.get("service"), str) or not payload["service"]):
+        raise InvalidTaskError("payload.service: a mesh task names the service to deliver to")
     if not -1000 <= priority <= 1000:
         raise InvalidTaskError("priority: must be between -1000 and 1000")
     if len(idempotency_key) > 200:

@@ -16,6 +16,7 @@ import grpc
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai.common.v1 import common_pb2
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from sutazai_runtime.resilience.upstream import stub_of
 
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.model import NewTask, TaskRow
@@ -56,8 +57,8 @@ PLATFORM_TOOLS = {
 
 class Toolbox:
     def __init__(self, agents: grpc.aio.Channel, tasks: grpc.aio.Channel, store: TaskStore, bus: TaskBus) -> None:
-        self._agents = agents_pb2_grpc.AgentServiceStub(agents)
-        self._mcp = tasks_pb2_grpc.McpServiceStub(tasks)
+        self._agents = stub_of(agents, agents_pb2_grpc.AgentServiceStub)
+        self._mcp = stub_of(tasks, tasks_pb2_grpc.McpServiceStub)
         self._store = store
         self._bus = bus
         self._listing: tuple[float, dict[str, ToolSpec]] = (0.0, {})

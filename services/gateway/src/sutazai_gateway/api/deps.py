@@ -25,7 +25,7 @@ class GatewayState:
     auth: Authenticator
     started_monotonic: float
     # Tells every gateway process serving this port to close its breakers (each process keeps its own).
-    announce_breaker_reset: Callable[[], Awaitable[None]] | None = None
+    announce_breaker_reset: Callable[..., Awaitable[None]] | None = None  # (name: str | None = None)
 
 
 async def get_state(request: Request) -> GatewayState:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Query
 
 from sutazai_gateway import __version__
 from sutazai_gateway.api.deps import AdminUser, GatewayState, StateDep
@@ -93,7 +94,9 @@ def _breaker_state(state: GatewayState, name: str) -> str | None:
 
 @router.get("/api/v1/health/circuit-breakers", responses=problem_responses(401, 403))
 async def circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, object]:
-    breakers = {u.name: u.breaker.snapshot() for u in state.upstreams}
+    """Every upstream's breaker: the original's fields, plus the rolling window's failure rate, calls in flight,
+    ejected instances and the next probe time."""
+    breakers = {u.name: u.snapshot() for u in state.upstreams}
     open_count = sum(1 for b in breakers.values() if b["state"] == "open")
     return {
         "timestamp": _now(), "circuit_breakers": breakers, "total_breakers": len(breakers),
@@ -104,9 +107,22 @@ async def circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, object]:
     }
 
 
-@router.post("/api/v1/health/circuit-breakers/reset", responses=problem_responses(401, 403))
-async def reset_circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, str]:
-    """Closes this process's breakers at once, and every other gateway process's on this port (over NATS)."""
+@router.post("/api/v1/health/circuit-breakers/reset", responses=problem_responses(401, 403, 404, 422))
+async def reset_circuit_breakers(
+    _: AdminUser, state: StateDep,
+    name: Annotated[str | None, Query(max_length=64, description="one breaker; all when omitted")] = None,
+) -> dict[str, str]:
+    """Closes this process's breakers (or the one named) at once, and every other gateway process's on this
+    port (over NATS)."""
+    if name is not None:
+        try:
+            upstream = state.upstreams[name]
+        except KeyError:
+            raise HTTPException(404, f"no circuit breaker is called {name!r}") from None
+        upstream.breaker.reset()
+        if state.announce_breaker_reset is not None:
+            await state.announce_breaker_reset(name)
+        return {"message": f"the circuit breaker for {name} is closed", "timestamp": _now(), "status": "success"}
     for upstream in state.upstreams:
         upstream.breaker.reset()
     if state.announce_breaker_reset is not None:

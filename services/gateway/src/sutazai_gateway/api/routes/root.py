@@ -14,7 +14,7 @@ FEATURES = {
     "tasks": True,
     "chat": True,
     "memory": True,
-    "mesh": False,
+    "mesh": True,
     "authentication": True,
 }
 

@@ -1,17 +1,19 @@
-"""The breaker wrapped in line around a stub's calls, on a real gRPC channel to a real (in-process) server."""
+"""The gateway's upstreams (sutazai_runtime Upstream per service) on real gRPC channels to a real server."""
 
 import asyncio
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from sutazai.mesh.v1 import mesh_pb2, mesh_pb2_grpc
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from sutazai_gateway.breakers import DOMAIN_ERROR_KEY
+from sutazai_gateway.config import Settings
 from sutazai_gateway.upstreams import Upstreams
+from sutazai_runtime.discovery.static import StaticRegistry
 from sutazai_runtime.grpc_server import GrpcService, serve
+from sutazai_runtime.resilience.upstream import DOMAIN_ERROR_KEY
 from sutazai_runtime.settings import ServiceSettings
 
 MESH = mesh_pb2.DESCRIPTOR.services_by_name["MeshService"]
@@ -39,8 +41,8 @@ async def test_tagged_errors_do_not_open_it_untagged_ones_do_and_health_bypasses
     server = asyncio.create_task(serve(spec, stop=stop, bound_port=port))
     while not port:  # noqa: ASYNC110 - serve() reports its port through the list
         await asyncio.sleep(0.01)
-    upstreams = Upstreams({"mesh": f"127.0.0.1:{port[0]}"}, default_timeout_s=5, breaker_failures=2,
-                          breaker_recovery_s=60)
+    upstreams = await _upstreams({"mesh": f"127.0.0.1:{port[0]}"}, upstream_timeout_s=5, breaker_failures=2,
+                                 breaker_recovery_s=60)
     upstream = upstreams["mesh"]
     breaker = upstream.breaker
     stub = upstream.stub(mesh_pb2_grpc.MeshServiceStub)
@@ -61,7 +63,12 @@ async def test_tagged_errors_do_not_open_it_untagged_ones_do_and_health_bypasses
         assert dict(refused.value.trailing_metadata())["retry-after"] == "60"
         assert breaker.snapshot()["rejected_requests"] == 1
         # The health stub bypasses the breaker, so the monitor keeps seeing the real service.
-        health = await upstream.health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+        [(_, health_stub)] = upstream.plain_stubs(health_pb2_grpc.HealthStub)
+        for _ in range(100):  # the server turns SERVING after its first round of probes
+            health = await health_stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+            if health.status == health_pb2.HealthCheckResponse.SERVING:
+                break
+            await asyncio.sleep(0.05)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
         breaker.reset()
         with pytest.raises(grpc.aio.AioRpcError, match="broken"):
@@ -72,10 +79,17 @@ async def test_tagged_errors_do_not_open_it_untagged_ones_do_and_health_bypasses
         await upstreams.close()
 
 
-async def test_calls_get_the_default_deadline_and_an_open_breaker_refuses_streams_at_the_call() -> None:
+async def _upstreams(addresses: dict[str, str], **settings: object) -> Upstreams:
+    registry = StaticRegistry(addresses)
+    await registry.start()
+    config = Settings(jwt_secret="k3y-f0r-the-upstream-tests-0123456789abcdef", **settings)  # type: ignore[arg-type]
+    return Upstreams(list(addresses), registry, config)
+
+
+async def test_calls_get_the_default_deadline_and_an_open_breaker_refuses_streams() -> None:
     """Nothing listens on port 9: with wait_for_ready the call waits until the upstream's default deadline."""
-    upstreams = Upstreams({"tasks": "127.0.0.1:9"}, default_timeout_s=0.3, breaker_failures=1,
-                          breaker_recovery_s=60)
+    upstreams = await _upstreams({"tasks": "127.0.0.1:9"}, upstream_timeout_s=0.3, breaker_failures=1,
+                                 breaker_recovery_s=60)
     upstream = upstreams["tasks"]
     stub = upstream.stub(tasks_pb2_grpc.TaskServiceStub)
     try:
@@ -87,8 +101,9 @@ async def test_calls_get_the_default_deadline_and_an_open_breaker_refuses_stream
         assert loop.time() - started < 5
         assert upstream.breaker.state == "open"
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            stub.WatchTask(tasks_pb2.WatchTaskRequest(task_id="x"))
+            await stub.WatchTask(tasks_pb2.WatchTaskRequest(task_id="x")).read()
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         assert dict(refused.value.trailing_metadata())["retry-after"] == "60"
+        assert upstream.snapshot()["in_flight"] == 0
     finally:
         await upstreams.close()

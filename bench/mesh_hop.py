@@ -1,0 +1,134 @@
+"""Benchmark (a): a one-hop read through the gateway against the same gRPC call made directly.
+
+``GET /api/v1/agents/{id}`` with an API key (authentication, discovery from the registry's watch, p2c peak-EWMA
+balancing, breaker, deadline, JSON) against ``AgentService.GetAgent`` called straight on the agents instance's
+port from this process, at 1 and at 32 requests in flight, in alternating rounds of the same run. Reports p50/p99
+per target and what the gateway adds at p50 (goal: <= 1.0 ms at 1 in flight).
+
+    .venv/bin/python bench/mesh_hop.py [--requests 2000] [--rounds 3]
+
+Starts its own platform on free ports (``python -m sutazai_stack run --free-ports``); traffic stays on 127.0.0.1.
+Writes ``bench/results/mesh_hop.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import grpc
+from _platform import Platform, platform_stack, run_benchmark, say
+from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
+from sutazai_runtime.identity import Identity
+
+RESULTS_PATH = Path(__file__).resolve().parent / "results" / "mesh_hop.json"
+AGENT_ID = "summarizer"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def run_loops(call, in_flight: int, requests: int) -> tuple[list[float], float]:  # type: ignore[no-untyped-def]
+    latencies: list[float] = []
+    remaining = [requests]
+
+    async def loop() -> None:
+        while remaining[0] > 0:
+            remaining[0] -= 1
+            started = time.perf_counter()
+            await call()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(in_flight)))
+    return latencies, len(latencies) / (time.perf_counter() - started)
+
+
+async def measure(url: str, key: str, agents_port: int, requests: int, rounds: int) -> dict[str, object]:
+    metadata = Identity("bench-user", frozenset({"user"})).to_metadata()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{agents_port}")
+    stub = agents_pb2_grpc.AgentServiceStub(channel)
+    request = agents_pb2.GetAgentRequest(id=AGENT_ID)
+    session = aiohttp.ClientSession(headers={"X-API-Key": key})
+
+    async def direct() -> None:
+        await stub.GetAgent(request, metadata=metadata, timeout=10)
+
+    async def gateway() -> None:
+        async with session.get(f"{url}/api/v1/agents/{AGENT_ID}") as response:
+            await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}")
+
+    for call in (direct, gateway):  # warm both paths (connections, caches, the balancer's EWMA)
+        await run_loops(call, 4, 200)
+    results: dict[str, object] = {}
+    for in_flight in (1, 32):
+        per: dict[str, dict[str, list[float]]] = {"direct": {"p50": [], "p99": [], "rps": []},
+                                                  "gateway": {"p50": [], "p99": [], "rps": []}}
+        for r in range(rounds):
+            for name, call in (("direct", direct), ("gateway", gateway)) if r % 2 == 0 else (
+                    ("gateway", gateway), ("direct", direct)):
+                latencies, rps = await run_loops(call, in_flight, requests)
+                per[name]["p50"].append(pct(latencies, 0.50))
+                per[name]["p99"].append(pct(latencies, 0.99))
+                per[name]["rps"].append(rps)
+        summary = {name: {k: round(statistics.median(v), 3) for k, v in m.items()} for name, m in per.items()}
+        summary["gateway_adds_p50_ms"] = round(summary["gateway"]["p50"] - summary["direct"]["p50"], 3)  # type: ignore[index]
+        summary["gateway_rps_ratio"] = round(summary["gateway"]["rps"] / summary["direct"]["rps"], 3)  # type: ignore[index]
+        results[f"in_flight_{in_flight}"] = summary
+        say(f"{in_flight:>2} in flight: direct p50 {summary['direct']['p50']:.2f} ms p99 {summary['direct']['p99']:.2f}"
+            f" ms {summary['direct']['rps']:.0f}/s | gateway p50 {summary['gateway']['p50']:.2f} ms p99 "
+            f"{summary['gateway']['p99']:.2f} ms {summary['gateway']['rps']:.0f}/s | gateway adds "
+            f"{summary['gateway_adds_p50_ms']:.2f} ms at p50")
+    await session.close()
+    await channel.close()
+    return results
+
+
+def benchmark(args: argparse.Namespace) -> None:
+    with existing_or_new(args.home, {"SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
+        services = json.loads((stack.home / "run" / "stack.json").read_text())["services"]
+        results = asyncio.run(measure(stack.url, stack.admin_key, services["agents"]["port"], args.requests,
+                                      args.rounds))
+    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_PATH.write_text(json.dumps({"at": datetime.now(UTC).isoformat(), "requests": args.requests,
+                                        "rounds": args.rounds, "results": results,
+                                        "note": "shared 2-core machine"}, indent=2))
+    say(f"wrote {RESULTS_PATH}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=2000, help="requests per target per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--home", type=Path, default=None,
+                        help="measure a stack already running from this home (its run/stack.json) instead of starting "
+                             "one; on a busy machine the platform can take longer to start than the benchmark waits")
+    return run_benchmark(benchmark, parser.parse_args())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+@contextlib.contextmanager
+def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Platform]:
+    """The stack running from ``home``, or a new one on free ports."""
+    if home is None:
+        with platform_stack(extra_env) as stack:
+            yield stack
+        return
+    state = json.loads((home / "run" / "stack.json").read_text())
+    key = json.loads((home / "secrets.json").read_text())["admin_api_key"]
+    yield Platform(url=state["gateway_url"], admin_key=key, home=home, pid=state["pid"])

@@ -1,0 +1,47 @@
+"""One instance as a balancer sees it: load (in flight), latency (peak EWMA) and its ejection state."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+# Finagle's defaults: the moving average decays over ten seconds; an instance never seen starts at a
+# guess that is high enough to be tried but not preferred over a known fast one.
+DECAY_S = 10.0
+DEFAULT_COST_S = 0.005
+
+
+@dataclass(eq=False, slots=True)
+class Endpoint:
+    id: str
+    target: str
+    weight: int = 1
+    in_flight: int = 0
+    ewma_s: float = DEFAULT_COST_S
+    _stamp: float = 0.0
+    # outlier ejection
+    consecutive_failures: int = 0
+    ejections: int = 0
+    ejected_until: float = 0.0
+    # per-strategy scratch (smooth weighted round robin)
+    current_weight: int = 0
+    # what the I/O layer hangs on it (channel, stub, cached method callables, metrics children)
+    handle: Any = field(default=None, repr=False)
+
+    def observe(self, latency_s: float, now: float) -> None:
+        """Peak EWMA: a slower sample than the average replaces it at once; faster ones decay it in."""
+        if latency_s > self.ewma_s:
+            self.ewma_s = latency_s
+        else:
+            elapsed = max(0.0, now - self._stamp)
+            w = math.exp(-elapsed / DECAY_S)
+            self.ewma_s = self.ewma_s * w + latency_s * (1.0 - w)
+        self._stamp = now
+
+    def cost(self) -> float:
+        """Peak EWMA latency times the load the next call would add (Finagle's ``(pending + 1) * ewma``)."""
+        return self.ewma_s * (self.in_flight + 1) / self.weight
+
+    def ejected(self, now: float) -> bool:
+        return self.ejected_until > now

