@@ -21,7 +21,7 @@ from sutazai_runtime.process import die_with_parent
 from sutazai_runtime.startup import connect_with_retry
 
 from sutazai_gateway import __version__
-from sutazai_gateway.api.deps import GatewayState
+from sutazai_gateway.api.deps import GatewayState, admin_user, current_user
 from sutazai_gateway.api.routes import agents as agents_routes
 from sutazai_gateway.api.routes import auth, health, root, tasks
 from sutazai_gateway.api.routes import chat as chat_routes
@@ -41,7 +41,7 @@ from sutazai_gateway.health_monitor import HealthMonitor
 from sutazai_gateway.mcp_server import McpEndpoint, build_mcp_server
 from sutazai_gateway.metrics import serve_metrics as serve_metrics_here
 from sutazai_gateway.nul_guard import RefuseNul
-from sutazai_gateway.problems import install_problem_handlers
+from sutazai_gateway.problems import complete_problem_declarations, install_problem_handlers
 from sutazai_gateway.upstreams import Upstreams, open_gateway_registry
 
 log = logging.getLogger(__name__)
@@ -160,4 +160,5 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
     app.include_router(document_routes.router)
     app.include_router(graph_routes.router)
     app.include_router(mesh_routes.router)
+    complete_problem_declarations(app, credential=current_user, admin=admin_user)
     return app

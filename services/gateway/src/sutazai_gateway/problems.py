@@ -9,19 +9,24 @@ Which codes to list: 401 when the route needs a credential (``CurrentUser``), 40
 ``AdminUser``; 422 when it takes any parameter or body (request validation); 413 when it takes a
 body; 503 and 504 when it calls an upstream service (unavailable or its breaker open, deadline); and
 what its upstream's domain errors map to (``grpc_errors``: 400, 404, 409, 429).
-``services/gateway/tests/test_openapi_contract.py`` checks the credential and validation codes for
-every route; the system test ``tests/system/test_contract.py`` checks the rest against a running stack.
+What follows from a route's signature (401, 403, 413, 422) ``complete_problem_declarations`` adds to
+every route when the app is built; ``services/gateway/tests/test_openapi_contract.py`` checks the
+result; the system test ``tests/system/test_contract.py`` checks the rest against a running stack.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -120,3 +125,58 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unhandled)
+
+
+def _dependants(dependant: Dependant) -> Iterator[Dependant]:
+    yield dependant
+    for dependency in dependant.dependencies:
+        yield from _dependants(dependency)
+
+
+def complete_problem_declarations(app: FastAPI, *, credential: Callable[..., Any], admin: Callable[..., Any]) -> None:
+    """Declare in ``/openapi.json``, on every route, the problems the platform itself answers, as Problems.
+
+    Routes list their domain problems (404, 409, 503, ...) with ``problem_responses``; what follows from
+    a route's signature is added here, so a new route cannot forget it: 401 when it depends on
+    ``credential``, 403 on ``admin``, 422 when it takes any parameter or body, 413 with a body. An error
+    a route declared some other way (a bare ``{"description": ...}``) gets the Problem schema and keeps
+    its description. Done on the generated document (once), since included routers' routes are copies."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        for context in routing.iter_route_contexts(app.routes):
+            if not isinstance(context.original_route, APIRoute) or not context.include_in_schema:
+                continue
+            dependants = list(_dependants(context.dependant))
+            calls = {dependant.call for dependant in dependants}
+            has_body = context.body_field is not None
+            needed = {401} if credential in calls else set()
+            if admin in calls:
+                needed |= {401, 403}
+            if has_body or any(d.path_params or d.query_params or d.header_params or d.cookie_params
+                               for d in dependants):
+                needed.add(422)
+            if has_body:
+                needed.add(413)
+            for method in context.methods or ():
+                operation = schema["paths"].get(context.path_format, {}).get(method.lower())
+                if operation is None:
+                    continue
+                responses = operation.setdefault("responses", {})
+                declared = {int(status) for status in responses if status.isdigit() and int(status) >= 400}
+                for status in needed | declared:
+                    entry = problem_responses(status)[status]
+                    entry["description"] = responses.get(str(status), {}).get("description") or entry["description"]
+                    responses[str(status)] = entry
+        # FastAPI's own 422 schemas, now referenced by no route (every 422 is a Problem).
+        components = schema.get("components", {}).get("schemas", {})
+        text = json.dumps(schema["paths"])
+        for name in ("HTTPValidationError", "ValidationError"):
+            if f"#/components/schemas/{name}" not in text:
+                components.pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -15,8 +15,9 @@ from sutazai.common.v1 import common_pb2
 from sutazai.memory.v1 import memory_pb2
 
 from sutazai_gateway.api.deps import CurrentUser, StateDep
-from sutazai_gateway.api.routes.memory_common import COMMON, MEMORY_TIMEOUT_S, problem_responses, stub, when
+from sutazai_gateway.api.routes.memory_common import COMMON, MEMORY_TIMEOUT_S, stub, when
 from sutazai_gateway.grpc_errors import upstream_errors
+from sutazai_gateway.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
 

@@ -17,13 +17,13 @@ from sutazai_gateway.api.deps import CurrentUser, StateDep
 from sutazai_gateway.api.routes.memory_common import (
     COMMON,
     MEMORY_TIMEOUT_S,
-    problem_responses,
     scope_fields,
     struct_dict,
     stub,
     when,
 )
 from sutazai_gateway.grpc_errors import upstream_errors
+from sutazai_gateway.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/graph", tags=["graph"])
 

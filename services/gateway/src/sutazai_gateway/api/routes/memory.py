@@ -20,12 +20,12 @@ from sutazai_gateway.api.routes.memory_common import (
     INFER_TIMEOUT_S,
     MEMORY_TIMEOUT_S,
     memory_dict,
-    problem_responses,
     struct_dict,
     stub,
     when,
 )
 from sutazai_gateway.grpc_errors import upstream_errors
+from sutazai_gateway.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/memory", tags=["memory"])
 

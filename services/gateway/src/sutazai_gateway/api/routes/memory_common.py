@@ -1,41 +1,20 @@
 """What the memory, vectors, documents and graph routes share: the stub, message-to-JSON helpers and the
-problem responses each route declares.
-
-``problem_responses`` here is a stand-in with the signature of the shared helper that branch
-``test-infra`` adds to ``sutazai_gateway.problems``; once that is in main, import it from there instead."""
+problem statuses every memory route can answer (``problem_responses`` is the gateway's shared helper)."""
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 from google.protobuf.message import Message
 from sutazai.memory.v1 import memory_pb2, memory_pb2_grpc
 
 from sutazai_gateway.api.deps import GatewayState
-from sutazai_gateway.problems import PROBLEM_JSON
 from sutazai_gateway.protojson import to_python
 
 # Deadlines of calls to the memory service: a write embeds through chat (a few hundred ms on CPU), an
 # `infer: true` add waits for one generation.
 MEMORY_TIMEOUT_S = 30.0
 INFER_TIMEOUT_S = 180.0
-
-_PROBLEM_SCHEMA = {
-    "type": "object",
-    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-                   "detail": {"type": "string"}, "errors": {"type": "array", "items": {"type": "object"}}},
-    "required": ["type", "title", "status"],
-}
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The OpenAPI ``responses`` for the problem statuses a route can answer."""
-    return {
-        status: {"description": HTTPStatus(status).phrase, "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
-        for status in sorted(set(statuses))
-    }
-
 
 # Every memory route can answer these: no credential, bad input, the memory (or chat) service down.
 COMMON = (401, 422, 503, 504)

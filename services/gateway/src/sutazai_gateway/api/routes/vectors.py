@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sutazai.memory.v1 import memory_pb2
 
 from sutazai_gateway.api.deps import CurrentUser, StateDep
-from sutazai_gateway.api.routes.memory_common import COMMON, MEMORY_TIMEOUT_S, problem_responses, struct_dict, stub
+from sutazai_gateway.api.routes.memory_common import COMMON, MEMORY_TIMEOUT_S, struct_dict, stub
 from sutazai_gateway.grpc_errors import upstream_errors
+from sutazai_gateway.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/vectors", tags=["vectors"])
 
