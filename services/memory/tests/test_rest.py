@@ -17,6 +17,7 @@ import httpx
 import pytest
 from sutazai_gateway.config import Settings as GatewaySettings
 from sutazai_gateway.main import create_app
+from sutazai_runtime.discovery.settings import DiscoverySettings
 
 PDF_SNIPPET = b"%PDF-1.4\n"
 
@@ -40,6 +41,7 @@ async def api(memory: Any, postgres_url: str, redis_url: str, nats_url: str) -> 
         database_url=url, redis_url=redis_url, nats_url=nats_url, metrics_port=0,
         memory_addr=memory.address, chat_addr=memory.settings.chat_addr,
         jwt_secret=secrets.token_urlsafe(48), bootstrap_admin_password=None, max_upload_bytes=64 * 1024,
+        discovery=DiscoverySettings(backend="static"),  # the addresses above; these servers are not registered
     )
     app = create_app(settings)
     await admin.execute(f'CREATE DATABASE "{database}"')

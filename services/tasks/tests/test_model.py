@@ -70,7 +70,7 @@ def test_a_mesh_task_names_its_service() -> None:
     from sutazai_tasks.model import validate_new_task
 
     fields = dict(owner_id="u", priority=0, agent_id="", idempotency_key="", timeout_s=0, max_attempts=0)
-    task = validate_new_task(task_type="mesh", payload={"service": "billing", "payload": {"a": 1}}, **fields)
+    task = validate_new_task(task_type="mesh", payload_json=b'{"service": "billing", "payload": {"a": 1}}', **fields)
     assert task.task_type == "mesh"
     with pytest.raises(InvalidTaskError, match=r"payload\.service"):
-        validate_new_task(task_type="mesh", payload={"payload": {}}, **fields)
+        validate_new_task(task_type="mesh", payload_json=b'{"payload": {}}', **fields)

@@ -117,10 +117,23 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
             serve_metrics_here(settings.metrics_port, settings.host)
         monitor_task = asyncio.create_task(monitor.run())
         log.info("gateway ready", extra={"url": f"http://{settings.host}:{settings.port}"})
+        mcp_stop = asyncio.Event()
+
+        async def serve_mcp() -> None:
+            # The platform's own MCP server at /mcp. Its session manager holds an anyio task group, which
+            # must be left in the task that entered it: a task of its own, not the lifespan's (a lifespan
+            # may be entered and left in different tasks, as pytest's session fixtures do).
+            async with mcp_endpoint.manager.run():
+                await mcp_stop.wait()
+
+        mcp_task = asyncio.create_task(serve_mcp())
         try:
-            async with mcp_endpoint.manager.run():  # the platform's own MCP server at /mcp
-                yield
+            yield
         finally:
+            mcp_stop.set()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await mcp_task
             monitor_task.cancel()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):

@@ -1,4 +1,4 @@
-"""Refuse U+0000 (NUL) in a request's path, query or JSON body with a 422 problem, before any route runs.
+"""Refuse U+0000 (NUL) in a request's path, query or JSON/form body with a 422 problem, before any route runs.
 
 PostgreSQL cannot store NUL in ``text`` or ``jsonb``, so such a value reaching a store (a username at
 login, a task payload, an agent field) was a 500; schemathesis found it. One guard covers every route,
@@ -29,6 +29,11 @@ class RefuseNul:
         if b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", ""):
             await _refuse(send, "query" if b"%00" in scope.get("query_string", b"") else "path")
             return
+        if not _textual(scope):
+            # Files (multipart uploads: a PDF holds NUL bytes) go through untouched; their text is checked
+            # where it is extracted.
+            await self.app(scope, receive, send)
+            return
         received: list[Message] = []
         tail = b""
         while True:
@@ -48,6 +53,15 @@ class RefuseNul:
             return received.pop(0) if received else await receive()
 
         await self.app(scope, replay, send)
+
+
+def _textual(scope: Scope) -> bool:
+    """A JSON or form body, or none declared (FastAPI reads an undeclared body as JSON)."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            kind = value.split(b";", 1)[0].strip().lower()
+            return kind.endswith(b"json") or kind == b"application/x-www-form-urlencoded"
+    return True
 
 
 async def _refuse(send: Send, location: str) -> None:

@@ -28,7 +28,7 @@ class MeshDelivery:
         self._balancer = make_strategy("round_robin")
 
     async def __call__(self, task: TaskRow, progress: Progress) -> Any:
-        service = str(task.payload.get("service", ""))
+        service = str(task.payload().get("service", ""))
         instances = [i for i in self._registry.instances(service, passing_only=False) if i.passing or i.external]
         if not instances:
             if not self._registry.view.instances(service):
@@ -40,7 +40,7 @@ class MeshDelivery:
             self._balancer.pick(endpoints))
         instance = next(i for i in instances if i.id == picked.id)
         trace_id = uuid.uuid4().hex
-        body = {"task_id": task.id, "payload": task.payload.get("payload", {}), "priority": task.priority}
+        body = {"task_id": task.id, "payload": task.payload().get("payload", {}), "priority": task.priority}
         started = time.perf_counter()
         try:
             async with self._session.post(f"http://{instance.target}/process", json=body, timeout=self._timeout,
