@@ -11,7 +11,7 @@ from sutazai_runtime.identity import Identity
 from sutazai_gateway.auth import api_keys, tokens
 from sutazai_gateway.auth.cache import CredentialCache
 from sutazai_gateway.auth.passwords import hash_password, verify_password
-from sutazai_gateway.auth.store import AuthStore, User
+from sutazai_gateway.auth.store import AuthStore, User, UsernameTakenError
 
 MAX_FAILED_LOGINS = 5
 LOCK_DURATION = timedelta(minutes=30)
@@ -137,7 +137,12 @@ async def bootstrap_admin(
         return
     user = await store.user_by_name(username)
     if user is None:
-        user = await store.create_user(username, hash_password(password), email=None, is_admin=True)
+        try:
+            user = await store.create_user(username, hash_password(password), email=None, is_admin=True)
+        except UsernameTakenError:
+            # Several gateway workers start at once: another one created it first.
+            user = await store.user_by_name(username)
+            assert user is not None
     if api_key:
         parsed = api_keys.parse_key(api_key)
         if parsed is None:
