@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.system.stack_runner import RunningStack, run_stack, wait_until
+from tests.system.stack_runner import RunningStack, Servers, run_stack, wait_until
 
 pytestmark = pytest.mark.system
 SERVER = Path(__file__).with_name("mcp_servers") / "counter.py"
@@ -29,13 +29,13 @@ def count_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, count_file: Path) -> Iterator[RunningStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, count_file: Path, stack_servers: Servers) -> Iterator[RunningStack]:
     home = tmp_path_factory.mktemp("agent-tools")
     config = home / "mcp.yaml"
     config.write_text(json.dumps({"servers": {"counter": {
         "command": sys.executable, "args": [str(SERVER), str(count_file)], "requires_approval": ["danger"],
         "timeout_s": 20}}}))
-    with run_stack(home / "stack", timeout_s=600, SUTAZAI_TASKS_MCP_SERVERS_FILE=str(config),
+    with run_stack(home / "stack", stack_servers, timeout_s=600, SUTAZAI_TASKS_MCP_SERVERS_FILE=str(config),
                    SUTAZAI_CHAT_REQUEST_TIMEOUT_S="600", SUTAZAI_START_TIMEOUT_S="300") as running:
         yield running
 

@@ -22,7 +22,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.system.stack_runner import RunningStack, run_stack, wait_until
+from tests.system.stack_runner import RunningStack, Servers, run_stack, wait_until
 
 pytestmark = pytest.mark.system
 log = logging.getLogger(__name__)
@@ -32,8 +32,8 @@ AGENT = "/api/v1/agents/summarizer"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with run_stack(tmp_path_factory.mktemp("mesh"), SUTAZAI_REPLICAS="agents=2,chat=2",
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers) -> Iterator[RunningStack]:
+    with run_stack(tmp_path_factory.mktemp("mesh"), stack_servers, SUTAZAI_REPLICAS="agents=2,chat=2",
                    SUTAZAI_GATEWAY_BREAKER_RECOVERY_S="3", SUTAZAI_GATEWAY_UPSTREAM_TIMEOUT_S="3",
                    SUTAZAI_GATEWAY_PER_TRY_TIMEOUT_S="1") as running:
         yield running

@@ -14,7 +14,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.system.stack_runner import RunningStack, run_stack, wait_until
+from tests.system.stack_runner import RunningStack, Servers, run_stack, wait_until
 
 pytestmark = pytest.mark.system
 NONCE = f"(run {time.time_ns()})"
@@ -33,10 +33,10 @@ class Answer(BaseModel):
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers) -> Iterator[RunningStack]:
     # A generation on this shared 2-core machine can take minutes: a long backend deadline, not a flaky 503.
-    with run_stack(tmp_path_factory.mktemp("tools-stack"), timeout_s=600, SUTAZAI_CHAT_REQUEST_TIMEOUT_S="600",
-                   SUTAZAI_START_TIMEOUT_S="300") as running:
+    with run_stack(tmp_path_factory.mktemp("tools-stack"), stack_servers, timeout_s=600,
+                   SUTAZAI_CHAT_REQUEST_TIMEOUT_S="600", SUTAZAI_START_TIMEOUT_S="300") as running:
         yield running
 
 
