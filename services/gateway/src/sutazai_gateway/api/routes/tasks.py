@@ -175,6 +175,7 @@ class Decision(BaseModel):
 
 
 _DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "the task id is not a UUID", "content": {"application/problem+json": {}}},
     404: {"description": "no such task, or not the caller's", "content": {"application/problem+json": {}}},
     409: {"description": "the task is not waiting for an approval", "content": {"application/problem+json": {}}},
 }
