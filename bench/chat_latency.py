@@ -87,7 +87,8 @@ async def _sse_stream(session: aiohttp.ClientSession, url: str, body: dict, head
     first = last = 0.0
     tokens = 0
     async with session.post(url, json=body, headers=headers) as response:
-        response.raise_for_status()
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered {response.status}: {(await response.text())[:300]}")
         async for raw in response.content:
             line = raw.decode().strip()
             if not line.startswith("data: ") or line == "data: [DONE]":
@@ -124,7 +125,15 @@ async def measure(gateway: str, model_server: str, key: str, rounds: int, max_to
     async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
         say("warming up ...")
         await _sse_stream(session, model_server + "/v1/chat/completions", direct_body, {}, _direct_token)
-        await _sse_stream(session, gateway + "/api/v1/chat/stream", gateway_body, auth, _gateway_token)
+        for attempt in range(30):  # chat reports a backend only after its first health round: wait for it
+            try:
+                await _sse_stream(session, gateway + "/api/v1/chat/stream", gateway_body, auth, _gateway_token)
+                break
+            except RuntimeError as exc:
+                if attempt == 29 or " 503: " not in str(exc):
+                    raise
+                say(f"gateway not ready for chat yet ({exc}); retrying")
+                await asyncio.sleep(2)
         for i in range(rounds):
             order = ["direct", "gateway"] if i % 2 == 0 else ["gateway", "direct"]
             for side in order:

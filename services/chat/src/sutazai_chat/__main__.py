@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import urlsplit
 
 import redis.asyncio as redis
 import uvloop
@@ -61,7 +62,16 @@ def build_servicer(settings: Settings, service: ChatService, agents: AgentDirect
     )
 
 
-def backends_probe(service: ChatService) -> Probe:
+async def accepts_connections(url: str, timeout_s: float) -> None:
+    """Open (and close) a TCP connection to ``url``'s host and port; raise when it is refused or times out."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    async with asyncio.timeout(timeout_s):
+        _, writer = await asyncio.open_connection(parts.hostname, port)
+    writer.close()
+
+
+def backends_probe(service: ChatService, *, busy_after_s: float = 0.5) -> Probe:
     """Healthy while at least one backend answers (a failed one is left to failover). A backend busy with calls
     and a closed breaker is answering: it is not asked again, since a single-slot server such as llama.cpp
     would hold the probe behind the generation in progress."""
@@ -70,7 +80,14 @@ def backends_probe(service: ChatService) -> Probe:
     async def alive(backend: Backend) -> None:
         if backend.in_flight and backend.breaker.state == "closed":
             return
-        await backend.client.list_models()
+        try:
+            async with asyncio.timeout(busy_after_s):
+                await backend.client.list_models()
+        except TimeoutError:
+            # Slow is not down: a single-slot server (llama.cpp) answers nothing while it generates for
+            # another client (a user's own app, or another chat instance). If it still accepts connections
+            # it is busy, and taking this instance out of the registry would only refuse every chat call.
+            await accepts_connections(backend.spec.url, busy_after_s)
 
     async def check() -> None:
         results = await asyncio.gather(*(alive(b) for b in backends), return_exceptions=True)
@@ -116,7 +133,8 @@ async def run(settings: Settings) -> None:
             settings=settings,
             register=[lambda server: chat_pb2_grpc.add_ChatServiceServicer_to_server(servicer, server)],
             service_names=[SERVICE.full_name],
-            probes=[redis_probe(cache, settings.redis_url), backends_probe(service)],
+            probes=[redis_probe(cache, settings.redis_url),
+                    backends_probe(service, busy_after_s=settings.probe_timeout_s / 2)],
             cleanups=[close_backends, cache.aclose, registry.close],
             registry=registry,
             background=[lambda: discover(service, settings.discovery_interval_s)],
