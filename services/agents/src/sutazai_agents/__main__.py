@@ -8,6 +8,7 @@ from sutazai.agents.v1 import agents_pb2_grpc
 from sutazai_runtime.discovery import open_registry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
+from sutazai_runtime.telemetry import configure_tracing
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_runtime.probes import postgres_probe
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
@@ -54,6 +55,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "agents")
+    configure_tracing("agents", settings.telemetry)
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # our own lines name each changed file
     uvloop.run(run(settings))
 

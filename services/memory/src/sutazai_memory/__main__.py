@@ -4,6 +4,7 @@ import uvloop
 from sutazai.memory.v1 import memory_pb2_grpc
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
+from sutazai_runtime.telemetry import configure_tracing
 from sutazai_runtime.postgres import create_pool
 from sutazai_runtime.probes import postgres_probe
 from sutazai_runtime.startup import connect_with_retry
@@ -39,6 +40,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "memory")
+    configure_tracing("memory", settings.telemetry)
     uvloop.run(run(settings))
 
 

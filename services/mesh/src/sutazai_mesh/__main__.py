@@ -5,6 +5,7 @@ from sutazai.mesh.v1 import mesh_pb2_grpc
 from sutazai_runtime.discovery import open_registry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
+from sutazai_runtime.telemetry import configure_tracing
 from sutazai_runtime.nats import connect_nats
 from sutazai_runtime.probes import nats_probe
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
@@ -45,6 +46,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "mesh")
+    configure_tracing("mesh", settings.telemetry)
     uvloop.run(run(settings))
 
 
