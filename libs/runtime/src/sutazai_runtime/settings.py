@@ -42,11 +42,9 @@ class TelemetrySettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
-    # OTLP over gRPC, e.g. http://collector:4317 (http:// means without TLS).
-    otlp_endpoint: str = Field("", validation_alias=AliasChoices(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"))
-    # The service name in the exported resource; empty: sutazai-<service>.
-    service_name: str = Field("", validation_alias=AliasChoices("OTEL_SERVICE_NAME"))
+    # OTLP over gRPC, e.g. http://collector:4317 (http:// means without TLS). Each process exports as
+    # service.name sutazai-<service> (sutazai-gateway, sutazai-tasks-worker, ...).
+    otlp_endpoint: str = Field("", validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT"))
     # Head sampling: the standard samplers; a parent's decision is followed by the parentbased_* ones.
     sampler: Literal["always_on", "always_off", "traceidratio", "parentbased_always_on",
                      "parentbased_always_off", "parentbased_traceidratio"] = Field(

@@ -52,7 +52,7 @@ def configure_tracing(service: str, settings: TelemetrySettings) -> bool:
                                  "traceidratio": TraceIdRatioBased(settings.sampler_arg)}
     kind = settings.sampler.removeprefix("parentbased_")
     sampler = ParentBased(roots[kind]) if settings.sampler.startswith("parentbased_") else roots[kind]
-    resource = Resource.create({"service.name": settings.service_name or f"sutazai-{service}"})
+    resource = Resource.create({"service.name": f"sutazai-{service}"})
     provider = TracerProvider(resource=resource, sampler=sampler)
     endpoint = settings.otlp_endpoint.strip()
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
