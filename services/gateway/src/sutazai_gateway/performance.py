@@ -145,7 +145,7 @@ async def build_report(
     return {
         "timestamp": time.time(),
         "gateway": {
-            "processes": source.processes,
+            "processes_reporting": source.processes,  # gateway processes whose request metrics are summed
             "requests_total": total,
             "request_rate_per_s": rate,
             "window_s": round(window_s, 1) if window_s else None,
