@@ -41,7 +41,7 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
         self.spans: list[ReceivedSpan] = []
         self._lock = threading.Lock()
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 (the protocol's name)
+    def Export(self, request: Any, context: Any) -> Any:
         received = []
         for resource_spans in request.resource_spans:
             service = next((a.value.string_value for a in resource_spans.resource.attributes

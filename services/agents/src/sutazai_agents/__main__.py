@@ -8,11 +8,11 @@ from sutazai.agents.v1 import agents_pb2_grpc
 from sutazai_runtime.discovery import open_registry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
-from sutazai_runtime.telemetry import configure_tracing
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_runtime.probes import postgres_probe
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
+from sutazai_runtime.telemetry import configure_tracing
 
 from sutazai_agents.config import Settings
 from sutazai_agents.files import FileAgents

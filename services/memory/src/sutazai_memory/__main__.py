@@ -4,10 +4,10 @@ import uvloop
 from sutazai.memory.v1 import memory_pb2_grpc
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
-from sutazai_runtime.telemetry import configure_tracing
 from sutazai_runtime.postgres import create_pool
 from sutazai_runtime.probes import postgres_probe
 from sutazai_runtime.startup import connect_with_retry
+from sutazai_runtime.telemetry import configure_tracing
 
 from sutazai_memory.config import Settings
 from sutazai_memory.memory_store import init_connection

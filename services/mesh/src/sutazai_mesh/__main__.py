@@ -5,11 +5,11 @@ from sutazai.mesh.v1 import mesh_pb2_grpc
 from sutazai_runtime.discovery import open_registry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
-from sutazai_runtime.telemetry import configure_tracing
 from sutazai_runtime.nats import connect_nats
 from sutazai_runtime.probes import nats_probe
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
+from sutazai_runtime.telemetry import configure_tracing
 
 from sutazai_mesh.catalog import Catalog
 from sutazai_mesh.config import Settings
