@@ -164,7 +164,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
         description="One authenticated REST API in front of self-hosted LLM agents.",
         lifespan=lifespan,
         # FastAPI's own OpenTelemetry only with SUTAZAI_GATEWAY_OTEL: the request span while tracing is on is
-        # HttpSpans' (a third of the CPU of FastAPI's; see docs/decisions.md).
+        # HttpSpans' (~100 µs of CPU per request instead of FastAPI's ~145 µs; see docs/decisions.md).
         telemetry={"tracing": settings.otel, "metrics": settings.otel, "logs": settings.otel},
     )
     app.state.gateway_metrics = gateway_metrics
