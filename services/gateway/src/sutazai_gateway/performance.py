@@ -91,9 +91,10 @@ async def service_snapshots(upstreams: Upstreams, timeout_s: float) -> dict[str,
     async def one(stub: Any) -> list[Metric] | str:
         try:
             reply = await stub.GetMetrics(common_pb2.GetMetricsRequest(names=SERVICE_FAMILIES), timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            return f"{exc.code().name}: {exc.details()}"
         except Exception as exc:
-            details = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
-            return f"{type(exc).__name__}: {details}"
+            return f"{type(exc).__name__}: {exc}"
         return list(text_string_to_metric_families(reply.exposition.decode()))
 
     calls = {(u.name, instance): one(stub) for u in upstreams
