@@ -138,6 +138,30 @@ def test_each_process_has_its_breakers_and_a_reset_closes_them_all(gateway: dict
     assert status == 200  # served once, by the supervisor, for all workers
 
 
+def test_the_performance_summary_counts_every_process_s_requests(gateway: dict[str, object]) -> None:
+    """Whichever process answers, /api/v1/performance/metrics sums the requests of both (multi-process files)."""
+    url, key = str(gateway["url"]), str(gateway["key"])
+    route = "GET /api/v1/agents/{agent_id}"
+
+    def report() -> dict:  # type: ignore[type-arg]
+        status, body = _get(url + "/api/v1/performance/metrics", key)
+        assert status == 200, body
+        return json.loads(body)  # type: ignore[no-any-return]
+
+    before = report()["gateway"]["routes"].get(route, {}).get("requests_total", 0)
+    for _ in range(20):  # one connection each: the kernel spreads them over both workers
+        assert _get(url + "/api/v1/agents/some-agent", key)[0] == 503
+    totals: dict[int, int] = {}
+    deadline = time.monotonic() + 30
+    while len(totals) < 2 and time.monotonic() < deadline:
+        body = report()
+        totals[body["circuit_breakers"]["process"]] = body["gateway"]["routes"][route]["requests_total"]
+    assert len(totals) == 2, "only one worker answered"
+    assert set(totals.values()) == {before + 20}, totals
+    assert body["gateway"]["processes_reporting"] == 2
+    assert body["gateway"]["routes"][route]["server_errors_total"] >= 20
+
+
 def test_the_workers_end_with_the_supervisor_even_when_it_is_killed(gateway: dict[str, object]) -> None:
     process = gateway["process"]
     assert isinstance(process, subprocess.Popen)

@@ -4,7 +4,9 @@
   re-checked every ``probe_interval_s``;
 - ``sutazai.common.v1.Diagnostics``: the last probe results, for the gateway's detailed health;
 - server reflection;
-- Prometheus metrics over HTTP (process metrics and one gauge per dependency);
+- Prometheus metrics over HTTP (process metrics, one gauge per dependency, and per RPC method the latency,
+  status codes and calls in flight: ``grpc_observe``), and the same through ``Diagnostics.GetMetrics``;
+- a SERVER span per RPC continuing the caller's trace, while tracing is on (``telemetry``);
 - the instance registers itself (``sutazai_runtime.discovery``): id, address, port, tags, metadata
   (version, zone, weight, metrics port), ``passing`` while health is SERVING; deregistered on stop;
 - SIGTERM or SIGINT: the instance leaves the registry, health turns ``NOT_SERVING``, the server stops
@@ -24,13 +26,14 @@ from dataclasses import dataclass, field
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import Gauge, start_http_server
+from prometheus_client import REGISTRY, Gauge, generate_latest, start_http_server
 from sutazai.common.v1 import common_pb2, common_pb2_grpc
 
 from sutazai_runtime import __version__
 from sutazai_runtime.discovery.announce import Announcer, instance_for
 from sutazai_runtime.discovery.registry import Registry
 from sutazai_runtime.discovery.settings import open_registry
+from sutazai_runtime.grpc_observe import ObservedServer
 from sutazai_runtime.probes import Probe, ProbeResult, run_probes
 from sutazai_runtime.settings import ServiceSettings
 
@@ -83,6 +86,13 @@ class _Diagnostics(common_pb2_grpc.DiagnosticsServicer):
             ],
         )
 
+    async def GetMetrics(
+        self, request: common_pb2.GetMetricsRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.GetMetricsResponse:
+        names = [f"{n}{suffix}" for n in request.names for suffix in ("", "_total", "_bucket", "_count", "_sum")]
+        registry = REGISTRY.restricted_registry(names) if names else REGISTRY
+        return common_pb2.GetMetricsResponse(service=self._service, exposition=generate_latest(registry))
+
 
 async def _watch_dependencies(
     spec: GrpcService, servicer: health.aio.HealthServicer, diagnostics: _Diagnostics,
@@ -122,8 +132,9 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
     if spec.max_receive_bytes:
         options.append(("grpc.max_receive_message_length", spec.max_receive_bytes))
     server = grpc.aio.server(options=options)
+    observed = ObservedServer(server)  # metrics (and spans) per method, wrapped once at registration
     for register in spec.register:
-        register(server)
+        register(observed)  # type: ignore[arg-type]
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -12,6 +12,10 @@ from pythonjsonlogger.json import JsonFormatter
 def configure_logging(level: str, service: str) -> None:
     """Send every record to stdout as one JSON object with the service name on it."""
     handler = logging.StreamHandler(sys.stdout)
+    # trace_id / span_id on lines logged inside a span (a no-op while tracing is off)
+    from sutazai_runtime.telemetry import TraceIdsFilter
+
+    handler.addFilter(TraceIdsFilter())
     handler.setFormatter(
         JsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",

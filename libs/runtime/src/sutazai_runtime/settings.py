@@ -33,6 +33,29 @@ def nats_url_field() -> str:
     return Field(DEFAULT_NATS_URL, validation_alias=AliasChoices("NATS_URL"))
 
 
+class TelemetrySettings(BaseSettings):
+    """Traces (``sutazai_runtime.telemetry``), under the standard OpenTelemetry names, shared by every process.
+
+    Tracing is on only when an OTLP endpoint is set; otherwise no span is made anywhere (near-zero cost).
+    The SDK itself also honours the other standard variables (``OTEL_EXPORTER_OTLP_HEADERS``,
+    ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_BSP_*``)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    # OTLP over gRPC, e.g. http://collector:4317 (http:// means without TLS). Each process exports as
+    # service.name sutazai-<service> (sutazai-gateway, sutazai-tasks-worker, ...).
+    otlp_endpoint: str = Field("", validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    # Head sampling: the standard samplers; a parent's decision is followed by the parentbased_* ones.
+    sampler: Literal["always_on", "always_off", "traceidratio", "parentbased_always_on",
+                     "parentbased_always_off", "parentbased_traceidratio"] = Field(
+        "parentbased_always_on", validation_alias=AliasChoices("OTEL_TRACES_SAMPLER"))
+    sampler_arg: float = Field(1.0, ge=0.0, le=1.0, validation_alias=AliasChoices("OTEL_TRACES_SAMPLER_ARG"))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.otlp_endpoint.strip())
+
+
 class ServiceSettings(BaseSettings):
     """What every gRPC service needs to run; the subclass sets ``env_prefix`` and the port defaults."""
 
@@ -57,3 +80,4 @@ class ServiceSettings(BaseSettings):
     tags: list[str] = Field(default_factory=list)
     register_instance: bool = True  # off: serve without announcing (static deployments, some tests)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)

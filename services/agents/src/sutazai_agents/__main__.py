@@ -12,6 +12,7 @@ from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrati
 from sutazai_runtime.probes import postgres_probe
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
+from sutazai_runtime.telemetry import configure_tracing
 
 from sutazai_agents.config import Settings
 from sutazai_agents.files import FileAgents
@@ -54,6 +55,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "agents")
+    configure_tracing("agents", settings.telemetry)
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # our own lines name each changed file
     uvloop.run(run(settings))
 

@@ -17,6 +17,7 @@ from sutazai_runtime.resilience import BreakerPolicy, CircuitBreaker
 from sutazai_runtime.resilience.metrics import breaker_transition
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
+from sutazai_runtime.telemetry import configure_tracing
 
 from sutazai_chat.agents import AgentDirectory
 from sutazai_chat.backend_config import load_backends
@@ -145,6 +146,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "chat")
+    configure_tracing("chat", settings.telemetry)
     uvloop.run(run(settings))
 
 

@@ -21,6 +21,7 @@ from sutazai_chat.errors import (
     NoBackendAvailableError,
     OverloadedError,
 )
+from sutazai_chat.model_span import model_span, record_usage
 from sutazai_chat.requests import ChatCall, Reply
 from sutazai_chat.routing import Backend, QueueFullError, Router
 from sutazai_chat.tooling import ToolCall, ToolCallDelta, assemble
@@ -112,23 +113,26 @@ class ChatService:
                     finish = "stop"
                     try:
                         deltas = backend.client.stream(model, call.messages, call.params)
-                        async with contextlib.aclosing(deltas):  # a cancelled consumer closes the backend stream
-                            async for delta in deltas:
-                                if delta.token:
-                                    if not text:
-                                        ttft = time.perf_counter() - started
-                                        metrics.TTFT.labels(model, backend.name).observe(ttft)
-                                    text.append(delta.token)
-                                    yield delta.token
-                                if delta.tool_call is not None:
-                                    if not text and not calls:
-                                        ttft = time.perf_counter() - started
-                                    calls.setdefault(delta.tool_call.index, []).append(delta.tool_call)
-                                    yield delta.tool_call
-                                if delta.prompt_tokens is not None:
-                                    usage = (delta.prompt_tokens, delta.completion_tokens)
-                                if delta.finish_reason:
-                                    finish = delta.finish_reason
+                        # a cancelled consumer closes the backend stream
+                        with model_span("chat", model, backend.name) as span:
+                            async with contextlib.aclosing(deltas):
+                                async for delta in deltas:
+                                    if delta.token:
+                                        if not text:
+                                            ttft = time.perf_counter() - started
+                                            metrics.TTFT.labels(model, backend.name).observe(ttft)
+                                        text.append(delta.token)
+                                        yield delta.token
+                                    if delta.tool_call is not None:
+                                        if not text and not calls:
+                                            ttft = time.perf_counter() - started
+                                        calls.setdefault(delta.tool_call.index, []).append(delta.tool_call)
+                                        yield delta.tool_call
+                                    if delta.prompt_tokens is not None:
+                                        usage = (delta.prompt_tokens, delta.completion_tokens)
+                                    if delta.finish_reason:
+                                        finish = delta.finish_reason
+                            record_usage(span, *usage)
                     except BackendRejectedError as exc:
                         backend.breaker.record_success()
                         raise InvalidRequestError(f"backend {backend.name} refused the request: {exc}") from exc
@@ -247,7 +251,10 @@ class ChatService:
             try:
                 async with self._slot(backend, background):
                     try:
-                        result = await fn(backend.client)
+                        with model_span(operation, model, backend.name) as span:
+                            result = await fn(backend.client)
+                            record_usage(span, getattr(result, "prompt_tokens", None),
+                                         getattr(result, "completion_tokens", None))
                     except BackendRejectedError as exc:
                         backend.breaker.record_success()
                         raise InvalidRequestError(f"backend {backend.name} refused the request: {exc}") from exc

@@ -11,6 +11,7 @@ import tempfile
 
 import uvicorn
 from sutazai_runtime.logging import configure_logging
+from sutazai_runtime.telemetry import configure_tracing
 
 from sutazai_gateway.config import Settings
 from sutazai_gateway.main import create_app
@@ -27,6 +28,7 @@ def main() -> None:
     }
     workers = settings.worker_count()
     if workers == 1:
+        configure_tracing("gateway", settings.telemetry)  # the workers of a supervisor each configure their own
         uvicorn.run(create_app(settings), **server_options)  # type: ignore[arg-type]
         return
     metrics_dir = tempfile.mkdtemp(prefix="sutazai-gateway-metrics-")

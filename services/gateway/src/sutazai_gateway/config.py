@@ -4,7 +4,13 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sutazai_runtime.balancing import make_strategy
 from sutazai_runtime.discovery.settings import DiscoverySettings
-from sutazai_runtime.settings import LogLevel, database_url_field, nats_url_field, redis_url_field
+from sutazai_runtime.settings import (
+    LogLevel,
+    TelemetrySettings,
+    database_url_field,
+    nats_url_field,
+    redis_url_field,
+)
 
 HOST_PORT = r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}(,[A-Za-z0-9_.\-\[\]:]+:\d{1,5})*$"
 
@@ -70,10 +76,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024)
     # Document uploads (/api/v1/documents): the memory service takes files of up to 10 MiB.
     max_upload_bytes: int = Field(11 * 1_048_576, ge=1024, le=15 * 1_048_576)
-    # FastAPI's native OpenTelemetry (spans, metrics, logs per request). Off by default: while no provider is
-    # configured, FastAPI still asks OpenTelemetry for the global providers on every request, which reads
-    # os.environ each time.
+    # FastAPI's native OpenTelemetry in full (its metrics, logs and per-operation spans besides the request
+    # span, which tracing turns on by itself). Off by default: while no provider is configured, FastAPI asks
+    # OpenTelemetry for the global providers on every request, which reads os.environ each time.
     otel: bool = False
+    # Traces: the standard OTEL_* variables (sutazai_runtime.settings.TelemetrySettings).
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     startup_timeout_s: float = Field(60.0, gt=0)
     shutdown_grace_s: float = Field(3.0, gt=0, le=4.0)
 

@@ -7,6 +7,7 @@ from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.postgres import create_pool
 from sutazai_runtime.probes import postgres_probe
 from sutazai_runtime.startup import connect_with_retry
+from sutazai_runtime.telemetry import configure_tracing
 
 from sutazai_memory.config import Settings
 from sutazai_memory.memory_store import init_connection
@@ -39,6 +40,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "memory")
+    configure_tracing("memory", settings.telemetry)
     uvloop.run(run(settings))
 
 

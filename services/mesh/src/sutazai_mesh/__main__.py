@@ -9,6 +9,7 @@ from sutazai_runtime.nats import connect_nats
 from sutazai_runtime.probes import nats_probe
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
+from sutazai_runtime.telemetry import configure_tracing
 
 from sutazai_mesh.catalog import Catalog
 from sutazai_mesh.config import Settings
@@ -45,6 +46,7 @@ async def run(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level, "mesh")
+    configure_tracing("mesh", settings.telemetry)
     uvloop.run(run(settings))
 
 

@@ -23,6 +23,7 @@ from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrati
 from sutazai_runtime.probes import nats_probe, postgres_probe
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
+from sutazai_runtime.telemetry import configure_tracing
 
 from sutazai_tasks import handlers
 from sutazai_tasks.agent_run import AgentRun
@@ -34,6 +35,7 @@ from sutazai_tasks.mcp_service import MCP_SERVICE, McpServicer
 from sutazai_tasks.memory_context import MemoryContext
 from sutazai_tasks.mesh_delivery import MeshDelivery
 from sutazai_tasks.orchestration import Orchestrator
+from sutazai_tasks.queue_depth import sample_queue_depth
 from sutazai_tasks.server import SERVICE, TaskServicer, sweep_stale
 from sutazai_tasks.steps import StepStore
 from sutazai_tasks.store import TaskStore, pool_setup
@@ -75,7 +77,8 @@ async def run_server(settings: Settings) -> None:
             probes=[postgres_probe(pool, settings.database_url), nats_probe(bus.nc, settings.nats_url)],
             cleanups=[hub.close, bus.nc.drain, pool.close],
             background=[lambda: sweep_stale(store, bus, every_s=settings.sweep_interval_s,
-                                            older_than_s=settings.sweep_after_s)],
+                                            older_than_s=settings.sweep_after_s),
+                        lambda: sample_queue_depth(store, bus, every_s=settings.queue_sample_interval_s)],
         )
     )
 
@@ -139,6 +142,7 @@ def main() -> None:
     role = parser.parse_args().role
     settings = Settings()
     configure_logging(settings.log_level, "tasks" if role == "server" else "tasks-worker")
+    configure_tracing("tasks" if role == "server" else "tasks-worker", settings.telemetry)
     uvloop.run(run_server(settings) if role == "server" else run_worker(settings))
 
 

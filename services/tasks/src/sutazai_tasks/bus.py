@@ -15,6 +15,7 @@ from typing import Any
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from sutazai_runtime.telemetry import trace_headers
 
 from sutazai_tasks.model import PRIORITY_CLASSES, PriorityClass, TaskRow, dump_json, priority_class
 from sutazai_tasks.streams import Names
@@ -62,6 +63,15 @@ def encode_event(fields: dict[str, Any]) -> bytes:
     return ("{" + ",".join(f"{json.dumps(k)}:{dump_json(v)}" for k, v in fields.items()) + "}").encode()
 
 
+def _headers(task: TaskRow, msg_id: str | None) -> dict[str, str]:
+    """The message id, and the task's trace context (W3C ``traceparent``) when it was created in a trace:
+    every dispatch of a task continues the trace of its creation."""
+    headers = {"Nats-Msg-Id": msg_id or message_id(task)}
+    if task.trace_id:
+        headers.update(trace_headers(task.trace_id, task.span_id))
+    return headers
+
+
 class TaskBus:
     def __init__(self, nc: Client, js: JetStreamContext, names: Names) -> None:
         self.nc = nc
@@ -78,14 +88,14 @@ class TaskBus:
         de-duplication must not drop."""
         work = Work(task.id, task.task_type, task.agent_id or "")
         await self.nc.publish(self.names.work(priority_class(task.priority)), work.encode(),
-                              headers={"Nats-Msg-Id": msg_id or message_id(task)})
+                              headers=_headers(task, msg_id))
 
     async def dispatch_stored(self, task: TaskRow, msg_id: str | None = None) -> None:
         """Publish and wait until JetStream has stored it (replays, the sweeper, approvals: rare, and worth
         knowing)."""
         work = Work(task.id, task.task_type, task.agent_id or "")
         await self.js.publish(self.names.work(priority_class(task.priority)), work.encode(),
-                              headers={"Nats-Msg-Id": msg_id or message_id(task)})
+                              headers=_headers(task, msg_id))
 
     async def dead_letter(self, task: TaskRow, error: str) -> None:
         body = {"task_id": task.id, "owner_id": task.owner_id, "task_type": task.task_type,

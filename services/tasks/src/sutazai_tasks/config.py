@@ -15,6 +15,8 @@ class Settings(ServiceSettings):
     # Re-dispatch queued tasks older than sweep_after_s, every sweep_interval_s.
     sweep_interval_s: float = Field(15.0, gt=0)
     sweep_after_s: float = Field(30.0, gt=0)
+    # Queue depth (JetStream pending, tasks per state) sampled into Prometheus gauges every this many seconds.
+    queue_sample_interval_s: float = Field(5.0, gt=0, le=300)
     # Workers (python -m sutazai_tasks worker)
     worker_batch: int = Field(100, ge=1, le=1000)
     worker_max_in_flight: int = Field(500, ge=1, le=20_000)

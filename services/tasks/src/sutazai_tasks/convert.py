@@ -42,6 +42,7 @@ def to_proto(task: TaskRow) -> tasks_pb2.Task:
         created_at=_ts(task.created_at), started_at=_ts(task.started_at), finished_at=_ts(task.finished_at),
         result_json=task.result_json.encode() if task.result_json is not None else b"",
         pending_approval_json=task.pending_approval.encode() if task.pending_approval else b"",
+        trace_id=task.trace_id or "",
     )
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from sutazai_runtime.telemetry import current_ids
+
 from sutazai_tasks.errors import InvalidTaskError
 
 Status = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead", "waiting_approval"]
@@ -80,6 +82,8 @@ class NewTask:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     parent_id: str | None = None
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # (trace id, span id) of the span the task is created in; None while tracing is off
+    trace: tuple[str, str] | None = field(default_factory=current_ids)
 
 
 def validate_new_task(
@@ -142,6 +146,8 @@ class TaskRow:
     completions: int
     replays: int
     pending_approval: str | None = None  # waiting_approval: the tool call awaiting a decision (JSON text)
+    trace_id: str | None = None  # the trace the task was created in, and the span that created it (hex)
+    span_id: str | None = None
 
     @property
     def terminal(self) -> bool:

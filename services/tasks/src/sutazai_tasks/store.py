@@ -14,7 +14,7 @@ from sutazai_tasks.model import NewTask, TaskRow
 _COLUMNS = (
     "id, owner_id, task_type, payload, priority, agent_id, status, attempts, max_attempts, timeout_s,"
     " result, error, idempotency_key, parent_id, created_at, started_at, finished_at, completions, replays,"
-    " pending_approval"
+    " pending_approval, trace_id, span_id"
 )
 
 
@@ -35,6 +35,7 @@ def _row(record: asyncpg.Record) -> TaskRow:
         parent_id=str(record["parent_id"]) if record["parent_id"] else None,
         created_at=record["created_at"], started_at=record["started_at"], finished_at=record["finished_at"],
         completions=record["completions"], replays=record["replays"], pending_approval=record["pending_approval"],
+        trace_id=record["trace_id"], span_id=record["span_id"],
     )
 
 
@@ -55,12 +56,13 @@ class TaskStore:
         Returns (row, created)."""
         record = await self._pool.fetchrow(
             f"INSERT INTO tasks.tasks (id, owner_id, task_type, payload, priority, agent_id, status,"
-            f" max_attempts, timeout_s, idempotency_key, parent_id)"
-            f" VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10)"
+            f" max_attempts, timeout_s, idempotency_key, parent_id, trace_id, span_id)"
+            f" VALUES ($1, $2, $3, $4, $5, $6, 'queued', $7, $8, $9, $10, $11, $12)"
             f" ON CONFLICT (owner_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
             uuid.UUID(task.id), task.owner_id, task.task_type, task.payload_json, task.priority, task.agent_id,
             task.max_attempts, task.timeout_s, task.idempotency_key,
             uuid.UUID(task.parent_id) if task.parent_id else None,
+            *(task.trace or (None, None)),
         )
         if record is not None:
             return _row(record), True
@@ -76,17 +78,19 @@ class TaskStore:
         async with self._pool.acquire() as conn, conn.transaction():
             records = await conn.fetch(
                 f"INSERT INTO tasks.tasks (id, owner_id, task_type, payload, priority, agent_id, status,"
-                f" max_attempts, timeout_s, idempotency_key, parent_id)"
+                f" max_attempts, timeout_s, idempotency_key, parent_id, trace_id, span_id)"
                 f" SELECT id, owner_id, task_type, payload, priority, agent_id, 'queued', max_attempts, timeout_s,"
-                f" idempotency_key, parent_id FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[],"
-                f" $5::int[], $6::text[], $7::int[], $8::int[], $9::text[], $10::uuid[])"
+                f" idempotency_key, parent_id, trace_id, span_id FROM unnest($1::uuid[], $2::text[], $3::text[],"
+                f" $4::jsonb[], $5::int[], $6::text[], $7::int[], $8::int[], $9::text[], $10::uuid[], $11::text[],"
+                f" $12::text[])"
                 f" AS v(id, owner_id, task_type, payload, priority, agent_id, max_attempts, timeout_s,"
-                f" idempotency_key, parent_id)"
+                f" idempotency_key, parent_id, trace_id, span_id)"
                 f" ON CONFLICT (owner_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
                 [uuid.UUID(t.id) for t in tasks], [t.owner_id for t in tasks], [t.task_type for t in tasks],
                 [t.payload_json for t in tasks], [t.priority for t in tasks], [t.agent_id for t in tasks],
                 [t.max_attempts for t in tasks], [t.timeout_s for t in tasks], [t.idempotency_key for t in tasks],
                 [uuid.UUID(t.parent_id) if t.parent_id else None for t in tasks],
+                [t.trace[0] if t.trace else None for t in tasks], [t.trace[1] if t.trace else None for t in tasks],
             )
             created = {str(r["id"]): _row(r) for r in records}
             repeats = [t for t in tasks if t.id not in created]
@@ -217,6 +221,13 @@ class TaskStore:
         """Tasks that still need their work message: queued, retrying or running (not yet acknowledged)."""
         return int(await self._pool.fetchval(
             "SELECT count(*) FROM tasks.tasks WHERE status IN ('queued', 'retrying', 'running')"))
+
+    async def count_by_status(self, statuses: Sequence[str]) -> dict[str, int]:
+        """Tasks per status, for the given statuses (unfinished ones and dead: ``tasks_status`` indexes them)."""
+        records = await self._pool.fetch(
+            "SELECT status, count(*) AS n FROM tasks.tasks WHERE status = ANY($1::text[]) GROUP BY status",
+            list(statuses))
+        return {r["status"]: int(r["n"]) for r in records}
 
     async def stale_queued(self, older_than_s: float, limit: int = 500) -> list[TaskRow]:
         """Queued tasks whose dispatch may have been lost (e.g. NATS was down when they were created)."""

@@ -26,6 +26,8 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import FetchTimeoutError
+from opentelemetry.trace import SpanKind
+from sutazai_runtime import telemetry
 
 from sutazai_tasks import metrics
 from sutazai_tasks.bus import ACK_WAIT_S, TaskBus, Work
@@ -176,7 +178,17 @@ class Worker:
         self._held[task.id] = msg
         try:
             await self._bus.event(task.id, "started", "running", attempt=task.attempts)
-            outcome = await self._run(task)
+            if telemetry.TRACER is None:
+                outcome = await self._run(task)
+            else:  # the span continues the trace of the task's creation (traceparent in the message headers)
+                with telemetry.TRACER.start_as_current_span(
+                    f"run {task.task_type} task", context=telemetry.context_from_headers(msg.headers),
+                    kind=SpanKind.CONSUMER, attributes={
+                        "messaging.system": "nats", "messaging.destination.name": msg.subject,
+                        "sutazai.task_id": task.id, "sutazai.task_type": task.task_type,
+                        "sutazai.attempt": task.attempts}) as span:
+                    outcome = await self._run(task)
+                    span.set_attribute("sutazai.task_outcome", outcome[0])
             await self._finish(task, outcome, msg)
         finally:
             self._held.pop(task.id, None)

@@ -1,7 +1,7 @@
 """Prometheus metrics of the client side: per upstream and per instance. Children are looked up once per
 endpoint and cached, never per call."""
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 CALLS = Counter("sutazai_upstream_calls_total", "calls to an upstream instance, by outcome",
                 ["upstream", "instance", "outcome"])
@@ -15,6 +15,12 @@ BREAKER_TRANSITIONS = Counter("sutazai_breaker_transitions_total", "circuit brea
 EJECTIONS = Counter("sutazai_outlier_ejections_total", "instances ejected for consecutive failures",
                     ["upstream", "instance"])
 INSTANCES = Gauge("sutazai_upstream_instances", "instances an upstream resolves to", ["upstream"])
+
+CALL_SECONDS = Histogram(
+    "sutazai_upstream_call_seconds", "a unary call to an upstream as its caller saw it (retries included)",
+    ["upstream", "method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 
 STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 

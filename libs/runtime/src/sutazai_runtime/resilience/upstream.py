@@ -18,6 +18,10 @@ Per call (``await upstream.stub(AgentServiceStub).GetAgent(request, metadata=...
 
 Hot path: stubs and their method callables are made once per instance, the instance set is an
 in-memory list replaced by the registry watch, no task is spawned per call.
+
+Observability, in line as well: each unary call's latency (retries included) goes to
+``sutazai_upstream_call_seconds{upstream,method}``; while tracing is on (``telemetry.TRACER``), a unary call
+is a CLIENT span and every call (streams too) carries the current trace context as ``traceparent`` metadata.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import grpc
+from opentelemetry.trace import SpanKind
 
+from sutazai_runtime import telemetry
 from sutazai_runtime.balancing import Endpoint, make_strategy
 from sutazai_runtime.discovery.model import Instance
 from sutazai_runtime.discovery.registry import Registry
@@ -142,6 +148,7 @@ class Upstream:
         self._kinds: dict[tuple[type, str], bool] = {}  # (stub class, method) -> is server-streaming
         self._template_channel: grpc.aio.Channel | None = None
         self._stubs: dict[type, Any] = {}
+        self._observed: dict[tuple[type, str], tuple[Any, str, dict[str, str]]] = {}
         if registry is not None:
             registry.subscribe(name, self.set_instances)
         elif targets:
@@ -255,9 +262,36 @@ class Upstream:
         """(instance id, stub) for every instance, without protection (health checks of each instance)."""
         return [(e.id, e.handle.stub(stub_class)) for e in self.endpoints]
 
+    def _observation(self, stub_class: type, method: str) -> tuple[Any, str, dict[str, str]]:
+        """(latency histogram child, span name, span attributes) of a method, made once."""
+        found = self._observed.get((stub_class, method))
+        if found is None:
+            # generated stubs live in <proto package>.<file>_pb2_grpc and are named <Service>Stub
+            service = f"{stub_class.__module__.rpartition('.')[0]}.{stub_class.__name__.removesuffix('Stub')}"
+            found = self._observed[stub_class, method] = (
+                metrics.CALL_SECONDS.labels(self.name, method), f"{service}/{method}",
+                {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method, "sutazai.upstream": self.name})
+        return found
+
     async def unary(self, stub_class: type, method: str, request: Any, *,
                     timeout: float | None = None,  # noqa: ASYNC109 (the gRPC keyword, passed on as a deadline)
                     metadata: Any = None, balance_key: str | None = None, **kwargs: Any) -> Any:
+        latency, span_name, attributes = self._observation(stub_class, method)
+        started = time.perf_counter()
+        try:
+            if telemetry.TRACER is None:
+                return await self._unary(stub_class, method, request, timeout=timeout, metadata=metadata,
+                                         balance_key=balance_key, **kwargs)
+            with telemetry.TRACER.start_as_current_span(span_name, kind=SpanKind.CLIENT, attributes=attributes):
+                return await self._unary(stub_class, method, request, timeout=timeout,
+                                         metadata=telemetry.with_trace_metadata(metadata),
+                                         balance_key=balance_key, **kwargs)
+        finally:
+            latency.observe(time.perf_counter() - started)
+
+    async def _unary(self, stub_class: type, method: str, request: Any, *,
+                     timeout: float | None = None,  # noqa: ASYNC109 (the gRPC keyword, passed on as a deadline)
+                     metadata: Any = None, balance_key: str | None = None, **kwargs: Any) -> Any:
         self._admit()
         idempotent = self.idempotent(method)
         now = self._clock()
@@ -324,6 +358,8 @@ class Upstream:
 
     def stream(self, stub_class: type, method: str, request: Any, *, timeout: float | None = None,
                metadata: Any = None, balance_key: str | None = None, **kwargs: Any) -> BalancedStream:
+        if telemetry.TRACER is not None:  # the stream's server span is a child of the caller's current span
+            metadata = telemetry.with_trace_metadata(metadata)
         return BalancedStream(self, stub_class, method, request,
                               timeout if timeout is not None else self.policy.timeout_s, metadata, balance_key, kwargs)
 

@@ -53,3 +53,17 @@ class GetDependenciesResponse(_message.Message):
     uptime_s: float
     dependencies: _containers.RepeatedCompositeFieldContainer[Dependency]
     def __init__(self, service: _Optional[str] = ..., version: _Optional[str] = ..., uptime_s: _Optional[float] = ..., dependencies: _Optional[_Iterable[_Union[Dependency, _Mapping]]] = ...) -> None: ...
+
+class GetMetricsRequest(_message.Message):
+    __slots__ = ("names",)
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetMetricsResponse(_message.Message):
+    __slots__ = ("service", "exposition")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    EXPOSITION_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    exposition: bytes
+    def __init__(self, service: _Optional[str] = ..., exposition: _Optional[bytes] = ...) -> None: ...

@@ -41,6 +41,11 @@ class DiagnosticsStub:
                 request_serializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetDependenciesRequest.SerializeToString,
                 response_deserializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetDependenciesResponse.FromString,
                 _registered_method=True)
+        self.GetMetrics = channel.unary_unary(
+                '/sutazai.common.v1.Diagnostics/GetMetrics',
+                request_serializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetMetricsRequest.SerializeToString,
+                response_deserializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetMetricsResponse.FromString,
+                _registered_method=True)
 
 
 class DiagnosticsServicer:
@@ -54,6 +59,13 @@ class DiagnosticsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMetrics(self, request, context):
+        """This process's Prometheus metrics, for the gateway's /api/v1/performance/metrics summary.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DiagnosticsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +73,11 @@ def add_DiagnosticsServicer_to_server(servicer, server):
                     servicer.GetDependencies,
                     request_deserializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetDependenciesRequest.FromString,
                     response_serializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetDependenciesResponse.SerializeToString,
+            ),
+            'GetMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetrics,
+                    request_deserializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetMetricsRequest.FromString,
+                    response_serializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetMetricsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -92,6 +109,33 @@ class Diagnostics:
             '/sutazai.common.v1.Diagnostics/GetDependencies',
             sutazai_dot_common_dot_v1_dot_common__pb2.GetDependenciesRequest.SerializeToString,
             sutazai_dot_common_dot_v1_dot_common__pb2.GetDependenciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.common.v1.Diagnostics/GetMetrics',
+            sutazai_dot_common_dot_v1_dot_common__pb2.GetMetricsRequest.SerializeToString,
+            sutazai_dot_common_dot_v1_dot_common__pb2.GetMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,7 +33,7 @@ TASK_STATUS_DEAD: TaskStatus
 TASK_STATUS_WAITING_APPROVAL: TaskStatus
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "task_type", "priority", "agent_id", "status", "attempts", "max_attempts", "error", "owner_id", "parent_id", "timeout_s", "created_at", "started_at", "finished_at", "child_ids", "payload_json", "result_json", "pending_approval_json")
+    __slots__ = ("task_id", "task_type", "priority", "agent_id", "status", "attempts", "max_attempts", "error", "owner_id", "parent_id", "timeout_s", "created_at", "started_at", "finished_at", "child_ids", "payload_json", "result_json", "pending_approval_json", "trace_id")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class Task(_message.Message):
     PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     PENDING_APPROVAL_JSON_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     task_type: str
     priority: int
@@ -70,7 +71,8 @@ class Task(_message.Message):
     payload_json: bytes
     result_json: bytes
     pending_approval_json: bytes
-    def __init__(self, task_id: _Optional[str] = ..., task_type: _Optional[str] = ..., priority: _Optional[int] = ..., agent_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., error: _Optional[str] = ..., owner_id: _Optional[str] = ..., parent_id: _Optional[str] = ..., timeout_s: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., child_ids: _Optional[_Iterable[str]] = ..., payload_json: _Optional[bytes] = ..., result_json: _Optional[bytes] = ..., pending_approval_json: _Optional[bytes] = ...) -> None: ...
+    trace_id: str
+    def __init__(self, task_id: _Optional[str] = ..., task_type: _Optional[str] = ..., priority: _Optional[int] = ..., agent_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., attempts: _Optional[int] = ..., max_attempts: _Optional[int] = ..., error: _Optional[str] = ..., owner_id: _Optional[str] = ..., parent_id: _Optional[str] = ..., timeout_s: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., child_ids: _Optional[_Iterable[str]] = ..., payload_json: _Optional[bytes] = ..., result_json: _Optional[bytes] = ..., pending_approval_json: _Optional[bytes] = ..., trace_id: _Optional[str] = ...) -> None: ...
 
 class CreateTaskRequest(_message.Message):
     __slots__ = ("task_type", "priority", "agent_id", "idempotency_key", "timeout_s", "max_attempts", "payload_json")

@@ -70,6 +70,7 @@ def task_json(task: tasks_pb2.Task) -> dict[str, Any]:
         "created_at": _iso(task, "created_at"),
         "started_at": _iso(task, "started_at"),
         "finished_at": _iso(task, "finished_at"),
+        "trace_id": task.trace_id or None,  # the OpenTelemetry trace the task was created in (tracing on)
         **({"pending_approval": json.loads(task.pending_approval_json)} if task.pending_approval_json else {}),
     }
 
