@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 TTL_S = 6.0  # the registry's default entry TTL (SUTAZAI_DISCOVERY_TTL_S)
 AGENT = "/api/v1/agents/summarizer"
+PAYLOAD = {"invoice": 7, "big": 12345678901234567891, "f": 1.0}  # delivered as sent: JSON text end to end
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +154,6 @@ class _External:
         assert self._ready.wait(10)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Failed in the merged suite (#8); passed on the mesh branch; see the session note"))
 def test_external_service_register_enqueue_deliver_and_remove(stack: RunningStack) -> None:
     external = _External()
     external.start()
@@ -178,7 +177,7 @@ def test_external_service_register_enqueue_deliver_and_remove(stack: RunningStac
 
         assert client.post("/api/v1/mesh/v2/enqueue", json={"task_type": "nope", "payload": {}}).status_code == 404
         queued = client.post("/api/v1/mesh/v2/enqueue",
-                             json={"task_type": "billing", "payload": {"invoice": 7}, "priority": 5})
+                             json={"task_type": "billing", "payload": PAYLOAD, "priority": 5})
         assert queued.status_code == 202, queued.text
         task_id = queued.json()["task_id"]
         done = wait_until(lambda: (t := client.get(f"/api/v1/mesh/v2/task/{task_id}").json())["status"]
@@ -186,9 +185,11 @@ def test_external_service_register_enqueue_deliver_and_remove(stack: RunningStac
         assert done, client.get(f"/api/v1/mesh/v2/task/{task_id}").json()
         result = done["result"]
         assert result["status_code"] == 200 and result["instance_id"] == "billing-1"
-        assert result["body"] == {"echo": {"invoice": 7}, "handled_by": "external"}
+        assert result["body"] == {"echo": PAYLOAD, "handled_by": "external"}
+        assert isinstance(result["body"]["echo"]["f"], float)  # 1.0 stays 1.0, the big integer exact
         assert result["trace_id"] and result["duration"] > 0
-        assert external.received == [{"task_id": task_id, "payload": {"invoice": 7}, "priority": 5}]
+        assert external.received == [{"task_id": task_id, "payload": PAYLOAD, "priority": 5}]
+        assert isinstance(external.received[0]["payload"]["f"], float)
         assert client.get(f"/api/v1/mesh/v2/task/{uuid.uuid4()}").status_code == 404
         assert client.get("/api/v1/mesh/v2/task/not-a-uuid").status_code == 400
 
@@ -200,8 +201,6 @@ def test_external_service_register_enqueue_deliver_and_remove(stack: RunningStac
         assert {"status", "services_count", "services", "queue_stats", "timestamp"} <= set(status)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Failed in the merged suite (#8); passed on the mesh branch; see the session note"))
 def test_a_frozen_instance_is_taken_out_and_serves_again_after_sigcont(stack: RunningStack) -> None:
     pid = stack.pid("agents-2")
     before = calls_by_instance(stack, "agents").get("agents-2", 0)
