@@ -4,7 +4,9 @@
   re-checked every ``probe_interval_s``;
 - ``sutazai.common.v1.Diagnostics``: the last probe results, for the gateway's detailed health;
 - server reflection;
-- Prometheus metrics over HTTP (process metrics and one gauge per dependency);
+- Prometheus metrics over HTTP (process metrics, one gauge per dependency, calls served per method);
+- each served call's deadline is recorded (``sutazai_runtime.deadlines``), so that the calls it makes
+  through an ``Upstream`` carry no more than the time its caller has left;
 - the instance registers itself (``sutazai_runtime.discovery``): id, address, port, tags, metadata
   (version, zone, weight, metrics port), ``passing`` while health is SERVING; deregistered on stop;
 - SIGTERM or SIGINT: the instance leaves the registry, health turns ``NOT_SERVING``, the server stops
@@ -28,6 +30,7 @@ from prometheus_client import Gauge, start_http_server
 from sutazai.common.v1 import common_pb2, common_pb2_grpc
 
 from sutazai_runtime import __version__
+from sutazai_runtime.deadlines import IncomingDeadline
 from sutazai_runtime.discovery.announce import Announcer, instance_for
 from sutazai_runtime.discovery.registry import Registry
 from sutazai_runtime.discovery.settings import open_registry
@@ -121,7 +124,8 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
     options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
     if spec.max_receive_bytes:
         options.append(("grpc.max_receive_message_length", spec.max_receive_bytes))
-    server = grpc.aio.server(options=options)
+    # IncomingDeadline: the deadline of each served call, passed on by Upstream to the calls it makes
+    server = grpc.aio.server(options=options, interceptors=[IncomingDeadline()])
     for register in spec.register:
         register(server)
 

@@ -24,6 +24,7 @@ class Endpoint:
     consecutive_failures: int = 0
     ejections: int = 0
     ejected_until: float = 0.0
+    ejected_by_check: bool = False  # a failed active health check ejected it (a passing one ends that)
     # per-strategy scratch (smooth weighted round robin)
     current_weight: int = 0
     # what the I/O layer hangs on it (channel, stub, cached method callables, metrics children)
