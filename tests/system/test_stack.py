@@ -84,8 +84,6 @@ def test_every_service_answers_grpc_health_and_reflection(stack: RunningStack) -
         assert 'sutazai_dependency_up{dependency=' in metrics.text, name
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Since discovery (#8): after a SIGKILL of tasks, health/detailed timed out; see the session note"))
 def test_a_killed_service_shows_unhealthy_within_5s_while_health_answers(stack: RunningStack) -> None:
     os.kill(stack.pid("tasks"), signal.SIGKILL)
     killed_at = time.monotonic()
