@@ -35,7 +35,7 @@ PAYLOAD = {"invoice": 7, "big": 12345678901234567891, "f": 1.0}  # delivered as 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers) -> Iterator[RunningStack]:
     with run_stack(tmp_path_factory.mktemp("mesh"), stack_servers, SUTAZAI_REPLICAS="agents=2,chat=2",
-                   SUTAZAI_GATEWAY_BREAKER_RECOVERY_S="3", SUTAZAI_GATEWAY_UPSTREAM_TIMEOUT_S="3",
+                   SUTAZAI_GATEWAY_BREAKER_RECOVERY_S="5", SUTAZAI_GATEWAY_UPSTREAM_TIMEOUT_S="3",
                    SUTAZAI_GATEWAY_PER_TRY_TIMEOUT_S="1") as running:
         yield running
 
@@ -66,6 +66,14 @@ def served_by(stack: RunningStack, instance: str, method: str = "GetAgent") -> f
     port = stack.state["services"][instance]["metrics_port"]
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     found = re.search(rf'sutazai_grpc_server_calls_total\{{method="[^"]*/{method}"\}} ([0-9.e+]+)', text)
+    return float(found.group(1)) if found else 0.0
+
+
+def transitions(stack: RunningStack, breaker: str, old: str, new: str) -> float:
+    port = stack.state["services"]["gateway"]["metrics_port"]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = re.search(rf'sutazai_breaker_transitions_total\{{breaker="{breaker}",from_state="{old}",'
+                      rf'to_state="{new}"\}} ([0-9.e+]+)', text)
     return float(found.group(1)) if found else 0.0
 
 
@@ -230,14 +238,16 @@ def test_a_frozen_instance_is_ejected_reads_keep_succeeding_and_it_serves_again(
     ejected_at: list[float] = []
     stopped_at: list[float] = []
 
-    def freeze() -> None:
-        stopped_at.append(time.monotonic())
-        os.kill(pid, signal.SIGSTOP)
-
     async def load_and_watch() -> list[tuple[float, int, float]]:
+        frozen = asyncio.Event()
+
+        def freeze() -> None:
+            stopped_at.append(time.monotonic())
+            os.kill(pid, signal.SIGSTOP)
+            frozen.set()
+
         async def watch() -> None:
-            while not stopped_at:
-                await asyncio.sleep(0.05)
+            await frozen.wait()
             async with httpx.AsyncClient(base_url=stack.url, headers=stack.admin_headers, timeout=10) as client:
                 while time.monotonic() - stopped_at[0] < TTL_S:
                     state = (await client.get("/api/v1/health/circuit-breakers")).json()["circuit_breakers"]
@@ -308,27 +318,30 @@ def test_upstream_down_opens_the_breaker_then_one_probe_closes_it(stack: Running
     state = breakers(stack)["agents"]
     assert state["state"] == "open", state
     assert state["next_probe_time"] is not None and state["window_failure_rate"] > 0
+    # While open, a call is refused before it leaves: no network, the problem names the upstream and the breaker.
     latencies = []
     with httpx.Client(base_url=stack.url, headers=stack.admin_headers, timeout=10) as client:
-        for _ in range(100):
+        for _ in range(50):
             started = time.perf_counter()
             response = client.get(AGENT)
             latencies.append(time.perf_counter() - started)
             assert response.status_code == 503
-            assert "Retry-After" in response.headers
+            assert int(response.headers["Retry-After"]) >= 1
             assert response.headers["content-type"].startswith("application/problem+json")
-            assert "agents" in response.json()["detail"]
+            assert "circuit breaker for agents is open" in response.json()["detail"]
         baseline = []  # the same client against a route without any hop, in the same minute
-        for _ in range(100):
+        for _ in range(50):
             started = time.perf_counter()
             client.get("/api/v1/status")
             baseline.append(time.perf_counter() - started)
+    assert breakers(stack)["agents"]["rejected_requests"] == state["rejected_requests"] + 50
     latencies.sort()
     baseline.sort()
-    log.info(f"open breaker 503: p50 {latencies[50] * 1000:.1f} ms, p99 {latencies[98] * 1000:.1f} ms; "
-          f"/api/v1/status p99 {baseline[98] * 1000:.1f} ms")
-    # <= 50 ms at p99; on a machine so loaded that a no-hop route is slower than that, no slower than it
-    assert latencies[98] <= max(0.050, 1.5 * baseline[98]), f"p99 {latencies[98] * 1000:.1f} ms"
+    # A measurement, asserted loosely (the goal, <= 50 ms at p99, is judged on a quiet machine: bench/README.md)
+    log.info(f"open breaker 503: p50 {latencies[25] * 1000:.1f} ms, p99 {latencies[49] * 1000:.1f} ms; "
+             f"/api/v1/status p99 {baseline[49] * 1000:.1f} ms")
+    assert latencies[49] <= max(0.050, 2 * baseline[49]), f"p99 {latencies[49] * 1000:.1f} ms"
+    closed_before = transitions(stack, "agents", "half_open", "closed")
     restarted = _restart(environ, "agents", tmp_path)
     try:
         ok = wait_until(lambda: httpx.get(stack.url + AGENT, headers=stack.admin_headers, timeout=10)
@@ -336,6 +349,9 @@ def test_upstream_down_opens_the_breaker_then_one_probe_closes_it(stack: Running
         assert ok
         state = breakers(stack)["agents"]
         assert state["state"] == "closed", state
+        # closed by one successful half-open probe (probes that failed while it started reopened it)
+        assert transitions(stack, "agents", "half_open", "closed") == closed_before + 1
+        assert state["half_open_probes"] == 1
 
         # A slow upstream (frozen, still registered) hits the deadline; in flight goes back to zero.
         os.kill(restarted.pid, signal.SIGSTOP)

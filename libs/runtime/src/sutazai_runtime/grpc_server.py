@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
@@ -34,7 +35,9 @@ from sutazai_runtime.deadlines import IncomingDeadline
 from sutazai_runtime.discovery.announce import Announcer, instance_for
 from sutazai_runtime.discovery.registry import Registry
 from sutazai_runtime.discovery.settings import open_registry
+from sutazai_runtime.identity import require_admin
 from sutazai_runtime.probes import Probe, ProbeResult, run_probes
+from sutazai_runtime.resilience.guards import Guard
 from sutazai_runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -63,11 +66,15 @@ class GrpcService:
     max_receive_bytes: int | None = None
     # The registry to announce this instance in; None: opened from ``settings.discovery`` (and closed).
     registry: Registry | None = None
+    # The circuit breakers this instance keeps (its upstreams, chat's model backends), shown and reset by admins
+    # through Diagnostics (the gateway's /api/v1/health/circuit-breakers).
+    guards: Sequence[Guard] = ()
 
 
 class _Diagnostics(common_pb2_grpc.DiagnosticsServicer):
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, guards: Sequence[Guard] = ()) -> None:
         self._service = service
+        self._guards = list(guards)
         self._started = time.monotonic()
         self.results: list[ProbeResult] = []
 
@@ -85,6 +92,25 @@ class _Diagnostics(common_pb2_grpc.DiagnosticsServicer):
                 for r in self.results
             ],
         )
+
+    async def GetBreakers(self, request: common_pb2.GetBreakersRequest, context: grpc.aio.ServicerContext
+                          ) -> common_pb2.GetBreakersResponse:
+        await require_admin(context)
+        return common_pb2.GetBreakersResponse(breakers=[
+            common_pb2.Breaker(name=g.name, kind=g.kind, snapshot_json=json.dumps(g.snapshot()).encode())
+            for g in self._guards
+        ])
+
+    async def ResetBreakers(self, request: common_pb2.ResetBreakersRequest, context: grpc.aio.ServicerContext
+                            ) -> common_pb2.ResetBreakersResponse:
+        await require_admin(context)
+        chosen = [g for g in self._guards if not request.name or g.name == request.name]
+        if request.name and not chosen:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no circuit breaker is called {request.name!r}")
+        for guard in chosen:
+            guard.reset()
+        log.info("circuit breakers reset by an admin: %s", ", ".join(g.name for g in chosen) or "none")
+        return common_pb2.ResetBreakersResponse(reset=[g.name for g in chosen])
 
 
 async def _watch_dependencies(
@@ -133,7 +159,7 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *spec.service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    diagnostics = _Diagnostics(spec.name)
+    diagnostics = _Diagnostics(spec.name, spec.guards)
     common_pb2_grpc.add_DiagnosticsServicer_to_server(diagnostics, server)
     reflection.enable_server_reflection(
         (

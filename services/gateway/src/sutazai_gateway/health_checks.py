@@ -45,8 +45,8 @@ async def _check_instance(instance_id: str, stub: health_pb2_grpc.HealthStub, ti
         return {"id": instance_id, "status": "unhealthy", "error": f"{exc.code().name}: {exc.details()}",
                 "answered": False, "response_time_ms": took()}
     except TimeoutError:
-        return {"id": instance_id, "status": "unhealthy", "error": f"DEADLINE_EXCEEDED: no answer within {timeout_s:g} s",
-                "answered": False, "response_time_ms": took()}
+        return {"id": instance_id, "status": "unhealthy", "answered": False, "response_time_ms": took(),
+                "error": f"DEADLINE_EXCEEDED: no answer within {timeout_s:g} s"}
     status = "healthy" if reply.status == _SERVING else "unhealthy"
     return {"id": instance_id, "status": status, "error": None if status == "healthy" else "not serving",
             "answered": True, "response_time_ms": took()}

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esutazai/common/v1/common.proto\x12\x11sutazai.common.v1\",\n\x0bPageRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x05\"8\n\x08PageInfo\x12\r\n\x05total\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\"^\n\nDependency\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x12\n\nlatency_ms\x18\x03 \x01(\x01\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\"\x18\n\x16GetDependenciesRequest\"\x82\x01\n\x17GetDependenciesResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08uptime_s\x18\x03 \x01(\x01\x12\x33\n\x0c\x64\x65pendencies\x18\x04 \x03(\x0b\x32\x1d.sutazai.common.v1.Dependency2w\n\x0b\x44iagnostics\x12h\n\x0fGetDependencies\x12).sutazai.common.v1.GetDependenciesRequest\x1a*.sutazai.common.v1.GetDependenciesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esutazai/common/v1/common.proto\x12\x11sutazai.common.v1\",\n\x0bPageRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x05\"8\n\x08PageInfo\x12\r\n\x05total\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\"^\n\nDependency\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x12\n\nlatency_ms\x18\x03 \x01(\x01\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\"\x18\n\x16GetDependenciesRequest\"\x82\x01\n\x17GetDependenciesResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08uptime_s\x18\x03 \x01(\x01\x12\x33\n\x0c\x64\x65pendencies\x18\x04 \x03(\x0b\x32\x1d.sutazai.common.v1.Dependency\"<\n\x07\x42reaker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x15\n\rsnapshot_json\x18\x03 \x01(\x0c\"\x14\n\x12GetBreakersRequest\"C\n\x13GetBreakersResponse\x12,\n\x08\x62reakers\x18\x01 \x03(\x0b\x32\x1a.sutazai.common.v1.Breaker\"$\n\x14ResetBreakersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"&\n\x15ResetBreakersResponse\x12\r\n\x05reset\x18\x01 \x03(\t2\xb9\x02\n\x0b\x44iagnostics\x12h\n\x0fGetDependencies\x12).sutazai.common.v1.GetDependenciesRequest\x1a*.sutazai.common.v1.GetDependenciesResponse\x12\\\n\x0bGetBreakers\x12%.sutazai.common.v1.GetBreakersRequest\x1a&.sutazai.common.v1.GetBreakersResponse\x12\x62\n\rResetBreakers\x12\'.sutazai.common.v1.ResetBreakersRequest\x1a(.sutazai.common.v1.ResetBreakersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETDEPENDENCIESREQUEST']._serialized_end=277
   _globals['_GETDEPENDENCIESRESPONSE']._serialized_start=280
   _globals['_GETDEPENDENCIESRESPONSE']._serialized_end=410
-  _globals['_DIAGNOSTICS']._serialized_start=412
-  _globals['_DIAGNOSTICS']._serialized_end=531
+  _globals['_BREAKER']._serialized_start=412
+  _globals['_BREAKER']._serialized_end=472
+  _globals['_GETBREAKERSREQUEST']._serialized_start=474
+  _globals['_GETBREAKERSREQUEST']._serialized_end=494
+  _globals['_GETBREAKERSRESPONSE']._serialized_start=496
+  _globals['_GETBREAKERSRESPONSE']._serialized_end=563
+  _globals['_RESETBREAKERSREQUEST']._serialized_start=565
+  _globals['_RESETBREAKERSREQUEST']._serialized_end=601
+  _globals['_RESETBREAKERSRESPONSE']._serialized_start=603
+  _globals['_RESETBREAKERSRESPONSE']._serialized_end=641
+  _globals['_DIAGNOSTICS']._serialized_start=644
+  _globals['_DIAGNOSTICS']._serialized_end=957
 # @@protoc_insertion_point(module_scope)
