@@ -102,6 +102,18 @@ async def measure(nats_url: str, bucket: str, slow_pid: int, args: argparse.Name
     return results
 
 
+@contextlib.contextmanager
+def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Platform]:
+    """The stack running from ``home``, or a new one on free ports."""
+    if home is None:
+        with platform_stack(extra_env) as stack:
+            yield stack
+        return
+    state = json.loads((home / "run" / "stack.json").read_text())
+    key = json.loads((home / "secrets.json").read_text())["admin_api_key"]
+    yield Platform(url=state["gateway_url"], admin_key=key, home=home, pid=state["pid"])
+
+
 def benchmark(args: argparse.Namespace) -> None:
     with existing_or_new(args.home, {"SUTAZAI_REPLICAS": "agents=2", "SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
         state = json.loads((stack.home / "run" / "stack.json").read_text())
@@ -127,15 +139,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-@contextlib.contextmanager
-def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Platform]:
-    """The stack running from ``home``, or a new one on free ports."""
-    if home is None:
-        with platform_stack(extra_env) as stack:
-            yield stack
-        return
-    state = json.loads((home / "run" / "stack.json").read_text())
-    key = json.loads((home / "secrets.json").read_text())["admin_api_key"]
-    yield Platform(url=state["gateway_url"], admin_key=key, home=home, pid=state["pid"])

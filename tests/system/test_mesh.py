@@ -319,28 +319,15 @@ def test_upstream_down_opens_the_breaker_then_one_probe_closes_it(stack: Running
     assert state["state"] == "open", state
     assert state["next_probe_time"] is not None and state["window_failure_rate"] > 0
     # While open, a call is refused before it leaves: no network, the problem names the upstream and the breaker.
-    latencies = []
+    # (How fast: bench/mesh_hop.py measures the open breaker's 503 against a no-hop route; no timing here.)
     with httpx.Client(base_url=stack.url, headers=stack.admin_headers, timeout=10) as client:
         for _ in range(50):
-            started = time.perf_counter()
             response = client.get(AGENT)
-            latencies.append(time.perf_counter() - started)
             assert response.status_code == 503
             assert int(response.headers["Retry-After"]) >= 1
             assert response.headers["content-type"].startswith("application/problem+json")
             assert "circuit breaker for agents is open" in response.json()["detail"]
-        baseline = []  # the same client against a route without any hop, in the same minute
-        for _ in range(50):
-            started = time.perf_counter()
-            client.get("/api/v1/status")
-            baseline.append(time.perf_counter() - started)
     assert breakers(stack)["agents"]["rejected_requests"] == state["rejected_requests"] + 50
-    latencies.sort()
-    baseline.sort()
-    # A measurement, asserted loosely (the goal, <= 50 ms at p99, is judged on a quiet machine: bench/README.md)
-    log.info(f"open breaker 503: p50 {latencies[25] * 1000:.1f} ms, p99 {latencies[49] * 1000:.1f} ms; "
-             f"/api/v1/status p99 {baseline[49] * 1000:.1f} ms")
-    assert latencies[49] <= max(0.050, 2 * baseline[49]), f"p99 {latencies[49] * 1000:.1f} ms"
     closed_before = transitions(stack, "agents", "half_open", "closed")
     restarted = _restart(environ, "agents", tmp_path)
     try:

@@ -215,7 +215,7 @@ class Upstream:
             candidates = [e for e in endpoints if not tried or e.id not in tried]
             if not candidates:
                 return None
-        return candidates[0] if len(candidates) == 1 else self.strategy.pick(candidates, key)
+        return candidates[0] if len(candidates) == 1 else self.strategy.pick(candidates, key, now)
 
     def idempotent(self, method: str) -> bool:
         return method.startswith(self.policy.idempotent_prefixes)
@@ -306,7 +306,7 @@ class Upstream:
                     self.breaker.release()
                     raise UpstreamUnavailable(self.name, "deadline", f"the deadline for {self.name} passed")
                 attempt_timeout = min(remaining, per_try) if per_try else remaining
-                endpoint.in_flight += 1
+                endpoint.start(self._clock())
                 started = time.perf_counter()
                 try:
                     reply = await endpoint.handle.call(stub_class, method)(
@@ -450,7 +450,7 @@ class BalancedStream:
                 upstream.breaker.record_failure()
                 raise upstream._no_instance()
             self._endpoint = endpoint
-            endpoint.in_flight += 1
+            endpoint.start(upstream._clock())
             self._started = time.perf_counter()
             self._call = endpoint.handle.call(self._stub_class, self._method)(
                 self._request, timeout=self._timeout, metadata=self._metadata, **self._kwargs)
