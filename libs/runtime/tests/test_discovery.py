@@ -170,11 +170,12 @@ async def test_consul_register_watch_deregister() -> None:
     if not await consul_reachable(addr):
         pytest.skip(f"no Consul agent answers at CONSUL_HTTP_ADDR={addr}")
     import grpc
-    from grpc_health.v1 import health, health_pb2_grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
     from sutazai_runtime.discovery.consul import ConsulRegistry
 
     server = grpc.aio.server()
-    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     name = f"sutazai-test-{uuid.uuid4().hex[:6]}"
@@ -183,13 +184,43 @@ async def test_consul_register_watch_deregister() -> None:
     try:
         await a.register(Instance(id=f"{name}-1", name=name, address="127.0.0.1", port=port,
                                   metadata={"version": "1", "zone": "z", "weight": "1", "metrics_port": "0"}))
-        # only passing instances are read: the gRPC check must pass first
+        # callers get only passing instances: the gRPC check must pass first
         await eventually(lambda: len(a.instances(name)) == 1, timeout_s=15)
-        assert await a.deregister(f"{name}-1") or True
-        await eventually(lambda: not a.instances(name), timeout_s=10)
+        got = a.instances(name)[0]
+        assert (got.port, got.metadata["zone"], got.external) == (port, "z", False)
+        await servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)  # the agent's check turns critical
+        await eventually(lambda: not a.instances(name), timeout_s=15)
+        assert [i.state for i in a.instances(name, passing_only=False)] == [CRITICAL]
+        await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        await eventually(lambda: len(a.instances(name)) == 1, timeout_s=15)
+        assert await a.deregister(f"{name}-1")
+        await eventually(lambda: not a.instances(name, passing_only=False), timeout_s=10)
     finally:
         await a.close()
         await server.stop(None)
+
+
+def test_a_consul_health_entry_becomes_an_instance() -> None:
+    """The shape of ``GET /v1/health/service/<name>`` (Consul's HTTP API docs), read without an agent."""
+    from sutazai_runtime.discovery.consul import EXTERNAL_TAG, instance_from_entry, parse_consul_addr
+
+    entry = {
+        "Node": {"Node": "n1", "Address": "10.1.10.12"},
+        "Service": {"ID": "agents-1", "Service": "agents", "Tags": ["a"], "Address": "", "Port": 50051,
+                    "Meta": {"zone": "z", "weight": "3"}},
+        "Checks": [{"CheckID": "serfHealth", "Status": "passing"},
+                   {"CheckID": "service:agents-1", "Status": "critical"}],
+    }
+    got = instance_from_entry(entry)
+    assert (got.id, got.name, got.target, got.tags, got.weight, got.state, got.external) == (
+        "agents-1", "agents", "10.1.10.12:50051", ("a",), 3, CRITICAL, False)  # the node's address, one check down
+    entry["Checks"][1]["Status"] = "passing"
+    entry["Service"]["Tags"] = ["x", EXTERNAL_TAG]
+    entry["Service"]["Address"] = "10.0.0.5"
+    got = instance_from_entry(entry)
+    assert (got.state, got.external, got.tags, got.address) == (PASSING, True, ("x",), "10.0.0.5")
+    assert parse_consul_addr("consul.local:8500") == ("consul.local", 8500, "http")
+    assert parse_consul_addr("https://c:8501") == ("c", 8501, "https")
 
 
 async def test_the_view_survives_a_nats_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
