@@ -152,6 +152,7 @@ async def measure_open_breaker(url: str, key: str, mesh_pid: int, requests: int,
 
 
 def benchmark(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()
     with existing_or_new(args.home, {"SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
         services = json.loads((stack.home / "run" / "stack.json").read_text())["services"]
         results = asyncio.run(measure(stack.url, stack.admin_key, services["agents"]["port"], args.requests,
@@ -162,7 +163,9 @@ def benchmark(args: argparse.Namespace) -> None:
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_PATH.write_text(json.dumps({"at": datetime.now(UTC).isoformat(), "requests": args.requests,
                                         "rounds": args.rounds, "results": results,
-                                        "note": "shared 2-core machine"}, indent=2))
+                                        "note": "shared 2-core machine",
+                                        "load_average_1_5_15": {"before": load_before,
+                                                                "after": os.getloadavg()}}, indent=2))
     say(f"wrote {RESULTS_PATH}")
 
 

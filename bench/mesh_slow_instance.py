@@ -115,6 +115,7 @@ def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Pl
 
 
 def benchmark(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()
     with existing_or_new(args.home, {"SUTAZAI_REPLICAS": "agents=2", "SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
         state = json.loads((stack.home / "run" / "stack.json").read_text())
         results = asyncio.run(measure(state["infra"]["nats"]["url"], state["registry_bucket"],
@@ -122,7 +123,9 @@ def benchmark(args: argparse.Namespace) -> None:
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_PATH.write_text(json.dumps({"at": datetime.now(UTC).isoformat(), "in_flight": IN_FLIGHT,
                                         "seconds": args.seconds, "stop_ms": args.stop_ms, "period_ms": args.period_ms,
-                                        "results": results, "note": "shared 2-core machine"}, indent=2))
+                                        "results": results, "note": "shared 2-core machine",
+                                        "load_average_1_5_15": {"before": load_before,
+                                                                "after": os.getloadavg()}}, indent=2))
     say(f"wrote {RESULTS_PATH}")
 
 
