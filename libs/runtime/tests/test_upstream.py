@@ -306,9 +306,11 @@ async def test_a_served_call_passes_its_remaining_deadline_on(servers: list[_Ser
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await health_pb2_grpc.HealthStub(channel).Check(REQ, timeout=3.0)
-            assert seen[-1] is not None and seen[-1] <= 3.0  # passed on (10 s without it)
+            # passed on: about 3 s (grpc-timeout is rounded up on the wire, and the server adds its own slack);
+            # the layer's own 10 s without it
+            assert seen[-1] is not None and seen[-1] < 5.0
             await health_pb2_grpc.HealthStub(channel).Check(REQ)  # no deadline in: the layer's own
-            assert seen[-1] is not None and 3.0 < seen[-1] <= 11.0  # (grpc-timeout is rounded up)
+            assert seen[-1] is not None and 5.0 < seen[-1] <= 11.0
     finally:
         await front.stop(None)
         await back.stop(None)
