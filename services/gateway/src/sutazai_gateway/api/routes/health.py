@@ -112,7 +112,7 @@ async def circuit_breakers(admin: AdminUser, state: StateDep) -> dict[str, objec
     }
 
 
-@router.post("/api/v1/health/circuit-breakers/reset", responses=problem_responses(401, 403, 404, 422))
+@router.post("/api/v1/health/circuit-breakers/reset", responses=problem_responses(401, 403, 404, 422, 503))
 async def reset_circuit_breakers(
     admin: AdminUser, state: StateDep,
     name: Annotated[str | None, Query(max_length=200, description=(
