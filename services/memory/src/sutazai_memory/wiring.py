@@ -63,7 +63,8 @@ async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory
     policy = UpstreamPolicy(timeout_s=settings.embed_timeout_s)
     channel: Upstream | grpc.aio.Channel = chat_channel or (
         Upstream("chat", registry=registry, policy=policy) if registry is not None
-        else Upstream("chat", targets=[settings.chat_addr], policy=policy))
+        else Upstream("chat", targets=[t.strip() for t in settings.chat_addr.split(",") if t.strip()],
+                      policy=policy))
     chat = ChatClient(channel, embed_model=settings.embed_model, infer_model=settings.infer_model,
                       batch=settings.embed_batch, embed_timeout_s=settings.embed_timeout_s,
                       infer_timeout_s=settings.infer_timeout_s)
