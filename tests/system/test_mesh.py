@@ -85,7 +85,7 @@ def ejections(stack: RunningStack, upstream: str, instance: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-async def steady_load(stack: RunningStack, seconds: float, *, concurrency: int = 4,
+async def steady_load(stack: RunningStack, seconds: float, *, concurrency: int = 4, path: str = AGENT,
                       at: float | None = None, action=None) -> list[tuple[float, int, float]]:  # type: ignore[no-untyped-def]
     """GET the agent from ``concurrency`` loops for ``seconds``; ``action()`` runs ``at`` seconds in.
     Returns (seconds since start, status, latency) per request; status 0 is a transport error."""
@@ -95,7 +95,7 @@ async def steady_load(stack: RunningStack, seconds: float, *, concurrency: int =
         async def loop() -> None:
             while (now := time.monotonic()) - start < seconds:
                 try:
-                    status = (await client.get(AGENT)).status_code
+                    status = (await client.get(path)).status_code
                 except httpx.HTTPError:
                     status = 0
                 results.append((now - start, status, time.monotonic() - now))
@@ -128,6 +128,11 @@ def test_two_passing_instances_of_each_and_both_get_traffic(stack: RunningStack)
     assert {"agents-1", "agents-2"} <= {k for k, v in counts.items() if v > 0}, counts
     # and each instance's own metrics say it served some of them
     assert all(served_by(stack, name) > before for name, before in served.items()), served
+    # the same for chat's two instances (a call that asks no model: the models they serve)
+    listed_models = {name: served_by(stack, name, "ListModels") for name in ("chat", "chat-2")}
+    results = asyncio.run(steady_load(stack, 2.0, path="/api/v1/models"))
+    assert {r[1] for r in results} == {200}
+    assert all(served_by(stack, name, "ListModels") > before for name, before in listed_models.items()), listed_models
     health = stack.detailed_health()
     assert {i["id"] for i in health["services"]["agents"]["instances"]} == {"agents-1", "agents-2"}
     mesh = httpx.get(stack.url + "/api/v1/mesh/v2/health", headers=stack.admin_headers, timeout=10).json()
