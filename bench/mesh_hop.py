@@ -5,6 +5,10 @@ balancing, breaker, deadline, JSON) against ``AgentService.GetAgent`` called str
 port from this process, at 1 and at 32 requests in flight, in alternating rounds of the same run. Reports p50/p99
 per target and what the gateway adds at p50 (goal: <= 1.0 ms at 1 in flight).
 
+Then the open breaker: the mesh service is SIGKILLed, its breaker opened by five failing calls, and
+``GET /api/v1/mesh/v2/services`` (a 503 refused before leaving the gateway) is measured at 1 in flight against
+``GET /api/v1/status`` (no hop at all) in alternating rounds (goal: the 503 in <= 50 ms at p99).
+
     .venv/bin/python bench/mesh_hop.py [--requests 2000] [--rounds 3]
 
 Starts its own platform on free ports (``python -m sutazai_stack run --free-ports``); traffic stays on 127.0.0.1.
@@ -17,6 +21,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import statistics
 import time
 from collections.abc import Iterator
@@ -96,15 +102,70 @@ async def measure(url: str, key: str, agents_port: int, requests: int, rounds: i
     return results
 
 
+@contextlib.contextmanager
+def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Platform]:
+    """The stack running from ``home``, or a new one on free ports."""
+    if home is None:
+        with platform_stack(extra_env) as stack:
+            yield stack
+        return
+    state = json.loads((home / "run" / "stack.json").read_text())
+    key = json.loads((home / "secrets.json").read_text())["admin_api_key"]
+    yield Platform(url=state["gateway_url"], admin_key=key, home=home, pid=state["pid"])
+
+
+async def measure_open_breaker(url: str, key: str, mesh_pid: int, requests: int, rounds: int) -> dict[str, object]:
+    session = aiohttp.ClientSession(headers={"X-API-Key": key})
+    os.kill(mesh_pid, signal.SIGKILL)
+    opened = False
+    for _ in range(50):  # until the breaker is open (5 consecutive failures by default)
+        async with session.get(f"{url}/api/v1/mesh/v2/services") as response:
+            body = await response.read()
+        if response.status == 503 and b"circuit breaker for mesh is open" in body:
+            opened = True
+            break
+    if not opened:
+        raise RuntimeError("the mesh breaker did not open")
+
+    def getter(path: str, expected: int):  # type: ignore[no-untyped-def]
+        async def get() -> None:
+            async with session.get(url + path) as response:
+                await response.read()
+                if response.status != expected:
+                    raise RuntimeError(f"{path}: HTTP {response.status}")
+        return get
+
+    targets = (("open_breaker_503", getter("/api/v1/mesh/v2/services", 503)),
+               ("status_no_hop", getter("/api/v1/status", 200)))
+    per: dict[str, dict[str, list[float]]] = {name: {"p50": [], "p99": []} for name, _ in targets}
+    for r in range(rounds):
+        for name, call in targets if r % 2 == 0 else tuple(reversed(targets)):
+            latencies, _ = await run_loops(call, 1, requests)
+            per[name]["p50"].append(pct(latencies, 0.50))
+            per[name]["p99"].append(pct(latencies, 0.99))
+    await session.close()
+    summary = {name: {k: round(statistics.median(v), 3) for k, v in m.items()} for name, m in per.items()}
+    say(f"open breaker: 503 p50 {summary['open_breaker_503']['p50']:.2f} ms p99 "
+        f"{summary['open_breaker_503']['p99']:.2f} ms | /api/v1/status p50 {summary['status_no_hop']['p50']:.2f} ms "
+        f"p99 {summary['status_no_hop']['p99']:.2f} ms")
+    return summary
+
+
 def benchmark(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()
     with existing_or_new(args.home, {"SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
         services = json.loads((stack.home / "run" / "stack.json").read_text())["services"]
         results = asyncio.run(measure(stack.url, stack.admin_key, services["agents"]["port"], args.requests,
                                       args.rounds))
+        if args.home is None:  # it kills a service: only on a stack of its own
+            results["open_breaker"] = asyncio.run(measure_open_breaker(
+                stack.url, stack.admin_key, services["mesh"]["pid"], min(args.requests, 1000), args.rounds))
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_PATH.write_text(json.dumps({"at": datetime.now(UTC).isoformat(), "requests": args.requests,
                                         "rounds": args.rounds, "results": results,
-                                        "note": "shared 2-core machine"}, indent=2))
+                                        "note": "shared 2-core machine",
+                                        "load_average_1_5_15": {"before": load_before,
+                                                                "after": os.getloadavg()}}, indent=2))
     say(f"wrote {RESULTS_PATH}")
 
 
@@ -120,15 +181,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-@contextlib.contextmanager
-def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Platform]:
-    """The stack running from ``home``, or a new one on free ports."""
-    if home is None:
-        with platform_stack(extra_env) as stack:
-            yield stack
-        return
-    state = json.loads((home / "run" / "stack.json").read_text())
-    key = json.loads((home / "secrets.json").read_text())["admin_api_key"]
-    yield Platform(url=state["gateway_url"], admin_key=key, home=home, pid=state["pid"])

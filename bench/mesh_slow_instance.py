@@ -102,7 +102,20 @@ async def measure(nats_url: str, bucket: str, slow_pid: int, args: argparse.Name
     return results
 
 
+@contextlib.contextmanager
+def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Platform]:
+    """The stack running from ``home``, or a new one on free ports."""
+    if home is None:
+        with platform_stack(extra_env) as stack:
+            yield stack
+        return
+    state = json.loads((home / "run" / "stack.json").read_text())
+    key = json.loads((home / "secrets.json").read_text())["admin_api_key"]
+    yield Platform(url=state["gateway_url"], admin_key=key, home=home, pid=state["pid"])
+
+
 def benchmark(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()
     with existing_or_new(args.home, {"SUTAZAI_REPLICAS": "agents=2", "SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
         state = json.loads((stack.home / "run" / "stack.json").read_text())
         results = asyncio.run(measure(state["infra"]["nats"]["url"], state["registry_bucket"],
@@ -110,7 +123,9 @@ def benchmark(args: argparse.Namespace) -> None:
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_PATH.write_text(json.dumps({"at": datetime.now(UTC).isoformat(), "in_flight": IN_FLIGHT,
                                         "seconds": args.seconds, "stop_ms": args.stop_ms, "period_ms": args.period_ms,
-                                        "results": results, "note": "shared 2-core machine"}, indent=2))
+                                        "results": results, "note": "shared 2-core machine",
+                                        "load_average_1_5_15": {"before": load_before,
+                                                                "after": os.getloadavg()}}, indent=2))
     say(f"wrote {RESULTS_PATH}")
 
 
@@ -127,15 +142,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-@contextlib.contextmanager
-def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Platform]:
-    """The stack running from ``home``, or a new one on free ports."""
-    if home is None:
-        with platform_stack(extra_env) as stack:
-            yield stack
-        return
-    state = json.loads((home / "run" / "stack.json").read_text())
-    key = json.loads((home / "secrets.json").read_text())["admin_api_key"]
-    yield Platform(url=state["gateway_url"], admin_key=key, home=home, pid=state["pid"])

@@ -29,12 +29,13 @@ log = logging.getLogger(__name__)
 
 TTL_S = 6.0  # the registry's default entry TTL (SUTAZAI_DISCOVERY_TTL_S)
 AGENT = "/api/v1/agents/summarizer"
+PAYLOAD = {"invoice": 7, "big": 12345678901234567891, "f": 1.0}  # delivered as sent: JSON text end to end
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers) -> Iterator[RunningStack]:
     with run_stack(tmp_path_factory.mktemp("mesh"), stack_servers, SUTAZAI_REPLICAS="agents=2,chat=2",
-                   SUTAZAI_GATEWAY_BREAKER_RECOVERY_S="3", SUTAZAI_GATEWAY_UPSTREAM_TIMEOUT_S="3",
+                   SUTAZAI_GATEWAY_BREAKER_RECOVERY_S="5", SUTAZAI_GATEWAY_UPSTREAM_TIMEOUT_S="3",
                    SUTAZAI_GATEWAY_PER_TRY_TIMEOUT_S="1") as running:
         yield running
 
@@ -60,7 +61,31 @@ def calls_by_instance(stack: RunningStack, upstream: str, outcome: str = "ok") -
     return {m.group(1): float(m.group(2)) for m in pattern.finditer(text)}
 
 
-async def steady_load(stack: RunningStack, seconds: float, *, concurrency: int = 4,
+def served_by(stack: RunningStack, instance: str, method: str = "GetAgent") -> float:
+    """Calls the instance itself counted as served (its own Prometheus metrics)."""
+    port = stack.state["services"][instance]["metrics_port"]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = re.search(rf'sutazai_grpc_server_calls_total\{{method="[^"]*/{method}"\}} ([0-9.e+]+)', text)
+    return float(found.group(1)) if found else 0.0
+
+
+def transitions(stack: RunningStack, breaker: str, old: str, new: str) -> float:
+    port = stack.state["services"]["gateway"]["metrics_port"]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = re.search(rf'sutazai_breaker_transitions_total\{{breaker="{breaker}",from_state="{old}",'
+                      rf'to_state="{new}"\}} ([0-9.e+]+)', text)
+    return float(found.group(1)) if found else 0.0
+
+
+def ejections(stack: RunningStack, upstream: str, instance: str) -> float:
+    port = stack.state["services"]["gateway"]["metrics_port"]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    found = re.search(rf'sutazai_outlier_ejections_total\{{instance="{instance}",upstream="{upstream}"\}} ([0-9.e+]+)',
+                      text)
+    return float(found.group(1)) if found else 0.0
+
+
+async def steady_load(stack: RunningStack, seconds: float, *, concurrency: int = 4, path: str = AGENT,
                       at: float | None = None, action=None) -> list[tuple[float, int, float]]:  # type: ignore[no-untyped-def]
     """GET the agent from ``concurrency`` loops for ``seconds``; ``action()`` runs ``at`` seconds in.
     Returns (seconds since start, status, latency) per request; status 0 is a transport error."""
@@ -70,7 +95,7 @@ async def steady_load(stack: RunningStack, seconds: float, *, concurrency: int =
         async def loop() -> None:
             while (now := time.monotonic()) - start < seconds:
                 try:
-                    status = (await client.get(AGENT)).status_code
+                    status = (await client.get(path)).status_code
                 except httpx.HTTPError:
                     status = 0
                 results.append((now - start, status, time.monotonic() - now))
@@ -97,9 +122,17 @@ def test_two_passing_instances_of_each_and_both_get_traffic(stack: RunningStack)
         assert {"version", "zone", "weight", "metrics_port"} <= set(item["metadata"])
     ports = {i["port"] for i in listed if i["name"] == "agents"}
     assert len(ports) == 2
+    served = {name: served_by(stack, name) for name in ("agents", "agents-2")}
     asyncio.run(steady_load(stack, 3.0))
     counts = calls_by_instance(stack, "agents")
     assert {"agents-1", "agents-2"} <= {k for k, v in counts.items() if v > 0}, counts
+    # and each instance's own metrics say it served some of them
+    assert all(served_by(stack, name) > before for name, before in served.items()), served
+    # the same for chat's two instances (a call that asks no model: the models they serve)
+    listed_models = {name: served_by(stack, name, "ListModels") for name in ("chat", "chat-2")}
+    results = asyncio.run(steady_load(stack, 2.0, path="/api/v1/models"))
+    assert {r[1] for r in results} == {200}
+    assert all(served_by(stack, name, "ListModels") > before for name, before in listed_models.items()), listed_models
     health = stack.detailed_health()
     assert {i["id"] for i in health["services"]["agents"]["instances"]} == {"agents-1", "agents-2"}
     mesh = httpx.get(stack.url + "/api/v1/mesh/v2/health", headers=stack.admin_headers, timeout=10).json()
@@ -153,8 +186,6 @@ class _External:
         assert self._ready.wait(10)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Failed in the merged suite (#8); passed on the mesh branch; see the session note"))
 def test_external_service_register_enqueue_deliver_and_remove(stack: RunningStack) -> None:
     external = _External()
     external.start()
@@ -178,7 +209,7 @@ def test_external_service_register_enqueue_deliver_and_remove(stack: RunningStac
 
         assert client.post("/api/v1/mesh/v2/enqueue", json={"task_type": "nope", "payload": {}}).status_code == 404
         queued = client.post("/api/v1/mesh/v2/enqueue",
-                             json={"task_type": "billing", "payload": {"invoice": 7}, "priority": 5})
+                             json={"task_type": "billing", "payload": PAYLOAD, "priority": 5})
         assert queued.status_code == 202, queued.text
         task_id = queued.json()["task_id"]
         done = wait_until(lambda: (t := client.get(f"/api/v1/mesh/v2/task/{task_id}").json())["status"]
@@ -186,9 +217,11 @@ def test_external_service_register_enqueue_deliver_and_remove(stack: RunningStac
         assert done, client.get(f"/api/v1/mesh/v2/task/{task_id}").json()
         result = done["result"]
         assert result["status_code"] == 200 and result["instance_id"] == "billing-1"
-        assert result["body"] == {"echo": {"invoice": 7}, "handled_by": "external"}
+        assert result["body"] == {"echo": PAYLOAD, "handled_by": "external"}
+        assert isinstance(result["body"]["echo"]["f"], float)  # 1.0 stays 1.0, the big integer exact
         assert result["trace_id"] and result["duration"] > 0
-        assert external.received == [{"task_id": task_id, "payload": {"invoice": 7}, "priority": 5}]
+        assert external.received == [{"task_id": task_id, "payload": PAYLOAD, "priority": 5}]
+        assert isinstance(external.received[0]["payload"]["f"], float)
         assert client.get(f"/api/v1/mesh/v2/task/{uuid.uuid4()}").status_code == 404
         assert client.get("/api/v1/mesh/v2/task/not-a-uuid").status_code == 400
 
@@ -200,29 +233,55 @@ def test_external_service_register_enqueue_deliver_and_remove(stack: RunningStac
         assert {"status", "services_count", "services", "queue_stats", "timestamp"} <= set(status)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Failed in the merged suite (#8); passed on the mesh branch; see the session note"))
-def test_a_frozen_instance_is_taken_out_and_serves_again_after_sigcont(stack: RunningStack) -> None:
+def test_a_frozen_instance_is_ejected_reads_keep_succeeding_and_it_serves_again(stack: RunningStack) -> None:
+    """SIGSTOP: the process keeps its port and connections but answers nothing. The gateway's health round
+    (every 2 s, each check bounded by 1 s) fails on it and the outlier detector ejects it, before the registry
+    could drop it (its heartbeat stopped too, so it leaves the registry after its TTL); the calls that were
+    stuck on it are retried on the other instance after the per-try timeout. After SIGCONT it serves again."""
     pid = stack.pid("agents-2")
-    before = calls_by_instance(stack, "agents").get("agents-2", 0)
+    ejected_before = ejections(stack, "agents", "agents-2")
+    ejected_at: list[float] = []
+    stopped_at: list[float] = []
+
+    async def load_and_watch() -> list[tuple[float, int, float]]:
+        frozen = asyncio.Event()
+
+        def freeze() -> None:
+            stopped_at.append(time.monotonic())
+            os.kill(pid, signal.SIGSTOP)
+            frozen.set()
+
+        async def watch() -> None:
+            await frozen.wait()
+            async with httpx.AsyncClient(base_url=stack.url, headers=stack.admin_headers, timeout=10) as client:
+                while time.monotonic() - stopped_at[0] < TTL_S:
+                    state = (await client.get("/api/v1/health/circuit-breakers")).json()["circuit_breakers"]
+                    if "agents-2" in state["agents"]["ejected_instances"]:
+                        ejected_at.append(time.monotonic())
+                        return
+                    await asyncio.sleep(0.1)
+
+        results, _ = await asyncio.gather(steady_load(stack, 8.0, at=1.0, action=freeze), watch())
+        return results
+
     try:
-        results = asyncio.run(steady_load(stack, 10.0, at=1.0, action=lambda: os.kill(pid, signal.SIGSTOP)))
+        results = asyncio.run(load_and_watch())
     except BaseException:
         os.kill(pid, signal.SIGCONT)
         raise
-    bad = [r for r in results if r[1] != 200]
-    assert not bad, bad[:5]  # every read succeeded (a call stuck on the frozen one is retried elsewhere)
-    # out of rotation: ejected by the gateway, or gone from the registry since its heartbeat stopped
-    state = breakers(stack)["agents"]
-    gone = "agents-2" not in {i["id"] for i in services(stack)}
-    assert "agents-2" in state["ejected_instances"] or gone, state
-    late = [r for r in results if r[0] > 1.0 + TTL_S + 1.0]
-    assert late and max(r[2] for r in late) < 0.5  # no request waits on it any more
-    os.kill(pid, signal.SIGCONT)
+    try:
+        bad = [r for r in results if r[1] != 200]
+        assert not bad, bad[:5]  # every read succeeded (one stuck on the frozen instance is retried elsewhere)
+        # ejected by the gateway while the registry still listed it as passing (within the TTL of the freeze)
+        assert ejected_at, breakers(stack)["agents"]
+        assert ejections(stack, "agents", "agents-2") == ejected_before + 1
+    finally:
+        os.kill(pid, signal.SIGCONT)
     assert wait_until(lambda: any(i["id"] == "agents-2" and i["state"] == "healthy" for i in services(stack)), 15)
-    asyncio.run(steady_load(stack, 4.0))
-    assert wait_until(lambda: calls_by_instance(stack, "agents").get("agents-2", 0) > before, 35), \
-        "agents-2 got no traffic after SIGCONT"
+    assert wait_until(lambda: "agents-2" not in breakers(stack)["agents"]["ejected_instances"], 15)
+    served = served_by(stack, "agents-2")
+    asyncio.run(steady_load(stack, 3.0))
+    assert served_by(stack, "agents-2") > served, "agents-2 served nothing after SIGCONT"
 
 
 def test_sigkill_of_an_instance_under_load(stack: RunningStack) -> None:
@@ -239,9 +298,11 @@ def test_sigkill_of_an_instance_under_load(stack: RunningStack) -> None:
     errors_after = [r for r in results if r[0] > kill_t + 1.0 and r[1] != 200]
     assert not errors_after, errors_after[:5]
     assert sum(1 for r in results if r[0] > kill_t + 1.0) > 10
-    waited = wait_until(lambda: "agents-2" not in {i["id"] for i in services(stack)}, TTL_S + 2)
+    # Its entry expires one TTL after its last heartbeat (sent before the kill); each process's view checks
+    # expiry every second: gone from the mesh's listing within TTL + 1 s of the kill.
+    waited = wait_until(lambda: "agents-2" not in {i["id"] for i in services(stack)}, 1.0 + TTL_S - (
+        time.monotonic() - killed_at[0]), interval_s=0.2)
     assert waited, services(stack)
-    assert time.monotonic() - killed_at[0] <= TTL_S + 2.0
 
 
 def _restart(environ: dict[str, str], name: str, home: Path) -> subprocess.Popen[bytes]:
@@ -262,27 +323,17 @@ def test_upstream_down_opens_the_breaker_then_one_probe_closes_it(stack: Running
     state = breakers(stack)["agents"]
     assert state["state"] == "open", state
     assert state["next_probe_time"] is not None and state["window_failure_rate"] > 0
-    latencies = []
+    # While open, a call is refused before it leaves: no network, the problem names the upstream and the breaker.
+    # (How fast: bench/mesh_hop.py measures the open breaker's 503 against a no-hop route; no timing here.)
     with httpx.Client(base_url=stack.url, headers=stack.admin_headers, timeout=10) as client:
-        for _ in range(100):
-            started = time.perf_counter()
+        for _ in range(50):
             response = client.get(AGENT)
-            latencies.append(time.perf_counter() - started)
             assert response.status_code == 503
-            assert "Retry-After" in response.headers
+            assert int(response.headers["Retry-After"]) >= 1
             assert response.headers["content-type"].startswith("application/problem+json")
-            assert "agents" in response.json()["detail"]
-        baseline = []  # the same client against a route without any hop, in the same minute
-        for _ in range(100):
-            started = time.perf_counter()
-            client.get("/api/v1/status")
-            baseline.append(time.perf_counter() - started)
-    latencies.sort()
-    baseline.sort()
-    log.info(f"open breaker 503: p50 {latencies[50] * 1000:.1f} ms, p99 {latencies[98] * 1000:.1f} ms; "
-          f"/api/v1/status p99 {baseline[98] * 1000:.1f} ms")
-    # <= 50 ms at p99; on a machine so loaded that a no-hop route is slower than that, no slower than it
-    assert latencies[98] <= max(0.050, 1.5 * baseline[98]), f"p99 {latencies[98] * 1000:.1f} ms"
+            assert "circuit breaker for agents is open" in response.json()["detail"]
+    assert breakers(stack)["agents"]["rejected_requests"] == state["rejected_requests"] + 50
+    closed_before = transitions(stack, "agents", "half_open", "closed")
     restarted = _restart(environ, "agents", tmp_path)
     try:
         ok = wait_until(lambda: httpx.get(stack.url + AGENT, headers=stack.admin_headers, timeout=10)
@@ -290,6 +341,9 @@ def test_upstream_down_opens_the_breaker_then_one_probe_closes_it(stack: Running
         assert ok
         state = breakers(stack)["agents"]
         assert state["state"] == "closed", state
+        # closed by one successful half-open probe (probes that failed while it started reopened it)
+        assert transitions(stack, "agents", "half_open", "closed") == closed_before + 1
+        assert state["half_open_probes"] == 1
 
         # A slow upstream (frozen, still registered) hits the deadline; in flight goes back to zero.
         os.kill(restarted.pid, signal.SIGSTOP)

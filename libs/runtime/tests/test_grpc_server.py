@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import grpc
@@ -14,7 +15,10 @@ from sutazai.common.v1 import common_pb2, common_pb2_grpc
 from sutazai.mesh.v1 import mesh_pb2, mesh_pb2_grpc
 from sutazai_runtime.grpc_client import open_channel
 from sutazai_runtime.grpc_server import GrpcService, serve
+from sutazai_runtime.identity import Identity
 from sutazai_runtime.probes import Probe
+from sutazai_runtime.resilience import BreakerPolicy, CircuitBreaker
+from sutazai_runtime.resilience.guards import Guard, breaker_guard
 from sutazai_runtime.settings import ServiceSettings
 from sutazai_runtime.unimplemented import placeholder_servicer
 
@@ -51,7 +55,7 @@ class _Dependency:
 
 @contextlib.asynccontextmanager
 async def _running(
-    dependency: _Dependency, grace_s: float = 3.0
+    dependency: _Dependency, grace_s: float = 3.0, guards: tuple[Guard, ...] = ()
 ) -> AsyncIterator[tuple[grpc.aio.Channel, asyncio.Event, asyncio.Task[None]]]:
     stop = asyncio.Event()
     port: list[int] = []
@@ -63,6 +67,7 @@ async def _running(
         register=[lambda s: mesh_pb2_grpc.add_MeshServiceServicer_to_server(servicer, s)],
         service_names=[MESH.full_name],
         probes=[Probe("thing", "thing:1", dependency.check)],
+        guards=guards,
     )
     task = asyncio.create_task(serve(spec, stop=stop, bound_port=port))
     while not port:  # noqa: ASYNC110 - serve() reports its port through the list
@@ -149,3 +154,33 @@ async def test_client_calls_get_a_default_deadline() -> None:
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     finally:
         await channel.close()
+
+
+async def test_diagnostics_shows_and_resets_the_breakers_to_admins_only() -> None:
+    breaker = CircuitBreaker("chat-backend:local", BreakerPolicy(consecutive_failures=1))
+    breaker.acquire()
+    breaker.record_failure()
+    assert breaker.state == "open"
+    admin = Identity("root", frozenset({"admin"})).to_metadata()
+    user = Identity("someone", frozenset({"user"})).to_metadata()
+    async with _running(_Dependency(), guards=(breaker_guard(breaker, lambda: 2),)) as (channel, _, _):
+        diagnostics = common_pb2_grpc.DiagnosticsStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await diagnostics.GetBreakers(common_pb2.GetBreakersRequest(), metadata=user)
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        reply = await diagnostics.GetBreakers(common_pb2.GetBreakersRequest(), metadata=admin)
+        [shown] = reply.breakers
+        snapshot = json.loads(shown.snapshot_json)
+        assert (shown.name, shown.kind, snapshot["state"], snapshot["in_flight"], snapshot["ejected_instances"]) == (
+            "chat-backend:local", "backend", "open", 2, [])
+        assert {"failure_threshold", "recovery_timeout", "rejected_requests", "window_failure_rate",
+                "next_probe_time"} <= set(snapshot) and snapshot["next_probe_time"]
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await diagnostics.ResetBreakers(common_pb2.ResetBreakersRequest(name="nope"), metadata=admin)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND and breaker.state == "open"
+        with pytest.raises(grpc.aio.AioRpcError):
+            await diagnostics.ResetBreakers(common_pb2.ResetBreakersRequest(), metadata=user)
+        assert breaker.state == "open"
+        reset = await diagnostics.ResetBreakers(common_pb2.ResetBreakersRequest(name="chat-backend:local"),
+                                                metadata=admin)
+        assert list(reset.reset) == ["chat-backend:local"] and breaker.state == "closed"

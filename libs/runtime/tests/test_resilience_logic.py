@@ -200,6 +200,32 @@ def test_p2c_counts_load() -> None:
     assert make_strategy("p2c").pick(endpoints).id == "e1"
 
 
+def test_p2c_leaves_an_instance_that_went_silent_with_calls_outstanding() -> None:
+    """A stalled process (SIGSTOP) completes nothing: once it has been silent longer than the other's estimate
+    with a call outstanding, new calls go elsewhere, before the stuck call ever completes."""
+    endpoints = eps(2)
+    for e in endpoints:
+        e.observe(0.003, 10.0)
+    frozen, other = endpoints
+    frozen.start(10.0)  # sent at 10.000, never answered
+    other.start(10.0)
+    p2c = make_strategy("p2c", random.Random(1))
+    assert p2c.pick(endpoints, now=10.001).id in {"e0", "e1"}  # 1 ms of silence: nothing known yet
+    other.observe(0.003, 10.003)  # the other keeps answering
+    other.in_flight -= 1
+    assert {p2c.pick(endpoints, now=10.050).id for _ in range(20)} == {"e1"}  # 50 ms silent: left alone
+
+
+def test_a_slow_estimate_decays_while_unused_so_the_instance_is_tried_again() -> None:
+    endpoints = eps(2)
+    once_slow, other = endpoints
+    once_slow.observe(0.150, 10.0)  # one stall, answered late
+    other.observe(0.003, 10.0)
+    p2c = make_strategy("p2c", random.Random(2))
+    assert p2c.pick(endpoints, now=10.1).id == "e1"
+    assert once_slow.cost(70.0) < other.cost(10.0)  # a minute later it is worth trying again
+
+
 def test_unknown_strategy_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown load-balancing strategy"):
         make_strategy("fastest")

@@ -204,10 +204,9 @@ async def test_no_instance_is_unavailable() -> None:
     await up.close()
 
 
-@pytest.fixture
-async def kv(nats_url: str) -> AsyncIterator[NatsKvRegistry]:
+async def _open_kv(nats_url: str, ttl_s: float) -> AsyncIterator[NatsKvRegistry]:
     bucket = f"test_registry_{uuid.uuid4().hex[:8]}"
-    registry = NatsKvRegistry(await nats.connect(nats_url), bucket=bucket, ttl_s=2.0, owns_connection=True)
+    registry = NatsKvRegistry(await nats.connect(nats_url), bucket=bucket, ttl_s=ttl_s, owns_connection=True)
     await registry.start()
     yield registry
     await registry.close()
@@ -216,6 +215,19 @@ async def kv(nats_url: str) -> AsyncIterator[NatsKvRegistry]:
         with contextlib.suppress(Exception):
             await nc.jetstream().delete_stream(stream)
     await nc.close()
+
+
+@pytest.fixture
+async def kv(nats_url: str) -> AsyncIterator[NatsKvRegistry]:
+    async for registry in _open_kv(nats_url, 2.0):
+        yield registry
+
+
+@pytest.fixture
+async def kv_long(nats_url: str) -> AsyncIterator[NatsKvRegistry]:
+    """The longest TTL (10 s): an entry gone within a few seconds was deleted, not left to expire."""
+    async for registry in _open_kv(nats_url, 10.0):
+        yield registry
 
 
 async def test_serve_registers_passing_and_deregisters_on_stop(kv: NatsKvRegistry) -> None:
@@ -239,7 +251,9 @@ async def test_serve_registers_passing_and_deregisters_on_stop(kv: NatsKvRegistr
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="signals")
-async def test_a_sigterm_deregisters(kv: NatsKvRegistry, tmp_path: object) -> None:
+async def test_a_sigterm_deregisters(kv_long: NatsKvRegistry, nats_url: str) -> None:
+    # The child is told which NATS to register with: without it, it used the standard port's server, and in
+    # embedded mode (a NATS of the test session's own on a free port) the test never saw it register.
     code = (
         "import asyncio, uvloop\n"
         "from sutazai_runtime.grpc_server import GrpcService, serve\n"
@@ -247,16 +261,72 @@ async def test_a_sigterm_deregisters(kv: NatsKvRegistry, tmp_path: object) -> No
         "class S(ServiceSettings):\n"
         "    grpc_port: int = 0\n"
         "    metrics_port: int = 0\n"
-        f"s = S(instance_id='sig-1', discovery={{'bucket': '{kv.bucket}', 'ttl_s': 2.0}})\n"
+        f"s = S(instance_id='sig-1', discovery={{'bucket': '{kv_long.bucket}', 'ttl_s': 10.0,"
+        f" 'nats_url': '{nats_url}'}})\n"
         "uvloop.run(serve(GrpcService(name='sigtest', settings=s, register=[], service_names=[])))\n"
     )
     process = await asyncio.create_subprocess_exec(sys.executable, "-c", code)
     try:
-        await eventually(lambda: len(kv.instances("sigtest")) == 1, timeout_s=20)
+        await eventually(lambda: len(kv_long.instances("sigtest")) == 1, timeout_s=60)
         process.send_signal(signal.SIGTERM)
-        waited = await eventually(lambda: not kv.instances("sigtest", passing_only=False), timeout_s=5)
-        assert waited < 2.0  # deregistered, not left to expire
+        # gone within 5 s: its last heartbeat was at most 3.3 s ago, so expiry would take 6.7 s or more
+        await eventually(lambda: not kv_long.instances("sigtest", passing_only=False), timeout_s=5)
         assert await asyncio.wait_for(process.wait(), 10) == 0
     finally:
         if process.returncode is None:
             process.kill()
+
+
+async def test_a_served_call_passes_its_remaining_deadline_on(servers: list[_Server]) -> None:
+    """A front service (served with the IncomingDeadline interceptor, as ``serve`` does) calls an upstream
+    within its handler: the upstream sees the caller's deadline, not the client layer's default of 10 s."""
+    from sutazai_runtime.deadlines import IncomingDeadline
+
+    inner = upstream(servers[:1])  # policy timeout: 10 s
+    seen: list[float | None] = []
+
+    class Back(health.aio.HealthServicer):
+        async def Check(self, request, context):  # type: ignore[no-untyped-def]
+            seen.append(context.time_remaining())
+            return await super().Check(request, context)
+
+    class Front(health.aio.HealthServicer):
+        async def Check(self, request, context):  # type: ignore[no-untyped-def]
+            return await inner.stub(health_pb2_grpc.HealthStub).Check(request)
+
+    back = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(Back(), back)
+    back_port = back.add_insecure_port("127.0.0.1:0")
+    await back.start()
+    inner.set_instances([Instance(id="back", name="h", address="127.0.0.1", port=back_port)])
+    front = grpc.aio.server(interceptors=[IncomingDeadline()])
+    health_pb2_grpc.add_HealthServicer_to_server(Front(), front)
+    port = front.add_insecure_port("127.0.0.1:0")
+    await front.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await health_pb2_grpc.HealthStub(channel).Check(REQ, timeout=3.0)
+            # passed on: about 3 s (grpc-timeout is rounded up on the wire, and the server adds its own slack);
+            # the layer's own 10 s without it
+            assert seen[-1] is not None and seen[-1] < 5.0
+            await health_pb2_grpc.HealthStub(channel).Check(REQ)  # no deadline in: the layer's own
+            assert seen[-1] is not None and 5.0 < seen[-1] <= 11.0
+    finally:
+        await front.stop(None)
+        await back.stop(None)
+        await inner.close()
+
+
+async def test_a_failed_health_check_ejects_and_a_passing_one_returns_it(servers: list[_Server]) -> None:
+    up = upstream(servers)
+    up.health_checked("h-1", False, "DEADLINE_EXCEEDED")
+    assert [i["id"] for i in up.instances() if i["ejected"]] == ["h-1"]
+    assert up.snapshot()["ejected_instances"] == ["h-1"]
+    for _ in range(10):
+        await up.stub(health_pb2_grpc.HealthStub).Check(REQ)
+    assert servers[1].calls == 0  # out of rotation
+    up.health_checked("h-0", False, "x")  # never the last one
+    assert up.snapshot()["ejected_instances"] == ["h-1"]
+    up.health_checked("h-1", True)
+    assert up.snapshot()["ejected_instances"] == []
+    await up.close()

@@ -7,6 +7,8 @@
 - Prometheus metrics over HTTP (process metrics, one gauge per dependency, and per RPC method the latency,
   status codes and calls in flight: ``grpc_observe``), and the same through ``Diagnostics.GetMetrics``;
 - a SERVER span per RPC continuing the caller's trace, while tracing is on (``telemetry``);
+- each served call's deadline is recorded (``sutazai_runtime.deadlines``), so that the calls it makes
+  through an ``Upstream`` carry no more than the time its caller has left;
 - the instance registers itself (``sutazai_runtime.discovery``): id, address, port, tags, metadata
   (version, zone, weight, metrics port), ``passing`` while health is SERVING; deregistered on stop;
 - SIGTERM or SIGINT: the instance leaves the registry, health turns ``NOT_SERVING``, the server stops
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
@@ -30,11 +33,14 @@ from prometheus_client import REGISTRY, Gauge, generate_latest, start_http_serve
 from sutazai.common.v1 import common_pb2, common_pb2_grpc
 
 from sutazai_runtime import __version__
+from sutazai_runtime.deadlines import IncomingDeadline
 from sutazai_runtime.discovery.announce import Announcer, instance_for
 from sutazai_runtime.discovery.registry import Registry
 from sutazai_runtime.discovery.settings import open_registry
 from sutazai_runtime.grpc_observe import ObservedServer
+from sutazai_runtime.identity import require_admin
 from sutazai_runtime.probes import Probe, ProbeResult, run_probes
+from sutazai_runtime.resilience.guards import Guard
 from sutazai_runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -63,11 +69,15 @@ class GrpcService:
     max_receive_bytes: int | None = None
     # The registry to announce this instance in; None: opened from ``settings.discovery`` (and closed).
     registry: Registry | None = None
+    # The circuit breakers this instance keeps (its upstreams, chat's model backends), shown and reset by admins
+    # through Diagnostics (the gateway's /api/v1/health/circuit-breakers).
+    guards: Sequence[Guard] = ()
 
 
 class _Diagnostics(common_pb2_grpc.DiagnosticsServicer):
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, guards: Sequence[Guard] = ()) -> None:
         self._service = service
+        self._guards = list(guards)
         self._started = time.monotonic()
         self.results: list[ProbeResult] = []
 
@@ -92,6 +102,24 @@ class _Diagnostics(common_pb2_grpc.DiagnosticsServicer):
         names = [f"{n}{suffix}" for n in request.names for suffix in ("", "_total", "_bucket", "_count", "_sum")]
         registry = REGISTRY.restricted_registry(names) if names else REGISTRY
         return common_pb2.GetMetricsResponse(service=self._service, exposition=generate_latest(registry))
+    async def GetBreakers(self, request: common_pb2.GetBreakersRequest, context: grpc.aio.ServicerContext
+                          ) -> common_pb2.GetBreakersResponse:
+        await require_admin(context)
+        return common_pb2.GetBreakersResponse(breakers=[
+            common_pb2.Breaker(name=g.name, kind=g.kind, snapshot_json=json.dumps(g.snapshot()).encode())
+            for g in self._guards
+        ])
+
+    async def ResetBreakers(self, request: common_pb2.ResetBreakersRequest, context: grpc.aio.ServicerContext
+                            ) -> common_pb2.ResetBreakersResponse:
+        await require_admin(context)
+        chosen = [g for g in self._guards if not request.name or g.name == request.name]
+        if request.name and not chosen:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no circuit breaker is called {request.name!r}")
+        for guard in chosen:
+            guard.reset()
+        log.info("circuit breakers reset by an admin: %s", ", ".join(g.name for g in chosen) or "none")
+        return common_pb2.ResetBreakersResponse(reset=[g.name for g in chosen])
 
 
 async def _watch_dependencies(
@@ -131,7 +159,8 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
     options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
     if spec.max_receive_bytes:
         options.append(("grpc.max_receive_message_length", spec.max_receive_bytes))
-    server = grpc.aio.server(options=options)
+    # IncomingDeadline: the deadline of each served call, passed on by Upstream to the calls it makes
+    server = grpc.aio.server(options=options, interceptors=[IncomingDeadline()])
     observed = ObservedServer(server)  # metrics (and spans) per method, wrapped once at registration
     for register in spec.register:
         register(observed)  # type: ignore[arg-type]
@@ -140,7 +169,7 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *spec.service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    diagnostics = _Diagnostics(spec.name)
+    diagnostics = _Diagnostics(spec.name, spec.guards)
     common_pb2_grpc.add_DiagnosticsServicer_to_server(diagnostics, server)
     reflection.enable_server_reflection(
         (

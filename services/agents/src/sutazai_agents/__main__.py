@@ -10,6 +10,7 @@ from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_runtime.probes import postgres_probe
+from sutazai_runtime.resilience.guards import upstream_guard
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
 from sutazai_runtime.telemetry import configure_tracing
@@ -48,6 +49,7 @@ async def run(settings: Settings) -> None:
             cleanups=[chat.close, pool.close, registry.close],
             background=[file_agents.watch],
             registry=registry,
+            guards=[upstream_guard(chat)],
         )
     )
 

@@ -14,6 +14,7 @@ from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging, redact_url
 from sutazai_runtime.probes import Probe, redis_probe
 from sutazai_runtime.resilience import BreakerPolicy, CircuitBreaker
+from sutazai_runtime.resilience.guards import breaker_guard, upstream_guard
 from sutazai_runtime.resilience.metrics import breaker_transition
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
@@ -120,7 +121,8 @@ async def run(settings: Settings) -> None:
         timeout_s=settings.startup_timeout_s,
     )
     # agents' instances from the registry's watch (a chat naming agent_id asks for the agent's prompt)
-    agents = AgentDirectory(Upstream("agents", registry=registry, policy=UpstreamPolicy(timeout_s=5.0)))
+    agents_upstream = Upstream("agents", registry=registry, policy=UpstreamPolicy(timeout_s=5.0))
+    agents = AgentDirectory(agents_upstream)
     servicer = build_servicer(settings, service, agents)
 
     async def close_backends() -> None:
@@ -139,6 +141,9 @@ async def run(settings: Settings) -> None:
             cleanups=[close_backends, cache.aclose, registry.close],
             registry=registry,
             background=[lambda: discover(service, settings.discovery_interval_s)],
+            # every model backend's breaker, and the client side of the agents upstream
+            guards=[*(breaker_guard(b.breaker, lambda b=b: b.in_flight) for b in service.router.backends),
+                    upstream_guard(agents_upstream)],
         )
     )
 

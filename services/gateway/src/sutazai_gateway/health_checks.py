@@ -1,5 +1,12 @@
 """One round of health checks: every upstream service over gRPC health, the gateway's own
-dependencies with the shared probes, and the model server as the chat service sees it."""
+dependencies with the shared probes, and the model server as the chat service sees it.
+
+Every check has its own short deadline (``timeout_s``), enforced twice: as the gRPC call's deadline and as an
+asyncio timeout around it, so a round never waits on a dead instance or a connection that went silent (a
+frozen process keeps its TCP connection open). An instance that did not answer is not asked why; only one
+that answered NOT_SERVING is asked, through Diagnostics, which of its dependencies is down. Each instance's
+result also goes to its upstream's outlier detector (a failed check ejects it, a passing one ends that).
+"""
 
 from __future__ import annotations
 
@@ -16,18 +23,33 @@ from sutazai_gateway.health_tracker import CheckResult
 from sutazai_gateway.upstreams import Upstream, Upstreams
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
+_GRACE_S = 0.25  # the asyncio bound waits this much longer than the gRPC deadline, which normally ends it
+
+
+async def _bounded(call: Any, timeout_s: float) -> Any:
+    """``await call`` within the check's deadline; TimeoutError past it (the gRPC deadline normally wins)."""
+    async with asyncio.timeout(timeout_s + _GRACE_S):
+        return await call
 
 
 async def _check_instance(instance_id: str, stub: health_pb2_grpc.HealthStub, timeout_s: float) -> dict[str, Any]:
     start = time.perf_counter()
+
+    def took() -> float:
+        return round((time.perf_counter() - start) * 1000, 3)
+
     try:
-        reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+        reply = await _bounded(stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout_s,
+                                          wait_for_ready=False), timeout_s)
     except grpc.aio.AioRpcError as exc:
         return {"id": instance_id, "status": "unhealthy", "error": f"{exc.code().name}: {exc.details()}",
-                "response_time_ms": round((time.perf_counter() - start) * 1000, 3)}
+                "answered": False, "response_time_ms": took()}
+    except TimeoutError:
+        return {"id": instance_id, "status": "unhealthy", "answered": False, "response_time_ms": took(),
+                "error": f"DEADLINE_EXCEEDED: no answer within {timeout_s:g} s"}
     status = "healthy" if reply.status == _SERVING else "unhealthy"
     return {"id": instance_id, "status": status, "error": None if status == "healthy" else "not serving",
-            "response_time_ms": round((time.perf_counter() - start) * 1000, 3)}
+            "answered": True, "response_time_ms": took()}
 
 
 async def check_service(upstream: Upstream, timeout_s: float) -> CheckResult:
@@ -37,8 +59,14 @@ async def check_service(upstream: Upstream, timeout_s: float) -> CheckResult:
     if not stubs:
         return CheckResult(upstream.name, "unhealthy", None, "no instance is registered", ())
     checked = await asyncio.gather(*(_check_instance(i, stub, timeout_s) for i, stub in stubs))
+    for c in checked:
+        upstream.balanced.health_checked(c["id"], c["status"] == "healthy", c["error"] or "")
     balancer = {i["id"]: i for i in upstream.instances()}
-    instances = tuple({**c, **{k: v for k, v in balancer.get(c["id"], {}).items() if k != "id"}} for c in checked)
+    instances = tuple(
+        {**{k: v for k, v in c.items() if k != "answered"},
+         **{k: v for k, v in balancer.get(c["id"], {}).items() if k != "id"}}
+        for c in checked
+    )
     healthy = [c for c in checked if c["status"] == "healthy"]
     fastest = min((c["response_time_ms"] for c in healthy), default=None)
     if healthy:
@@ -46,31 +74,55 @@ async def check_service(upstream: Upstream, timeout_s: float) -> CheckResult:
         return CheckResult(upstream.name, "healthy", fastest, f"instances down: {', '.join(down)}" if down else None,
                            instances)
     elapsed = min(c["response_time_ms"] for c in checked)
-    reason = await _why_not_serving(upstream, timeout_s)
-    return CheckResult(upstream.name, "unhealthy", elapsed, f"not serving: {reason}", instances)
+    serving_not = [c["id"] for c in checked if c["answered"]]
+    if serving_not:  # it answers but says NOT_SERVING: ask that instance which dependency is down
+        reason = await _why_not_serving(upstream, serving_not[0], timeout_s)
+        return CheckResult(upstream.name, "unhealthy", elapsed, f"not serving: {reason}", instances)
+    errors = [c["error"] for c in checked]
+    error = errors[0] if len(errors) == 1 else "; ".join(f"{c['id']}: {c['error']}" for c in checked)
+    return CheckResult(upstream.name, "unhealthy", elapsed, error, instances)
 
 
-async def _why_not_serving(upstream: Upstream, timeout_s: float) -> str:
-    stubs = upstream.plain_stubs(common_pb2_grpc.DiagnosticsStub)
-    if not stubs:
-        return "no instance"
+async def _why_not_serving(upstream: Upstream, instance_id: str, timeout_s: float) -> str:
+    stub = dict(upstream.plain_stubs(common_pb2_grpc.DiagnosticsStub)).get(instance_id)
+    if stub is None:
+        return "gone from the registry"
     try:
-        diag = await stubs[0][1].GetDependencies(common_pb2.GetDependenciesRequest(), timeout=timeout_s)
+        diag = await _bounded(stub.GetDependencies(common_pb2.GetDependenciesRequest(), timeout=timeout_s),
+                              timeout_s)
     except grpc.aio.AioRpcError as exc:
         return exc.code().name
+    except TimeoutError:
+        return "DEADLINE_EXCEEDED"
     down = [f"{d.name} ({d.error})" for d in diag.dependencies if not d.healthy]
     return ", ".join(down) or "starting or stopping"
 
 
 async def check_model_server(chat: Upstream, timeout_s: float) -> CheckResult:
-    """The model server as the chat service last probed it; unknown while chat cannot be asked."""
+    """The model server as the chat service last probed it (every chat instance is asked at once; the first
+    answer counts); unknown while no chat instance can be asked."""
     stubs = chat.plain_stubs(common_pb2_grpc.DiagnosticsStub)
     if not stubs:
         return CheckResult("model_server", "unknown", None, "no chat instance is registered")
+    calls = [asyncio.ensure_future(_bounded(stub.GetDependencies(common_pb2.GetDependenciesRequest(),
+                                                                 timeout=timeout_s), timeout_s))
+             for _, stub in stubs]
+    diag = None
+    failure = "no answer"
     try:
-        diag = await stubs[0][1].GetDependencies(common_pb2.GetDependenciesRequest(), timeout=timeout_s)
-    except grpc.aio.AioRpcError as exc:
-        return CheckResult("model_server", "unknown", None, f"chat service unreachable ({exc.code().name})")
+        for next_done in asyncio.as_completed(calls):
+            try:
+                diag = await next_done
+                break
+            except grpc.aio.AioRpcError as exc:
+                failure = exc.code().name
+            except TimeoutError:
+                failure = "DEADLINE_EXCEEDED"
+    finally:
+        for call in calls:
+            call.cancel()
+    if diag is None:
+        return CheckResult("model_server", "unknown", None, f"chat service unreachable ({failure})")
     for dep in diag.dependencies:
         if dep.name == "model_server":
             status = "healthy" if dep.healthy else "unhealthy"

@@ -1,5 +1,8 @@
 """Keeps the health picture current: a background round every ``interval_s`` for ``/health``
-(which must answer without calling anything), and fresh rounds on demand for the detailed view."""
+(which must answer without calling anything), and fresh rounds on demand for the detailed view.
+
+One round at a time: a request for a round while one is running joins it (its results are at most one
+round's deadline old), so many clients polling the detailed view do not multiply the checks."""
 
 from __future__ import annotations
 
@@ -26,8 +29,16 @@ class HealthMonitor:
         self._interval_s = interval_s
         self.last_round_at: datetime | None = None
         self.last_round_ms: float | None = None
+        self._round: asyncio.Future[list[CheckResult]] | None = None
 
     async def check_now(self) -> list[CheckResult]:
+        """A fresh round, or the one already running."""
+        if self._round is None or self._round.done():
+            self._round = asyncio.ensure_future(self._check())
+        # shielded: a client that goes away does not cancel the round others wait on
+        return await asyncio.shield(self._round)
+
+    async def _check(self) -> list[CheckResult]:
         start = time.perf_counter()
         results = await check_all(self._upstreams, self._probes, self._timeout_s)
         now = datetime.now(UTC)

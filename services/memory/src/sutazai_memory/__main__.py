@@ -2,10 +2,13 @@
 
 import uvloop
 from sutazai.memory.v1 import memory_pb2_grpc
+from sutazai_runtime.discovery.settings import open_registry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.postgres import create_pool
 from sutazai_runtime.probes import postgres_probe
+from sutazai_runtime.resilience.guards import upstream_guard
+from sutazai_runtime.resilience.upstream import Upstream
 from sutazai_runtime.startup import connect_with_retry
 from sutazai_runtime.telemetry import configure_tracing
 
@@ -23,7 +26,12 @@ async def run(settings: Settings) -> None:
         timeout_s=settings.startup_timeout_s,
     )
     await migrate(pool)
-    built = await build(settings, pool)
+    registry = await connect_with_retry(
+        "registry", lambda: open_registry(settings.discovery, client_name="sutazai-memory",
+                                          static_addresses={"chat": settings.chat_addr}),
+        timeout_s=settings.startup_timeout_s,
+    )
+    built = await build(settings, pool, registry=registry)  # memory -> chat: balanced from the registry
     await serve(
         GrpcService(
             name="memory",
@@ -31,8 +39,10 @@ async def run(settings: Settings) -> None:
             register=[lambda server: memory_pb2_grpc.add_MemoryServiceServicer_to_server(built.servicer, server)],
             service_names=[SERVICE.full_name],
             probes=[postgres_probe(pool, settings.database_url), *built.probes],
-            cleanups=[*built.cleanups, pool.close],
+            cleanups=[*built.cleanups, pool.close, registry.close],
             max_receive_bytes=MAX_REQUEST_BYTES,
+            registry=registry,
+            guards=[upstream_guard(built.chat)] if isinstance(built.chat, Upstream) else [],
         )
     )
 

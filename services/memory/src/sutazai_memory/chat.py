@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import grpc
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
 from sutazai_runtime.identity import Identity
+from sutazai_runtime.resilience.upstream import Upstream, stub_of
 
 from sutazai_memory.errors import InvalidInput, UpstreamError
 
@@ -20,9 +21,10 @@ class Embedded:
 
 
 class ChatClient:
-    def __init__(self, channel: grpc.aio.Channel, *, embed_model: str = "", infer_model: str = "",
+    def __init__(self, chat: Upstream | grpc.aio.Channel, *, embed_model: str = "", infer_model: str = "",
                  batch: int = 64, embed_timeout_s: float = 60.0, infer_timeout_s: float = 120.0) -> None:
-        self._stub = chat_pb2_grpc.ChatServiceStub(channel)
+        # balanced and protected (sutazai_runtime's Upstream), or a plain channel in tests
+        self._stub = stub_of(chat, chat_pb2_grpc.ChatServiceStub)
         self._embed_model = embed_model
         self._infer_model = infer_model
         self._batch = batch

@@ -9,10 +9,11 @@ from importlib.resources import files
 
 import asyncpg
 import grpc
-from sutazai_runtime.grpc_client import open_channel
+from sutazai_runtime.discovery.registry import Registry
 from sutazai_runtime.logging import redact_url
 from sutazai_runtime.postgres import apply_migrations, load_migrations
 from sutazai_runtime.probes import Probe
+from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 
 from sutazai_memory.chat import ChatClient
 from sutazai_memory.config import Settings
@@ -32,12 +33,12 @@ class Built:
     servicer: MemoryServicer
     index: VectorIndex
     graph: GraphStore
-    chat_channel: grpc.aio.Channel
+    chat: Upstream | grpc.aio.Channel
     probes: list[Probe] = field(default_factory=list)
 
     @property
     def cleanups(self) -> list[Callable[[], Awaitable[None]]]:
-        return [self.servicer.documents.stop, self.index.close, self.graph.close, self.chat_channel.close]
+        return [self.servicer.documents.stop, self.index.close, self.graph.close, self.chat.close]
 
 
 async def migrate(pool: asyncpg.Pool, schema: str = "memory") -> None:
@@ -56,8 +57,14 @@ async def open_graph(settings: Settings, pool: asyncpg.Pool, schema: str) -> Gra
 
 
 async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory",
-                chat_channel: grpc.aio.Channel | None = None) -> Built:
-    channel = chat_channel or open_channel(settings.chat_addr, default_timeout_s=settings.embed_timeout_s)
+                chat_channel: grpc.aio.Channel | None = None, registry: Registry | None = None) -> Built:
+    """``registry``: chat's instances from its watch (the service); without one, ``settings.chat_addr``. Either way
+    through the one client layer (balancing, breaker, deadlines passed on); ``chat_channel`` is for tests."""
+    policy = UpstreamPolicy(timeout_s=settings.embed_timeout_s)
+    channel: Upstream | grpc.aio.Channel = chat_channel or (
+        Upstream("chat", registry=registry, policy=policy) if registry is not None
+        else Upstream("chat", targets=[t.strip() for t in settings.chat_addr.split(",") if t.strip()],
+                      policy=policy))
     chat = ChatClient(channel, embed_model=settings.embed_model, infer_model=settings.infer_model,
                       batch=settings.embed_batch, embed_timeout_s=settings.embed_timeout_s,
                       infer_timeout_s=settings.infer_timeout_s)

@@ -7,6 +7,7 @@ from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.nats import connect_nats
 from sutazai_runtime.probes import nats_probe
+from sutazai_runtime.resilience.guards import upstream_guard
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
 from sutazai_runtime.telemetry import configure_tracing
@@ -39,6 +40,7 @@ async def run(settings: Settings) -> None:
             background=[lambda: catalog.watch_external(settings.external_check_interval_s,
                                                        settings.external_check_timeout_s)],
             registry=registry,
+            guards=[upstream_guard(tasks)],
         )
     )
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from sutazai.mesh.v1 import mesh_pb2, mesh_pb2_grpc
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
@@ -99,13 +100,20 @@ class MeshServicer(mesh_pb2_grpc.MeshServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_type: the name of a registered service")
         if not self._catalog.instances(request.task_type):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no service {request.task_type!r} is registered")
-        payload = struct_pb2.Struct()
-        payload.update({"service": request.task_type, "payload": json_format.MessageToDict(request.payload)})
+        try:
+            payload = json.loads(request.payload_json) if request.payload_json else {}
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "payload_json: a JSON object")
+        # the payload travels as the client sent it (JSON text end to end: no float for a big integer)
+        payload_json = json.dumps({"service": request.task_type, "payload": payload}, ensure_ascii=False,
+                                  separators=(",", ":")).encode()
         metadata = (await require_identity(context)).to_metadata()
         try:
             task = await self._tasks.CreateTask(
-                tasks_pb2.CreateTaskRequest(task_type=MESH_TASK_TYPE, payload=payload, priority=request.priority,
-                                            max_attempts=4),
+                tasks_pb2.CreateTaskRequest(task_type=MESH_TASK_TYPE, payload_json=payload_json,
+                                            priority=request.priority, max_attempts=4),
                 metadata=metadata, timeout=5,
             )
         except grpc.aio.AioRpcError as exc:
@@ -143,13 +151,12 @@ class MeshServicer(mesh_pb2_grpc.MeshServiceServicer):
 
 def _task(task: tasks_pb2.Task) -> mesh_pb2.MeshTask:
     message = mesh_pb2.MeshTask(task_id=task.task_id, status=_STATUS.get(task.status, "pending"))
-    result = json_format.MessageToDict(task.result) if task.HasField("result") else None
+    result: Any = json.loads(task.result_json) if task.result_json else None
     if isinstance(result, dict):
         message.status_code = int(result.get("status_code", 0))
         message.headers.update({str(k): str(v) for k, v in (result.get("headers") or {}).items()})
         if "body" in result:
-            message.body.CopyFrom(struct_pb2.Value())
-            json_format.ParseDict(result["body"], message.body)
+            message.body_json = json.dumps(result["body"], ensure_ascii=False, separators=(",", ":")).encode()
         message.instance_id = str(result.get("instance_id", ""))
         message.trace_id = str(result.get("trace_id", ""))
         message.duration = float(result.get("duration", 0.0))

@@ -1,4 +1,5 @@
-"""Load-balancing strategies: each picks one endpoint of a non-empty list. No I/O, no clock of their own.
+"""Load-balancing strategies: each picks one endpoint of a non-empty list. No I/O, no clock of their own (the
+caller passes ``now``, the time its endpoints' stamps are in).
 
 - ``round_robin``, ``least_connections``, ``weighted`` (smooth weighted round robin, nginx's), ``random``;
 - ``consistent_hash``: a ring of virtual nodes keyed by the call's key (the original's ``ip_hash``,
@@ -24,7 +25,7 @@ ALIASES = {"ip_hash": "consistent_hash", "p2c": "p2c_peak_ewma", "peak_ewma": "p
 class Strategy(Protocol):
     name: str
 
-    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None) -> Endpoint: ...
+    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None, now: float | None = None) -> Endpoint: ...
 
 
 class RoundRobin:
@@ -33,7 +34,7 @@ class RoundRobin:
     def __init__(self) -> None:
         self._next = 0
 
-    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None) -> Endpoint:
+    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None, now: float | None = None) -> Endpoint:
         self._next = (self._next + 1) % (1 << 30)
         return endpoints[self._next % len(endpoints)]
 
@@ -44,7 +45,7 @@ class LeastConnections:
     def __init__(self, rng: random.Random | None = None) -> None:
         self._rng = rng or random.Random()
 
-    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None) -> Endpoint:
+    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None, now: float | None = None) -> Endpoint:
         low = min(e.in_flight for e in endpoints)
         ties = [e for e in endpoints if e.in_flight == low]
         return ties[0] if len(ties) == 1 else self._rng.choice(ties)
@@ -55,7 +56,7 @@ class Weighted:
 
     name = "weighted"
 
-    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None) -> Endpoint:
+    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None, now: float | None = None) -> Endpoint:
         total = 0
         best = endpoints[0]
         for e in endpoints:
@@ -73,7 +74,7 @@ class Random:
     def __init__(self, rng: random.Random | None = None) -> None:
         self._rng = rng or random.Random()
 
-    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None) -> Endpoint:
+    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None, now: float | None = None) -> Endpoint:
         return self._rng.choice(endpoints)
 
 
@@ -100,7 +101,7 @@ class ConsistentHash:
         self._owners = [o for _, o in points]
         self._ids = tuple(e.id for e in endpoints)
 
-    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None) -> Endpoint:
+    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None, now: float | None = None) -> Endpoint:
         if not key:
             return self._fallback.pick(endpoints)
         if tuple(e.id for e in endpoints) != self._ids:
@@ -116,7 +117,7 @@ class PeakEwmaP2C:
     def __init__(self, rng: random.Random | None = None) -> None:
         self._rng = rng or random.Random()
 
-    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None) -> Endpoint:
+    def pick(self, endpoints: Sequence[Endpoint], key: str | None = None, now: float | None = None) -> Endpoint:
         n = len(endpoints)
         if n == 1:
             return endpoints[0]
@@ -125,7 +126,7 @@ class PeakEwmaP2C:
         if j >= i:
             j += 1
         a, b = endpoints[i], endpoints[j]
-        return a if a.cost() <= b.cost() else b
+        return a if a.cost(now) <= b.cost(now) else b
 
 
 def make_strategy(name: str, rng: random.Random | None = None) -> Strategy:

@@ -3,9 +3,13 @@
 - register: the agent's service endpoint with a gRPC health check on the standard ``grpc.health.v1``
   service every server runs, and ``DeregisterCriticalServiceAfter`` so that a killed instance leaves;
 - deregister on stop;
-- read only passing instances (``health.service(passing=True)``);
+- callers get only passing instances: the view holds every instance with its state from its checks
+  (``/v1/health/service/<name>``, all checks passing -> ``passing``), and ``Registry.instances`` and
+  ``Upstream`` take the passing ones; the mesh lists the others too, with their real state, as with NATS KV;
+- external services (the mesh's register) get an HTTP check on ``/health`` and no automatic deregistration:
+  they stay until DELETE, as the REST answer says;
 - watch with blocking queries (``index``, ``wait``): one loop over the catalog's service names, and one per
-  name over its passing instances. Each answer replaces that name's instances in the view.
+  name over its instances. Each answer replaces that name's instances in the view.
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ class ConsulRegistry(Registry):
         self._tasks["*"] = asyncio.create_task(self._watch_catalog(index))
 
     async def _load(self, name: str) -> str | None:
-        index, entries = await self._client.health.service(name, passing=True)
+        index, entries = await self._client.health.service(name)
         self.view.replace(name, [instance_from_entry(e) for e in entries])
         if name not in self._tasks:
             self._tasks[name] = asyncio.create_task(self._watch_service(name, index))
@@ -100,9 +104,7 @@ class ConsulRegistry(Registry):
     async def _watch_service(self, name: str, index: str | None) -> None:
         while True:
             try:
-                index, entries = await self._client.health.service(
-                    name, passing=True, index=index, wait=self._wait
-                )
+                index, entries = await self._client.health.service(name, index=index, wait=self._wait)
                 self.view.replace(name, [instance_from_entry(e) for e in entries])
             except asyncio.CancelledError:
                 raise
@@ -124,10 +126,8 @@ class ConsulRegistry(Registry):
         return None  # Consul's own gRPC health check sees the state
 
     async def register_external(self, instance: Instance) -> None:
-        check = None
-        if instance.metadata.get("health_url"):
-            check = consul.Check.http(instance.metadata["health_url"], "10s", timeout="2s",
-                                      deregister=self._deregister_after)
+        url = instance.metadata.get("health_url") or f"http://{instance.target}/health"
+        check = consul.Check.http(url, "10s", timeout="2s")  # no deregistration: it stays until DELETE
         await self._client.agent.service.register(
             instance.name, service_id=instance.id, address=instance.address, port=instance.port,
             tags=[*instance.tags, EXTERNAL_TAG], meta=dict(instance.metadata), check=check,

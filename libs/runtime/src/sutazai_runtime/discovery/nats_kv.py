@@ -21,7 +21,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
-from nats.js.kv import KeyValue
+from nats.js.kv import KeyValue, StopIterSentinel
 
 from sutazai_runtime.discovery.model import Instance
 from sutazai_runtime.discovery.registry import Registry
@@ -110,6 +110,8 @@ class NatsKvRegistry(Registry):
                             continue  # an empty bucket is silent too
                         log.info("registry watch of %s was silent for %.0f s; watching anew", kv._name, silent_s)
                         break
+                    if isinstance(entry, StopIterSentinel):  # the watcher was stopped (closing)
+                        return
                     if entry is None:  # the initial values are all in: what was not replayed is gone
                         if seen is not None:
                             for key in [k for k in keys if k not in seen]:

@@ -41,6 +41,15 @@ class OutlierDetector:
         endpoint.consecutive_failures += 1
         if endpoint.consecutive_failures < self.policy.consecutive_failures or endpoint.ejected(now):
             return False
+        return self.eject(endpoint, now, endpoints, f"{self.policy.consecutive_failures} consecutive failures")
+
+    def eject(self, endpoint: Endpoint, now: float, endpoints: Sequence[Endpoint], reason: str,
+              *, by_check: bool = False) -> bool:
+        """Take ``endpoint`` out of rotation for ``base_ejection_s`` x its ejections (capped), unless that would
+        eject more than the allowed fraction or the last ones. ``by_check``: a failed active health check
+        ejected it, so the next passing check ends the ejection (``check_passed``)."""
+        if endpoint.ejected(now):
+            return False
         ejected = sum(1 for e in endpoints if e.ejected(now))
         allowed = max(1, int(len(endpoints) * self.policy.max_ejected_fraction))
         if ejected + 1 > allowed or ejected + 1 >= len(endpoints):
@@ -48,8 +57,20 @@ class OutlierDetector:
         endpoint.ejections += 1
         period = min(self.policy.max_ejection_s, self.policy.base_ejection_s * endpoint.ejections)
         endpoint.ejected_until = now + period
+        endpoint.ejected_by_check = by_check
         endpoint.consecutive_failures = 0
         self.total_ejections += 1
-        log.warning("ejected %s instance %s for %.0f s (%d consecutive failures)", self.name, endpoint.id, period,
-                    self.policy.consecutive_failures)
+        log.warning("ejected %s instance %s for %.0f s (%s)", self.name, endpoint.id, period, reason,
+                    extra={"upstream": self.name, "instance": endpoint.id, "reason": reason})
         return True
+
+    def check_passed(self, endpoint: Endpoint, now: float) -> bool:
+        """A passing active health check ends an ejection that a failing one started (Envoy's
+        ``successful_active_health_check_uneject_host``, limited to check ejections: an instance that answers
+        its health check but fails calls stays out for its period). True when it un-ejected."""
+        if endpoint.ejected(now) and endpoint.ejected_by_check:
+            endpoint.ejected_until = now
+            endpoint.ejected_by_check = False
+            log.info("%s instance %s is back in rotation (its health check passes)", self.name, endpoint.id)
+            return True
+        return False

@@ -7,7 +7,8 @@ Per call (``await upstream.stub(AgentServiceStub).GetAgent(request, metadata=...
 1. breaker: open -> ``UpstreamUnavailable`` at once (UNAVAILABLE, ``retry-after`` in the trailers, the
    upstream named in the details); half-open lets a bounded number of probes through;
 2. the concurrency cap (``max_concurrent``): above it -> ``UpstreamUnavailable`` too;
-3. a deadline always (``timeout_s`` when the caller gave none), sent along as ``grpc-timeout``;
+3. a deadline always (``timeout_s`` when the caller gave none), sent along as ``grpc-timeout``, and never
+   more than what is left of the served call this one is made in (``sutazai_runtime.deadlines``);
 4. the instance: the strategy's pick among passing, non-ejected instances;
 5. idempotent methods (``Get*``, ``List*``, ...) are retried on *another* instance after UNAVAILABLE or a
    per-try timeout, within the retry budget and the call's deadline;
@@ -38,7 +39,7 @@ from typing import Any, TypeVar, cast
 import grpc
 from opentelemetry.trace import SpanKind
 
-from sutazai_runtime import telemetry
+from sutazai_runtime import deadlines, telemetry
 from sutazai_runtime.balancing import Endpoint, make_strategy
 from sutazai_runtime.discovery.model import Instance
 from sutazai_runtime.discovery.registry import Registry
@@ -89,6 +90,16 @@ class UpstreamUnavailable(grpc.aio.AioRpcError):
         self.upstream = upstream
         self.reason = reason
         self.retry_after = retry_after
+
+
+class DeadlinePassed(grpc.aio.AioRpcError):
+    """The served call this one would be made for has no time left: DEADLINE_EXCEEDED, nothing is sent."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(grpc.StatusCode.DEADLINE_EXCEEDED, grpc.aio.Metadata(),
+                         grpc.aio.Metadata(("sutazai-upstream", upstream), ("sutazai-reason", "caller_deadline")),
+                         details=f"the caller's deadline passed before calling {upstream}")
+        self.upstream = upstream
 
 
 class _Handle:
@@ -210,7 +221,7 @@ class Upstream:
             candidates = [e for e in endpoints if not tried or e.id not in tried]
             if not candidates:
                 return None
-        return candidates[0] if len(candidates) == 1 else self.strategy.pick(candidates, key)
+        return candidates[0] if len(candidates) == 1 else self.strategy.pick(candidates, key, now)
 
     def idempotent(self, method: str) -> bool:
         return method.startswith(self.policy.idempotent_prefixes)
@@ -245,6 +256,19 @@ class Upstream:
             endpoint.handle.failed.inc()
             if self.outliers.failure(endpoint, now, self.endpoints):
                 metrics.EJECTIONS.labels(self.name, endpoint.id).inc()
+
+    def health_checked(self, instance_id: str, healthy: bool, error: str = "") -> None:
+        """The result of an active health check of one instance (the gateway's monitor): a failure ejects it
+        at once (within the outlier detector's limits), a success ends such an ejection."""
+        endpoint = self._by_id.get(instance_id)
+        if endpoint is None:
+            return
+        now = self._clock()
+        if healthy:
+            self.outliers.check_passed(endpoint, now)
+        elif self.outliers.eject(endpoint, now, self.endpoints, f"health check failed: {error}"[:200],
+                                 by_check=True):
+            metrics.EJECTIONS.labels(self.name, endpoint.id).inc()
 
     def _no_instance(self) -> UpstreamUnavailable:
         metrics.REJECTED.labels(self.name, "no_instance").inc()
@@ -292,10 +316,11 @@ class Upstream:
     async def _unary(self, stub_class: type, method: str, request: Any, *,
                      timeout: float | None = None,  # noqa: ASYNC109 (the gRPC keyword, passed on as a deadline)
                      metadata: Any = None, balance_key: str | None = None, **kwargs: Any) -> Any:
+        budget = self._budget_s(timeout)
         self._admit()
         idempotent = self.idempotent(method)
         now = self._clock()
-        deadline = now + (timeout if timeout is not None else self.policy.timeout_s)
+        deadline = now + budget
         per_try = self.policy.per_try_timeout_s if idempotent else None
         self.in_flight += 1
         self.budget.active_requests += 1
@@ -314,7 +339,7 @@ class Upstream:
                     self.breaker.release()
                     raise UpstreamUnavailable(self.name, "deadline", f"the deadline for {self.name} passed")
                 attempt_timeout = min(remaining, per_try) if per_try else remaining
-                endpoint.in_flight += 1
+                endpoint.start(self._clock())
                 started = time.perf_counter()
                 try:
                     reply = await endpoint.handle.call(stub_class, method)(
@@ -356,12 +381,25 @@ class Upstream:
             if retrying:
                 self.budget.active_retries -= 1
 
+    def _budget_s(self, timeout: float | None) -> float:
+        """The call's deadline in seconds from now: the caller's ``timeout`` (else the policy's), never more than
+        what is left of the served call this one is made in (``deadlines``); that one already passed ->
+        DEADLINE_EXCEEDED at once, without a verdict on the upstream."""
+        budget = timeout if timeout is not None else self.policy.timeout_s
+        left = deadlines.remaining_s()
+        if left is not None:
+            if left <= 0:
+                metrics.REJECTED.labels(self.name, "caller_deadline").inc()
+                raise DeadlinePassed(self.name)
+            budget = min(budget, left)
+        return budget
+
     def stream(self, stub_class: type, method: str, request: Any, *, timeout: float | None = None,
                metadata: Any = None, balance_key: str | None = None, **kwargs: Any) -> BalancedStream:
         if telemetry.TRACER is not None:  # the stream's server span is a child of the caller's current span
             metadata = telemetry.with_trace_metadata(metadata)
-        return BalancedStream(self, stub_class, method, request,
-                              timeout if timeout is not None else self.policy.timeout_s, metadata, balance_key, kwargs)
+        return BalancedStream(self, stub_class, method, request, self._budget_s(timeout), metadata, balance_key,
+                              kwargs)
 
     def is_stream(self, stub_class: type, method: str) -> bool:
         kind = self._kinds.get((stub_class, method))
@@ -447,7 +485,7 @@ class BalancedStream:
                 upstream.breaker.record_failure()
                 raise upstream._no_instance()
             self._endpoint = endpoint
-            endpoint.in_flight += 1
+            endpoint.start(upstream._clock())
             self._started = time.perf_counter()
             self._call = endpoint.handle.call(self._stub_class, self._method)(
                 self._request, timeout=self._timeout, metadata=self._metadata, **self._kwargs)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esutazai/common/v1/common.proto\x12\x11sutazai.common.v1\",\n\x0bPageRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x05\"8\n\x08PageInfo\x12\r\n\x05total\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\"^\n\nDependency\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x12\n\nlatency_ms\x18\x03 \x01(\x01\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\"\x18\n\x16GetDependenciesRequest\"\x82\x01\n\x17GetDependenciesResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08uptime_s\x18\x03 \x01(\x01\x12\x33\n\x0c\x64\x65pendencies\x18\x04 \x03(\x0b\x32\x1d.sutazai.common.v1.Dependency\"\"\n\x11GetMetricsRequest\x12\r\n\x05names\x18\x01 \x03(\t\"9\n\x12GetMetricsResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x12\n\nexposition\x18\x02 \x01(\x0c\x32\xd2\x01\n\x0b\x44iagnostics\x12h\n\x0fGetDependencies\x12).sutazai.common.v1.GetDependenciesRequest\x1a*.sutazai.common.v1.GetDependenciesResponse\x12Y\n\nGetMetrics\x12$.sutazai.common.v1.GetMetricsRequest\x1a%.sutazai.common.v1.GetMetricsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esutazai/common/v1/common.proto\x12\x11sutazai.common.v1\",\n\x0bPageRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x0e\n\x06offset\x18\x02 \x01(\x05\"8\n\x08PageInfo\x12\r\n\x05total\x18\x01 \x01(\x05\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x0e\n\x06offset\x18\x03 \x01(\x05\"^\n\nDependency\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07healthy\x18\x02 \x01(\x08\x12\x12\n\nlatency_ms\x18\x03 \x01(\x01\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06target\x18\x05 \x01(\t\"\x18\n\x16GetDependenciesRequest\"\x82\x01\n\x17GetDependenciesResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x10\n\x08uptime_s\x18\x03 \x01(\x01\x12\x33\n\x0c\x64\x65pendencies\x18\x04 \x03(\x0b\x32\x1d.sutazai.common.v1.Dependency\"\"\n\x11GetMetricsRequest\x12\r\n\x05names\x18\x01 \x03(\t\"9\n\x12GetMetricsResponse\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x12\n\nexposition\x18\x02 \x01(\x0c\"<\n\x07\x42reaker\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x15\n\rsnapshot_json\x18\x03 \x01(\x0c\"\x14\n\x12GetBreakersRequest\"C\n\x13GetBreakersResponse\x12,\n\x08\x62reakers\x18\x01 \x03(\x0b\x32\x1a.sutazai.common.v1.Breaker\"$\n\x14ResetBreakersRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"&\n\x15ResetBreakersResponse\x12\r\n\x05reset\x18\x01 \x03(\t2\x94\x03\n\x0b\x44iagnostics\x12h\n\x0fGetDependencies\x12).sutazai.common.v1.GetDependenciesRequest\x1a*.sutazai.common.v1.GetDependenciesResponse\x12Y\n\nGetMetrics\x12$.sutazai.common.v1.GetMetricsRequest\x1a%.sutazai.common.v1.GetMetricsResponse\x12\\\n\x0bGetBreakers\x12%.sutazai.common.v1.GetBreakersRequest\x1a&.sutazai.common.v1.GetBreakersResponse\x12\x62\n\rResetBreakers\x12\'.sutazai.common.v1.ResetBreakersRequest\x1a(.sutazai.common.v1.ResetBreakersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,6 +45,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETMETRICSREQUEST']._serialized_end=446
   _globals['_GETMETRICSRESPONSE']._serialized_start=448
   _globals['_GETMETRICSRESPONSE']._serialized_end=505
-  _globals['_DIAGNOSTICS']._serialized_start=508
-  _globals['_DIAGNOSTICS']._serialized_end=718
+  _globals['_BREAKER']._serialized_start=507
+  _globals['_BREAKER']._serialized_end=567
+  _globals['_GETBREAKERSREQUEST']._serialized_start=569
+  _globals['_GETBREAKERSREQUEST']._serialized_end=589
+  _globals['_GETBREAKERSRESPONSE']._serialized_start=591
+  _globals['_GETBREAKERSRESPONSE']._serialized_end=658
+  _globals['_RESETBREAKERSREQUEST']._serialized_start=660
+  _globals['_RESETBREAKERSREQUEST']._serialized_end=696
+  _globals['_RESETBREAKERSRESPONSE']._serialized_start=698
+  _globals['_RESETBREAKERSRESPONSE']._serialized_end=736
+  _globals['_DIAGNOSTICS']._serialized_start=739
+  _globals['_DIAGNOSTICS']._serialized_end=1143
 # @@protoc_insertion_point(module_scope)

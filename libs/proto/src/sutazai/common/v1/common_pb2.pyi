@@ -67,3 +67,35 @@ class GetMetricsResponse(_message.Message):
     service: str
     exposition: bytes
     def __init__(self, service: _Optional[str] = ..., exposition: _Optional[bytes] = ...) -> None: ...
+
+class Breaker(_message.Message):
+    __slots__ = ("name", "kind", "snapshot_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    snapshot_json: bytes
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., snapshot_json: _Optional[bytes] = ...) -> None: ...
+
+class GetBreakersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetBreakersResponse(_message.Message):
+    __slots__ = ("breakers",)
+    BREAKERS_FIELD_NUMBER: _ClassVar[int]
+    breakers: _containers.RepeatedCompositeFieldContainer[Breaker]
+    def __init__(self, breakers: _Optional[_Iterable[_Union[Breaker, _Mapping]]] = ...) -> None: ...
+
+class ResetBreakersRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class ResetBreakersResponse(_message.Message):
+    __slots__ = ("reset",)
+    RESET_FIELD_NUMBER: _ClassVar[int]
+    reset: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, reset: _Optional[_Iterable[str]] = ...) -> None: ...

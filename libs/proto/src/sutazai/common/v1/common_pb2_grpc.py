@@ -27,7 +27,7 @@ if _version_not_supported:
 
 class DiagnosticsStub:
     """Every service runs Diagnostics beside grpc.health.v1: health says whether to send traffic,
-    Diagnostics says why (which dependency is down and how slow each one is).
+    Diagnostics says why (which dependency is down and how slow each one is), and shows its breakers.
     """
 
     def __init__(self, channel):
@@ -46,11 +46,21 @@ class DiagnosticsStub:
                 request_serializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetMetricsRequest.SerializeToString,
                 response_deserializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetMetricsResponse.FromString,
                 _registered_method=True)
+        self.GetBreakers = channel.unary_unary(
+                '/sutazai.common.v1.Diagnostics/GetBreakers',
+                request_serializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetBreakersRequest.SerializeToString,
+                response_deserializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetBreakersResponse.FromString,
+                _registered_method=True)
+        self.ResetBreakers = channel.unary_unary(
+                '/sutazai.common.v1.Diagnostics/ResetBreakers',
+                request_serializer=sutazai_dot_common_dot_v1_dot_common__pb2.ResetBreakersRequest.SerializeToString,
+                response_deserializer=sutazai_dot_common_dot_v1_dot_common__pb2.ResetBreakersResponse.FromString,
+                _registered_method=True)
 
 
 class DiagnosticsServicer:
     """Every service runs Diagnostics beside grpc.health.v1: health says whether to send traffic,
-    Diagnostics says why (which dependency is down and how slow each one is).
+    Diagnostics says why (which dependency is down and how slow each one is), and shows its breakers.
     """
 
     def GetDependencies(self, request, context):
@@ -61,6 +71,19 @@ class DiagnosticsServicer:
 
     def GetMetrics(self, request, context):
         """This process's Prometheus metrics, for the gateway's /api/v1/performance/metrics summary.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBreakers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetBreakers(self, request, context):
+        """admin; NOT_FOUND: no such name
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -79,6 +102,16 @@ def add_DiagnosticsServicer_to_server(servicer, server):
                     request_deserializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetMetricsRequest.FromString,
                     response_serializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetMetricsResponse.SerializeToString,
             ),
+            'GetBreakers': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBreakers,
+                    request_deserializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetBreakersRequest.FromString,
+                    response_serializer=sutazai_dot_common_dot_v1_dot_common__pb2.GetBreakersResponse.SerializeToString,
+            ),
+            'ResetBreakers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetBreakers,
+                    request_deserializer=sutazai_dot_common_dot_v1_dot_common__pb2.ResetBreakersRequest.FromString,
+                    response_serializer=sutazai_dot_common_dot_v1_dot_common__pb2.ResetBreakersResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'sutazai.common.v1.Diagnostics', rpc_method_handlers)
@@ -89,7 +122,7 @@ def add_DiagnosticsServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class Diagnostics:
     """Every service runs Diagnostics beside grpc.health.v1: health says whether to send traffic,
-    Diagnostics says why (which dependency is down and how slow each one is).
+    Diagnostics says why (which dependency is down and how slow each one is), and shows its breakers.
     """
 
     @staticmethod
@@ -136,6 +169,60 @@ class Diagnostics:
             '/sutazai.common.v1.Diagnostics/GetMetrics',
             sutazai_dot_common_dot_v1_dot_common__pb2.GetMetricsRequest.SerializeToString,
             sutazai_dot_common_dot_v1_dot_common__pb2.GetMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBreakers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.common.v1.Diagnostics/GetBreakers',
+            sutazai_dot_common_dot_v1_dot_common__pb2.GetBreakersRequest.SerializeToString,
+            sutazai_dot_common_dot_v1_dot_common__pb2.GetBreakersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetBreakers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.common.v1.Diagnostics/ResetBreakers',
+            sutazai_dot_common_dot_v1_dot_common__pb2.ResetBreakersRequest.SerializeToString,
+            sutazai_dot_common_dot_v1_dot_common__pb2.ResetBreakersResponse.FromString,
             options,
             channel_credentials,
             insecure,

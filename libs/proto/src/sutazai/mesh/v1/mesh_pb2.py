@@ -22,11 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asutazai/mesh/v1/mesh.proto\x12\x0fsutazai.mesh.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x02\n\x0fServiceInstance\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0c\n\x04port\x18\x04 \x01(\x05\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12@\n\x08metadata\x18\x06 \x03(\x0b\x32..sutazai.mesh.v1.ServiceInstance.MetadataEntry\x12\r\n\x05state\x18\x07 \x01(\t\x12\x13\n\x0b\x63onnections\x18\x08 \x01(\x05\x12\x17\n\x0f\x63ircuit_breaker\x18\t \x01(\t\x12\x31\n\rregistered_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"T\n\x0fRegisterRequest\x12\x32\n\x08instance\x18\x01 \x01(\x0b\x32 .sutazai.mesh.v1.ServiceInstance\x12\r\n\x05ttl_s\x18\x02 \x01(\x05\"F\n\x10RegisterResponse\x12\x32\n\x08instance\x18\x01 \x01(\x0b\x32 .sutazai.mesh.v1.ServiceInstance\"\x1f\n\x11\x44\x65registerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"*\n\x12\x44\x65registerResponse\x12\x14\n\x0c\x64\x65registered\x18\x01 \x01(\x08\"#\n\x13ListServicesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"K\n\x14ListServicesResponse\x12\x33\n\tinstances\x18\x01 \x03(\x0b\x32 .sutazai.mesh.v1.ServiceInstance\"D\n\x0eResolveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x12\n\nclient_key\x18\x03 \x01(\t\"E\n\x0fResolveResponse\x12\x32\n\x08instance\x18\x01 \x01(\x0b\x32 .sutazai.mesh.v1.ServiceInstance\"_\n\x0e\x45nqueueRequest\x12\x11\n\ttask_type\x18\x01 \x01(\t\x12(\n\x07payload\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x10\n\x08priority\x18\x03 \x01(\x05\"\x88\x02\n\x08MeshTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x13\n\x0bstatus_code\x18\x03 \x01(\x05\x12\x37\n\x07headers\x18\x04 \x03(\x0b\x32&.sutazai.mesh.v1.MeshTask.HeadersEntry\x12$\n\x04\x62ody\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x13\n\x0binstance_id\x18\x06 \x01(\t\x12\x10\n\x08trace_id\x18\x07 \x01(\t\x12\x10\n\x08\x64uration\x18\x08 \x01(\x01\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"%\n\x12GetMeshTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"d\n\rServiceHealth\x12\x33\n\tinstances\x18\x01 \x03(\x0b\x32 .sutazai.mesh.v1.ServiceInstance\x12\r\n\x05total\x18\x02 \x01(\x05\x12\x0f\n\x07healthy\x18\x03 \x01(\x05\"\x16\n\x14GetMeshHealthRequest\"\xd7\x01\n\x15GetMeshHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x46\n\x08services\x18\x02 \x03(\x0b\x32\x34.sutazai.mesh.v1.GetMeshHealthResponse.ServicesEntry\x12\x15\n\rpending_tasks\x18\x03 \x01(\x05\x1aO\n\rServicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.sutazai.mesh.v1.ServiceHealth:\x02\x38\x01\x32\xd6\x04\n\x0bMeshService\x12O\n\x08Register\x12 .sutazai.mesh.v1.RegisterRequest\x1a!.sutazai.mesh.v1.RegisterResponse\x12U\n\nDeregister\x12\".sutazai.mesh.v1.DeregisterRequest\x1a#.sutazai.mesh.v1.DeregisterResponse\x12[\n\x0cListServices\x12$.sutazai.mesh.v1.ListServicesRequest\x1a%.sutazai.mesh.v1.ListServicesResponse\x12L\n\x07Resolve\x12\x1f.sutazai.mesh.v1.ResolveRequest\x1a .sutazai.mesh.v1.ResolveResponse\x12\x45\n\x07\x45nqueue\x12\x1f.sutazai.mesh.v1.EnqueueRequest\x1a\x19.sutazai.mesh.v1.MeshTask\x12M\n\x0bGetMeshTask\x12#.sutazai.mesh.v1.GetMeshTaskRequest\x1a\x19.sutazai.mesh.v1.MeshTask\x12^\n\rGetMeshHealth\x12%.sutazai.mesh.v1.GetMeshHealthRequest\x1a&.sutazai.mesh.v1.GetMeshHealthResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1asutazai/mesh/v1/mesh.proto\x12\x0fsutazai.mesh.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x02\n\x0fServiceInstance\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0c\n\x04port\x18\x04 \x01(\x05\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12@\n\x08metadata\x18\x06 \x03(\x0b\x32..sutazai.mesh.v1.ServiceInstance.MetadataEntry\x12\r\n\x05state\x18\x07 \x01(\t\x12\x13\n\x0b\x63onnections\x18\x08 \x01(\x05\x12\x17\n\x0f\x63ircuit_breaker\x18\t \x01(\t\x12\x31\n\rregistered_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"T\n\x0fRegisterRequest\x12\x32\n\x08instance\x18\x01 \x01(\x0b\x32 .sutazai.mesh.v1.ServiceInstance\x12\r\n\x05ttl_s\x18\x02 \x01(\x05\"F\n\x10RegisterResponse\x12\x32\n\x08instance\x18\x01 \x01(\x0b\x32 .sutazai.mesh.v1.ServiceInstance\"\x1f\n\x11\x44\x65registerRequest\x12\n\n\x02id\x18\x01 \x01(\t\"*\n\x12\x44\x65registerResponse\x12\x14\n\x0c\x64\x65registered\x18\x01 \x01(\x08\"#\n\x13ListServicesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"K\n\x14ListServicesResponse\x12\x33\n\tinstances\x18\x01 \x03(\x0b\x32 .sutazai.mesh.v1.ServiceInstance\"D\n\x0eResolveRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08strategy\x18\x02 \x01(\t\x12\x12\n\nclient_key\x18\x03 \x01(\t\"E\n\x0fResolveResponse\x12\x32\n\x08instance\x18\x01 \x01(\x0b\x32 .sutazai.mesh.v1.ServiceInstance\"Z\n\x0e\x45nqueueRequest\x12\x11\n\ttask_type\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12\x14\n\x0cpayload_json\x18\x04 \x01(\x0cJ\x04\x08\x02\x10\x03R\x07payload\"\x81\x02\n\x08MeshTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x13\n\x0bstatus_code\x18\x03 \x01(\x05\x12\x37\n\x07headers\x18\x04 \x03(\x0b\x32&.sutazai.mesh.v1.MeshTask.HeadersEntry\x12\x13\n\x0binstance_id\x18\x06 \x01(\t\x12\x10\n\x08trace_id\x18\x07 \x01(\t\x12\x10\n\x08\x64uration\x18\x08 \x01(\x01\x12\x11\n\tbody_json\x18\t \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01J\x04\x08\x05\x10\x06R\x04\x62ody\"%\n\x12GetMeshTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"d\n\rServiceHealth\x12\x33\n\tinstances\x18\x01 \x03(\x0b\x32 .sutazai.mesh.v1.ServiceInstance\x12\r\n\x05total\x18\x02 \x01(\x05\x12\x0f\n\x07healthy\x18\x03 \x01(\x05\"\x16\n\x14GetMeshHealthRequest\"\xd7\x01\n\x15GetMeshHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x46\n\x08services\x18\x02 \x03(\x0b\x32\x34.sutazai.mesh.v1.GetMeshHealthResponse.ServicesEntry\x12\x15\n\rpending_tasks\x18\x03 \x01(\x05\x1aO\n\rServicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x1e.sutazai.mesh.v1.ServiceHealth:\x02\x38\x01\x32\xd6\x04\n\x0bMeshService\x12O\n\x08Register\x12 .sutazai.mesh.v1.RegisterRequest\x1a!.sutazai.mesh.v1.RegisterResponse\x12U\n\nDeregister\x12\".sutazai.mesh.v1.DeregisterRequest\x1a#.sutazai.mesh.v1.DeregisterResponse\x12[\n\x0cListServices\x12$.sutazai.mesh.v1.ListServicesRequest\x1a%.sutazai.mesh.v1.ListServicesResponse\x12L\n\x07Resolve\x12\x1f.sutazai.mesh.v1.ResolveRequest\x1a .sutazai.mesh.v1.ResolveResponse\x12\x45\n\x07\x45nqueue\x12\x1f.sutazai.mesh.v1.EnqueueRequest\x1a\x19.sutazai.mesh.v1.MeshTask\x12M\n\x0bGetMeshTask\x12#.sutazai.mesh.v1.GetMeshTaskRequest\x1a\x19.sutazai.mesh.v1.MeshTask\x12^\n\rGetMeshHealth\x12%.sutazai.mesh.v1.GetMeshHealthRequest\x1a&.sutazai.mesh.v1.GetMeshHealthResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,42 +38,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MESHTASK_HEADERSENTRY']._serialized_options = b'8\001'
   _globals['_GETMESHHEALTHRESPONSE_SERVICESENTRY']._loaded_options = None
   _globals['_GETMESHHEALTHRESPONSE_SERVICESENTRY']._serialized_options = b'8\001'
-  _globals['_SERVICEINSTANCE']._serialized_start=111
-  _globals['_SERVICEINSTANCE']._serialized_end=426
-  _globals['_SERVICEINSTANCE_METADATAENTRY']._serialized_start=379
-  _globals['_SERVICEINSTANCE_METADATAENTRY']._serialized_end=426
-  _globals['_REGISTERREQUEST']._serialized_start=428
-  _globals['_REGISTERREQUEST']._serialized_end=512
-  _globals['_REGISTERRESPONSE']._serialized_start=514
-  _globals['_REGISTERRESPONSE']._serialized_end=584
-  _globals['_DEREGISTERREQUEST']._serialized_start=586
-  _globals['_DEREGISTERREQUEST']._serialized_end=617
-  _globals['_DEREGISTERRESPONSE']._serialized_start=619
-  _globals['_DEREGISTERRESPONSE']._serialized_end=661
-  _globals['_LISTSERVICESREQUEST']._serialized_start=663
-  _globals['_LISTSERVICESREQUEST']._serialized_end=698
-  _globals['_LISTSERVICESRESPONSE']._serialized_start=700
-  _globals['_LISTSERVICESRESPONSE']._serialized_end=775
-  _globals['_RESOLVEREQUEST']._serialized_start=777
-  _globals['_RESOLVEREQUEST']._serialized_end=845
-  _globals['_RESOLVERESPONSE']._serialized_start=847
-  _globals['_RESOLVERESPONSE']._serialized_end=916
-  _globals['_ENQUEUEREQUEST']._serialized_start=918
-  _globals['_ENQUEUEREQUEST']._serialized_end=1013
-  _globals['_MESHTASK']._serialized_start=1016
-  _globals['_MESHTASK']._serialized_end=1280
-  _globals['_MESHTASK_HEADERSENTRY']._serialized_start=1234
-  _globals['_MESHTASK_HEADERSENTRY']._serialized_end=1280
-  _globals['_GETMESHTASKREQUEST']._serialized_start=1282
-  _globals['_GETMESHTASKREQUEST']._serialized_end=1319
-  _globals['_SERVICEHEALTH']._serialized_start=1321
-  _globals['_SERVICEHEALTH']._serialized_end=1421
-  _globals['_GETMESHHEALTHREQUEST']._serialized_start=1423
-  _globals['_GETMESHHEALTHREQUEST']._serialized_end=1445
-  _globals['_GETMESHHEALTHRESPONSE']._serialized_start=1448
-  _globals['_GETMESHHEALTHRESPONSE']._serialized_end=1663
-  _globals['_GETMESHHEALTHRESPONSE_SERVICESENTRY']._serialized_start=1584
-  _globals['_GETMESHHEALTHRESPONSE_SERVICESENTRY']._serialized_end=1663
-  _globals['_MESHSERVICE']._serialized_start=1666
-  _globals['_MESHSERVICE']._serialized_end=2264
+  _globals['_SERVICEINSTANCE']._serialized_start=81
+  _globals['_SERVICEINSTANCE']._serialized_end=396
+  _globals['_SERVICEINSTANCE_METADATAENTRY']._serialized_start=349
+  _globals['_SERVICEINSTANCE_METADATAENTRY']._serialized_end=396
+  _globals['_REGISTERREQUEST']._serialized_start=398
+  _globals['_REGISTERREQUEST']._serialized_end=482
+  _globals['_REGISTERRESPONSE']._serialized_start=484
+  _globals['_REGISTERRESPONSE']._serialized_end=554
+  _globals['_DEREGISTERREQUEST']._serialized_start=556
+  _globals['_DEREGISTERREQUEST']._serialized_end=587
+  _globals['_DEREGISTERRESPONSE']._serialized_start=589
+  _globals['_DEREGISTERRESPONSE']._serialized_end=631
+  _globals['_LISTSERVICESREQUEST']._serialized_start=633
+  _globals['_LISTSERVICESREQUEST']._serialized_end=668
+  _globals['_LISTSERVICESRESPONSE']._serialized_start=670
+  _globals['_LISTSERVICESRESPONSE']._serialized_end=745
+  _globals['_RESOLVEREQUEST']._serialized_start=747
+  _globals['_RESOLVEREQUEST']._serialized_end=815
+  _globals['_RESOLVERESPONSE']._serialized_start=817
+  _globals['_RESOLVERESPONSE']._serialized_end=886
+  _globals['_ENQUEUEREQUEST']._serialized_start=888
+  _globals['_ENQUEUEREQUEST']._serialized_end=978
+  _globals['_MESHTASK']._serialized_start=981
+  _globals['_MESHTASK']._serialized_end=1238
+  _globals['_MESHTASK_HEADERSENTRY']._serialized_start=1180
+  _globals['_MESHTASK_HEADERSENTRY']._serialized_end=1226
+  _globals['_GETMESHTASKREQUEST']._serialized_start=1240
+  _globals['_GETMESHTASKREQUEST']._serialized_end=1277
+  _globals['_SERVICEHEALTH']._serialized_start=1279
+  _globals['_SERVICEHEALTH']._serialized_end=1379
+  _globals['_GETMESHHEALTHREQUEST']._serialized_start=1381
+  _globals['_GETMESHHEALTHREQUEST']._serialized_end=1403
+  _globals['_GETMESHHEALTHRESPONSE']._serialized_start=1406
+  _globals['_GETMESHHEALTHRESPONSE']._serialized_end=1621
+  _globals['_GETMESHHEALTHRESPONSE_SERVICESENTRY']._serialized_start=1542
+  _globals['_GETMESHHEALTHRESPONSE_SERVICESENTRY']._serialized_end=1621
+  _globals['_MESHSERVICE']._serialized_start=1624
+  _globals['_MESHSERVICE']._serialized_end=2222
 # @@protoc_insertion_point(module_scope)

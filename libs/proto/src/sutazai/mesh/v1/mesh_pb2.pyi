@@ -1,6 +1,5 @@
 import datetime
 
-from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -96,17 +95,17 @@ class ResolveResponse(_message.Message):
     def __init__(self, instance: _Optional[_Union[ServiceInstance, _Mapping]] = ...) -> None: ...
 
 class EnqueueRequest(_message.Message):
-    __slots__ = ("task_type", "payload", "priority")
+    __slots__ = ("task_type", "priority", "payload_json")
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
-    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
     task_type: str
-    payload: _struct_pb2.Struct
     priority: int
-    def __init__(self, task_type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., priority: _Optional[int] = ...) -> None: ...
+    payload_json: bytes
+    def __init__(self, task_type: _Optional[str] = ..., priority: _Optional[int] = ..., payload_json: _Optional[bytes] = ...) -> None: ...
 
 class MeshTask(_message.Message):
-    __slots__ = ("task_id", "status", "status_code", "headers", "body", "instance_id", "trace_id", "duration")
+    __slots__ = ("task_id", "status", "status_code", "headers", "instance_id", "trace_id", "duration", "body_json")
     class HeadersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -118,19 +117,19 @@ class MeshTask(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
     HEADERS_FIELD_NUMBER: _ClassVar[int]
-    BODY_FIELD_NUMBER: _ClassVar[int]
     INSTANCE_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
+    BODY_JSON_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     status: str
     status_code: int
     headers: _containers.ScalarMap[str, str]
-    body: _struct_pb2.Value
     instance_id: str
     trace_id: str
     duration: float
-    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[str] = ..., status_code: _Optional[int] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., instance_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., duration: _Optional[float] = ...) -> None: ...
+    body_json: bytes
+    def __init__(self, task_id: _Optional[str] = ..., status: _Optional[str] = ..., status_code: _Optional[int] = ..., headers: _Optional[_Mapping[str, str]] = ..., instance_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., duration: _Optional[float] = ..., body_json: _Optional[bytes] = ...) -> None: ...
 
 class GetMeshTaskRequest(_message.Message):
     __slots__ = ("task_id",)

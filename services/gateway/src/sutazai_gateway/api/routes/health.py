@@ -11,7 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 
 from sutazai_gateway import __version__
-from sutazai_gateway.api.deps import AdminUser, GatewayState, StateDep
+from sutazai_gateway.api.deps import AdminUser, GatewayState, StateDep, call_metadata
+from sutazai_gateway.breakers import list_all, reset_remote
 from sutazai_gateway.health_tracker import SERVICES, alerts_and_recommendations, overall_status
 from sutazai_gateway.problems import problem_responses
 from sutazai_gateway.system_sample import SAMPLER
@@ -93,38 +94,61 @@ def _breaker_state(state: GatewayState, name: str) -> str | None:
 
 
 @router.get("/api/v1/health/circuit-breakers", responses=problem_responses(401, 403))
-async def circuit_breakers(_: AdminUser, state: StateDep) -> dict[str, object]:
-    """Every upstream's breaker: the original's fields, plus the rolling window's failure rate, calls in flight,
-    ejected instances and the next probe time."""
-    breakers = {u.name: u.snapshot() for u in state.upstreams}
+async def circuit_breakers(admin: AdminUser, state: StateDep) -> dict[str, object]:
+    """Every breaker: the gateway's (one per upstream service, by its name) and each service instance's (chat's
+    model backends, the upstreams a service calls: ``<instance id>/<name>``), each with the original's fields,
+    plus the rolling window's failure rate, calls in flight, ejected instances and the next probe time. An
+    instance that does not answer within the health checks' deadline is listed under ``unreachable``."""
+    listing = await list_all(state.upstreams, call_metadata(admin), state.settings.probe_timeout_s)
+    breakers = listing.breakers
     open_count = sum(1 for b in breakers.values() if b["state"] == "open")
     return {
         "timestamp": _now(), "circuit_breakers": breakers, "total_breakers": len(breakers),
         "healthy_breakers": sum(1 for b in breakers.values() if b["state"] == "closed"),
         "open_breakers": open_count,
+        "unreachable": listing.unreachable,
         # Each gateway process keeps its own breakers: these are the numbers of the process that answered.
         "process": os.getpid(),
     }
 
 
-@router.post("/api/v1/health/circuit-breakers/reset", responses=problem_responses(401, 403, 404, 422))
+@router.post("/api/v1/health/circuit-breakers/reset", responses=problem_responses(401, 403, 404, 422, 503))
 async def reset_circuit_breakers(
-    _: AdminUser, state: StateDep,
-    name: Annotated[str | None, Query(max_length=64, description="one breaker; all when omitted")] = None,
-) -> dict[str, str]:
-    """Closes this process's breakers (or the one named) at once, and every other gateway process's on this
-    port (over NATS)."""
+    admin: AdminUser, state: StateDep,
+    name: Annotated[str | None, Query(max_length=200, description=(
+        "one breaker: a gateway upstream (agents) or an instance's (chat-1/chat-backend:local); all when omitted"
+    ))] = None,
+) -> dict[str, object]:
+    """Closes the gateway's breakers (every process on this port, over NATS) and every service instance's, or
+    the one named."""
+    metadata = call_metadata(admin)
+    timeout_s = state.settings.probe_timeout_s
     if name is not None:
         try:
             upstream = state.upstreams[name]
         except KeyError:
+            upstream = None
+        if upstream is not None:
+            upstream.breaker.reset()
+            if state.announce_breaker_reset is not None:
+                await state.announce_breaker_reset(name)
+            return {"message": f"the circuit breaker for {name} is closed", "timestamp": _now(),
+                    "status": "success", "reset": [name]}
+        try:
+            done, failed = await reset_remote(state.upstreams, metadata, timeout_s, name)
+        except KeyError:
             raise HTTPException(404, f"no circuit breaker is called {name!r}") from None
-        upstream.breaker.reset()
-        if state.announce_breaker_reset is not None:
-            await state.announce_breaker_reset(name)
-        return {"message": f"the circuit breaker for {name} is closed", "timestamp": _now(), "status": "success"}
+        if failed:
+            raise HTTPException(503, f"{name}: the instance did not answer ({next(iter(failed.values()))})",
+                                headers={"Retry-After": "1"})
+        return {"message": f"the circuit breaker {name} is closed", "timestamp": _now(), "status": "success",
+                "reset": done}
     for upstream in state.upstreams:
         upstream.breaker.reset()
     if state.announce_breaker_reset is not None:
         await state.announce_breaker_reset()
-    return {"message": "every circuit breaker is closed", "timestamp": _now(), "status": "success"}
+    done, failed = await reset_remote(state.upstreams, metadata, timeout_s)
+    return {"message": "every circuit breaker is closed" if not failed else
+            "every reachable circuit breaker is closed", "timestamp": _now(),
+            "status": "success" if not failed else "partial",
+            "reset": [u.name for u in state.upstreams] + done, "unreachable": failed}

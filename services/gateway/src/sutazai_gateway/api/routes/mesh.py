@@ -4,12 +4,12 @@ flight and breaker state, per instance."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
-from google.protobuf import struct_pb2
 from pydantic import BaseModel, ConfigDict, Field
 from sutazai.mesh.v1 import mesh_pb2, mesh_pb2_grpc
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
@@ -17,7 +17,6 @@ from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, GatewayState, StateDep
 from sutazai_gateway.api.routes.tasks import CreateTask
 from sutazai_gateway.grpc_errors import upstream_errors
-from sutazai_gateway.protojson import to_python
 
 router = APIRouter(prefix="/api/v1/mesh", tags=["mesh"])
 
@@ -139,11 +138,10 @@ async def services(state: StateDep, user: CurrentUser) -> dict[str, Any]:
 async def enqueue(body: CreateTask, state: StateDep, user: CurrentUser) -> dict[str, Any]:
     """A durable task delivering ``{task_id, payload, priority}`` by ``POST /process`` to an instance of the
     service named by ``task_type``, retried with back-off on another instance when it fails."""
-    payload = struct_pb2.Struct()
-    payload.update(body.payload)
+    payload_json = json.dumps(body.payload, ensure_ascii=False, separators=(",", ":")).encode()
     with upstream_errors("mesh"):
         task = await _stub(state).Enqueue(
-            mesh_pb2.EnqueueRequest(task_type=body.task_type, payload=payload, priority=body.priority),
+            mesh_pb2.EnqueueRequest(task_type=body.task_type, payload_json=payload_json, priority=body.priority),
             metadata=user.to_metadata(),
         )
     return {"task_id": task.task_id, "status": "queued", "service": body.task_type,
@@ -164,7 +162,7 @@ async def mesh_task(task_id: Annotated[str, Path(max_length=64)], state: StateDe
     result = None
     if task.status_code or task.instance_id:
         result = {"status_code": task.status_code, "headers": dict(task.headers),
-                  "body": to_python(task.body) if task.HasField("body") else None,
+                  "body": json.loads(task.body_json) if task.body_json else None,
                   "instance_id": task.instance_id, "trace_id": task.trace_id, "duration": task.duration}
     return {"task_id": task.task_id, "status": task.status, "result": result}
 
