@@ -4,6 +4,7 @@
   re-checked every ``probe_interval_s``;
 - ``sutazai.common.v1.Diagnostics``: the last probe results, for the gateway's detailed health;
 - server reflection;
+- every call's identity proof verified before the servicer runs (``sutazai_runtime.identity``);
 - Prometheus metrics over HTTP (process metrics and one gauge per dependency);
 - the instance registers itself (``sutazai_runtime.discovery``): id, address, port, tags, metadata
   (version, zone, weight, metrics port), ``passing`` while health is SERVING; deregistered on stop;
@@ -31,6 +32,7 @@ from sutazai_runtime import __version__
 from sutazai_runtime.discovery.announce import Announcer, instance_for
 from sutazai_runtime.discovery.registry import Registry
 from sutazai_runtime.discovery.settings import open_registry
+from sutazai_runtime.identity import IdentityInterceptor
 from sutazai_runtime.probes import Probe, ProbeResult, run_probes
 from sutazai_runtime.settings import ServiceSettings
 
@@ -121,7 +123,9 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
     options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
     if spec.max_receive_bytes:
         options.append(("grpc.max_receive_message_length", spec.max_receive_bytes))
-    server = grpc.aio.server(options=options)
+    # Every call's identity proof is checked before a servicer runs; no public key configured: no start.
+    interceptor = IdentityInterceptor(settings.identity.verifier())
+    server = grpc.aio.server(options=options, interceptors=[interceptor])
     for register in spec.register:
         register(server)
 
