@@ -137,7 +137,7 @@ def test_wrong_audience_missing_claims_and_long_lifetimes_are_refused() -> None:
         return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": minter.kid})
 
     base = {"sub": "u", "roles": ["user"], "iss": "gateway", "aud": "sutazai", "iat": now, "exp": now + 60}
-    with pytest.raises(InvalidProofError, match="(?i)audience"):
+    with pytest.raises(InvalidProofError, match=r"(?i)audience"):
         verifier.verify(signed(**{**base, "aud": "elsewhere"}))
     without_iss = {k: v for k, v in base.items() if k != "iss"}
     with pytest.raises(InvalidProofError, match="iss"):

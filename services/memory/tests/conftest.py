@@ -26,7 +26,7 @@ from sutazai_chat.config import Settings as ChatSettings
 from sutazai_memory.config import Settings
 from sutazai_memory.memory_store import init_connection
 from sutazai_memory.wiring import Built, build, migrate
-from sutazai_runtime.identity import Identity
+from sutazai_runtime.identity import testing
 from sutazai_stack import embedded
 from sutazai_stack.ports import free_port
 from sutazai_stack.processes import ManagedProcess
@@ -127,21 +127,21 @@ class MemoryHarness:
     address: str
 
     def client(self, user: str) -> Client:
-        return Client(memory_pb2_grpc.MemoryServiceStub(self.channel), Identity(user))
+        return Client(memory_pb2_grpc.MemoryServiceStub(self.channel), user)
 
 
 @dataclass
 class Client:
-    """A stub whose every call carries ``identity``."""
+    """A stub whose every call carries ``user``'s identity (a proof fresh at each call)."""
 
     stub: memory_pb2_grpc.MemoryServiceStub
-    identity: Identity
+    user: str
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.stub, name)
 
         async def call(request: Any, **kwargs: Any) -> Any:
-            return await method(request, metadata=self.identity.to_metadata(), timeout=60, **kwargs)
+            return await method(request, metadata=testing.metadata(self.user), timeout=60, **kwargs)
 
         return call
 
