@@ -147,5 +147,5 @@ class AuthStore:
         await self._pool.execute(
             "UPDATE auth.api_keys AS k SET last_used_at = greatest(k.last_used_at, u.at)"
             " FROM unnest($1::text[], $2::timestamptz[]) AS u(prefix, at) WHERE k.prefix = u.prefix",
-            list(prefixes), list(stamps),
+            list(prefixes), list(stamps), timeout=5,
         )
