@@ -20,6 +20,7 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
+from sutazai_runtime.identity.keys import ensure_key_pair
 from sutazai_stack import harness
 
 
@@ -44,10 +45,19 @@ def _server(name: str, variable: str) -> Iterator[harness.SessionServer]:
 # name their own bucket (the launcher derives it from their database).
 TEST_REGISTRY_BUCKET = os.environ.setdefault("SUTAZAI_DISCOVERY_BUCKET", f"test_registry_{uuid.uuid4().hex[:8]}")
 
+# The identity keys of this run (sutazai_runtime.identity): services the tests start, and stacks the system
+# tests launch, verify with its public key; tests sign their callers with its private key
+# (sutazai_runtime.identity.testing).
+_IDENTITY_KEYS = Path(tempfile.mkdtemp(prefix="sutazai-test-identity-"))
+_private, _public = ensure_key_pair(_IDENTITY_KEYS)
+os.environ.setdefault("SUTAZAI_IDENTITY_PRIVATE_KEY_FILE", str(_private))
+os.environ.setdefault("SUTAZAI_IDENTITY_PUBLIC_KEYS_FILE", str(_public))
+
 
 @pytest.fixture(scope="session", autouse=True)
 async def _drop_test_registry() -> AsyncIterator[None]:
     yield
+    shutil.rmtree(_IDENTITY_KEYS, ignore_errors=True)
     try:
         nc = await nats.connect(os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222"), connect_timeout=2,
                                 max_reconnect_attempts=0)

@@ -22,12 +22,18 @@ from sutazai_agents.service import AgentRegistry
 from sutazai_agents.store import AgentStore
 from sutazai_runtime.grpc_client import open_channel
 from sutazai_runtime.grpc_server import GrpcService, serve
-from sutazai_runtime.identity import Identity
+from sutazai_runtime.identity import testing
 
 pytestmark = pytest.mark.timeout(60)
 
-ADMIN = Identity("admin-1", frozenset({"admin", "user"})).to_metadata()
-USER = Identity("user-1").to_metadata()
+
+
+def ADMIN() -> tuple[tuple[str, str], ...]:
+    return testing.metadata("admin-1", admin=True)
+
+
+def USER() -> tuple[tuple[str, str], ...]:
+    return testing.metadata("user-1")
 
 
 class _Chat(chat_pb2_grpc.ChatServiceServicer):
@@ -117,43 +123,43 @@ def folder(tmp_path: Path) -> Path:
 async def test_calls_need_an_identity_and_writes_need_admin(store: AgentStore, folder: Path) -> None:
     async with running(store, folder) as r:
         assert await code_of(r.stub.ListAgents(agents_pb2.ListAgentsRequest())) == grpc.StatusCode.UNAUTHENTICATED
-        create = r.stub.CreateAgent(agents_pb2.CreateAgentRequest(agent=new_agent()), metadata=USER)
+        create = r.stub.CreateAgent(agents_pb2.CreateAgentRequest(agent=new_agent()), metadata=USER())
         assert await code_of(create) == grpc.StatusCode.PERMISSION_DENIED
-        delete = r.stub.DeleteAgent(agents_pb2.DeleteAgentRequest(id="summarizer"), metadata=USER)
+        delete = r.stub.DeleteAgent(agents_pb2.DeleteAgentRequest(id="summarizer"), metadata=USER())
         assert await code_of(delete) == grpc.StatusCode.PERMISSION_DENIED
         assert await store.list() == []
 
 
 async def test_list_merges_files_and_stored_with_filter_search_and_paging(store: AgentStore, folder: Path) -> None:
     async with running(store, folder) as r:
-        created = await r.stub.CreateAgent(agents_pb2.CreateAgentRequest(agent=new_agent()), metadata=ADMIN)
+        created = await r.stub.CreateAgent(agents_pb2.CreateAgentRequest(agent=new_agent()), metadata=ADMIN())
         assert created.source == "api" and created.model == "tinyllama" and created.status == "active"
 
-        everything = await r.stub.ListAgents(agents_pb2.ListAgentsRequest(), metadata=USER)
+        everything = await r.stub.ListAgents(agents_pb2.ListAgentsRequest(), metadata=USER())
         assert [a.id for a in everything.agents] == ["custom", "sql-helper", "summarizer"]
         assert [a.source for a in everything.agents] == ["api", "file", "file"]
         assert everything.page.total == 3 and everything.page.limit == 50
 
-        text = await r.stub.ListAgents(agents_pb2.ListAgentsRequest(capability="TEXT"), metadata=USER)
+        text = await r.stub.ListAgents(agents_pb2.ListAgentsRequest(capability="TEXT"), metadata=USER())
         assert [a.id for a in text.agents] == ["custom", "summarizer"]
-        found = await r.stub.ListAgents(agents_pb2.ListAgentsRequest(query="the sql"), metadata=USER)
+        found = await r.stub.ListAgents(agents_pb2.ListAgentsRequest(query="the sql"), metadata=USER())
         assert [a.id for a in found.agents] == ["sql-helper"]
 
         page = common_pb2.PageRequest(limit=1, offset=1)
-        second = await r.stub.ListAgents(agents_pb2.ListAgentsRequest(page=page), metadata=USER)
+        second = await r.stub.ListAgents(agents_pb2.ListAgentsRequest(page=page), metadata=USER())
         assert [a.id for a in second.agents] == ["sql-helper"] and second.page.total == 3
-        bad = r.stub.ListAgents(agents_pb2.ListAgentsRequest(page=common_pb2.PageRequest(limit=-1)), metadata=USER)
+        bad = r.stub.ListAgents(agents_pb2.ListAgentsRequest(page=common_pb2.PageRequest(limit=-1)), metadata=USER())
         assert await code_of(bad) == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_get_returns_every_field_or_not_found(store: AgentStore, folder: Path) -> None:
     async with running(store, folder) as r:
-        agent = await r.stub.GetAgent(agents_pb2.GetAgentRequest(id="summarizer"), metadata=USER)
+        agent = await r.stub.GetAgent(agents_pb2.GetAgentRequest(id="summarizer"), metadata=USER())
         assert agent.system_prompt == "You are summarizer."
         assert list(agent.capabilities) == ["summarization", "text"]
         assert agent.source == "file" and agent.updated_at.seconds > 0
         assert not agent.HasField("temperature")
-        missing = r.stub.GetAgent(agents_pb2.GetAgentRequest(id="nobody"), metadata=USER)
+        missing = r.stub.GetAgent(agents_pb2.GetAgentRequest(id="nobody"), metadata=USER())
         assert await code_of(missing) == grpc.StatusCode.NOT_FOUND
 
 
@@ -161,14 +167,15 @@ async def test_create_validates_and_refuses_taken_ids(store: AgentStore, folder:
     async with running(store, folder) as r:
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await r.stub.CreateAgent(
-                agents_pb2.CreateAgentRequest(agent=new_agent("Bad Id", temperature=5)), metadata=ADMIN
+                agents_pb2.CreateAgentRequest(agent=new_agent("Bad Id", temperature=5)), metadata=ADMIN()
             )
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "id:" in (caught.value.details() or "") and "temperature:" in (caught.value.details() or "")
-        taken_by_file = r.stub.CreateAgent(agents_pb2.CreateAgentRequest(agent=new_agent("summarizer")), metadata=ADMIN)
+        taken_by_file = r.stub.CreateAgent(agents_pb2.CreateAgentRequest(agent=new_agent("summarizer")),
+                                           metadata=ADMIN())
         assert await code_of(taken_by_file) == grpc.StatusCode.ALREADY_EXISTS
-        await r.stub.CreateAgent(agents_pb2.CreateAgentRequest(agent=new_agent(temperature=0.5)), metadata=ADMIN)
-        again = r.stub.CreateAgent(agents_pb2.CreateAgentRequest(agent=new_agent()), metadata=ADMIN)
+        await r.stub.CreateAgent(agents_pb2.CreateAgentRequest(agent=new_agent(temperature=0.5)), metadata=ADMIN())
+        again = r.stub.CreateAgent(agents_pb2.CreateAgentRequest(agent=new_agent()), metadata=ADMIN())
         assert await code_of(again) == grpc.StatusCode.ALREADY_EXISTS
         assert [a.id for a in await store.list()] == ["custom"]
         stored = await store.get("custom")
@@ -177,25 +184,25 @@ async def test_create_validates_and_refuses_taken_ids(store: AgentStore, folder:
 
 async def test_file_agents_are_read_only_and_stored_ones_editable(store: AgentStore, folder: Path) -> None:
     async with running(store, folder) as r:
-        update_file = r.stub.UpdateAgent(agents_pb2.UpdateAgentRequest(agent=new_agent("summarizer")), metadata=ADMIN)
+        update_file = r.stub.UpdateAgent(agents_pb2.UpdateAgentRequest(agent=new_agent("summarizer")), metadata=ADMIN())
         assert await code_of(update_file) == grpc.StatusCode.FAILED_PRECONDITION
-        delete_file = r.stub.DeleteAgent(agents_pb2.DeleteAgentRequest(id="summarizer"), metadata=ADMIN)
+        delete_file = r.stub.DeleteAgent(agents_pb2.DeleteAgentRequest(id="summarizer"), metadata=ADMIN())
         assert await code_of(delete_file) == grpc.StatusCode.FAILED_PRECONDITION
-        update_missing = r.stub.UpdateAgent(agents_pb2.UpdateAgentRequest(agent=new_agent("ghost")), metadata=ADMIN)
+        update_missing = r.stub.UpdateAgent(agents_pb2.UpdateAgentRequest(agent=new_agent("ghost")), metadata=ADMIN())
         assert await code_of(update_missing) == grpc.StatusCode.NOT_FOUND
 
-        await r.stub.CreateAgent(agents_pb2.CreateAgentRequest(agent=new_agent()), metadata=ADMIN)
+        await r.stub.CreateAgent(agents_pb2.CreateAgentRequest(agent=new_agent()), metadata=ADMIN())
         updated = await r.stub.UpdateAgent(
-            agents_pb2.UpdateAgentRequest(agent=new_agent(description="better", max_tokens=64)), metadata=ADMIN
+            agents_pb2.UpdateAgentRequest(agent=new_agent(description="better", max_tokens=64)), metadata=ADMIN()
         )
         assert updated.description == "better" and updated.max_tokens == 64
-        bad = r.stub.UpdateAgent(agents_pb2.UpdateAgentRequest(agent=new_agent(name="")), metadata=ADMIN)
+        bad = r.stub.UpdateAgent(agents_pb2.UpdateAgentRequest(agent=new_agent(name="")), metadata=ADMIN())
         assert await code_of(bad) == grpc.StatusCode.INVALID_ARGUMENT
         assert (await store.get("custom")).definition.description == "better"  # type: ignore[union-attr]
 
-        deleted = await r.stub.DeleteAgent(agents_pb2.DeleteAgentRequest(id="custom"), metadata=ADMIN)
+        deleted = await r.stub.DeleteAgent(agents_pb2.DeleteAgentRequest(id="custom"), metadata=ADMIN())
         assert deleted.deleted
-        gone = r.stub.DeleteAgent(agents_pb2.DeleteAgentRequest(id="custom"), metadata=ADMIN)
+        gone = r.stub.DeleteAgent(agents_pb2.DeleteAgentRequest(id="custom"), metadata=ADMIN())
         assert await code_of(gone) == grpc.StatusCode.NOT_FOUND
 
 
@@ -203,7 +210,7 @@ async def test_status_follows_the_chat_service(store: AgentStore, folder: Path) 
     write(folder, "big-model", model="llama3:70b")
     async with running(store, folder) as r:
         async def statuses() -> dict[str, str]:
-            reply = await r.stub.ListAgents(agents_pb2.ListAgentsRequest(), metadata=USER)
+            reply = await r.stub.ListAgents(agents_pb2.ListAgentsRequest(), metadata=USER())
             return {a.id: a.status for a in reply.agents}
 
         assert await statuses() == {"big-model": "unavailable", "sql-helper": "active", "summarizer": "active"}
@@ -218,7 +225,7 @@ async def test_status_follows_the_chat_service(store: AgentStore, folder: Path) 
 
 async def test_status_is_unknown_while_chat_is_unreachable(store: AgentStore, folder: Path) -> None:
     async with running(store, folder, chat_up=False) as r:
-        reply = await r.stub.ListAgents(agents_pb2.ListAgentsRequest(), metadata=USER)
+        reply = await r.stub.ListAgents(agents_pb2.ListAgentsRequest(), metadata=USER())
         assert {a.status for a in reply.agents} == {"unknown"}
 
 
@@ -229,7 +236,7 @@ async def test_a_new_file_is_served_without_restart(store: AgentStore, folder: P
                 # Written again until served: inotify misses a change made before the watcher subscribed.
                 write(folder, "translator", "translation")
                 try:
-                    agent = await r.stub.GetAgent(agents_pb2.GetAgentRequest(id="translator"), metadata=USER)
+                    agent = await r.stub.GetAgent(agents_pb2.GetAgentRequest(id="translator"), metadata=USER())
                     break
                 except grpc.aio.AioRpcError:
                     await asyncio.sleep(0.2)

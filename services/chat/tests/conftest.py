@@ -22,6 +22,7 @@ from sutazai.chat.v1 import chat_pb2_grpc
 from sutazai_chat.__main__ import build_service, build_servicer
 from sutazai_chat.config import Settings
 from sutazai_chat.service import ChatService
+from sutazai_runtime.identity import IdentityInterceptor
 from sutazai_stack import embedded
 from sutazai_stack.ports import free_port
 from sutazai_stack.processes import ManagedProcess
@@ -126,7 +127,8 @@ async def chat_server(
     client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
     service = build_service(settings, client)
     await service.refresh()
-    server = grpc.aio.server()
+    # as serve() does: identity proofs verified before the servicer
+    server = grpc.aio.server(interceptors=[IdentityInterceptor(settings.identity.verifier())])
     chat_pb2_grpc.add_ChatServiceServicer_to_server(build_servicer(settings, service), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

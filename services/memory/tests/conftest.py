@@ -26,7 +26,7 @@ from sutazai_chat.config import Settings as ChatSettings
 from sutazai_memory.config import Settings
 from sutazai_memory.memory_store import init_connection
 from sutazai_memory.wiring import Built, build, migrate
-from sutazai_runtime.identity import Identity
+from sutazai_runtime.identity import IdentityInterceptor, testing
 from sutazai_stack import embedded
 from sutazai_stack.ports import free_port
 from sutazai_stack.processes import ManagedProcess
@@ -101,7 +101,8 @@ async def chat_addr(embeddings_url: str, llama: tuple[str, Path], redis_url: str
     client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
     service = build_service(settings, client)
     await service.refresh()
-    server = grpc.aio.server()
+    # as serve() does: identity proofs verified before the servicer (memory forwards the caller's proof)
+    server = grpc.aio.server(interceptors=[IdentityInterceptor(settings.identity.verifier())])
     chat_pb2_grpc.add_ChatServiceServicer_to_server(build_servicer(settings, service), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -127,21 +128,21 @@ class MemoryHarness:
     address: str
 
     def client(self, user: str) -> Client:
-        return Client(memory_pb2_grpc.MemoryServiceStub(self.channel), Identity(user))
+        return Client(memory_pb2_grpc.MemoryServiceStub(self.channel), user)
 
 
 @dataclass
 class Client:
-    """A stub whose every call carries ``identity``."""
+    """A stub whose every call carries ``user``'s identity (a proof fresh at each call)."""
 
     stub: memory_pb2_grpc.MemoryServiceStub
-    identity: Identity
+    user: str
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.stub, name)
 
         async def call(request: Any, **kwargs: Any) -> Any:
-            return await method(request, metadata=self.identity.to_metadata(), timeout=60, **kwargs)
+            return await method(request, metadata=testing.metadata(self.user), timeout=60, **kwargs)
 
         return call
 
@@ -156,7 +157,8 @@ async def memory(chat_addr: str, postgres_url: str, tmp_path_factory: pytest.Tem
     settings = Settings(grpc_port=0, metrics_port=0, database_url=postgres_url, chat_addr=chat_addr,
                         data_dir=tmp_path_factory.mktemp("memory-data"), chunk_tokens=60, chunk_overlap=10)
     built = await build(settings, pool, schema=schema)
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)])
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+                             interceptors=[IdentityInterceptor(settings.identity.verifier())])
     memory_pb2_grpc.add_MemoryServiceServicer_to_server(built.servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -6,7 +6,7 @@ from typing import Any
 
 import grpc
 from sutazai.memory.v1 import memory_pb2 as m
-from sutazai_runtime.identity import Identity
+from sutazai_runtime.identity import testing
 from sutazai_tasks.memory_context import MemoryContext, Recall
 
 
@@ -21,7 +21,7 @@ async def test_recall_puts_the_users_agent_memories_first_and_never_another_user
     await theirs.AddMemories(m.AddMemoriesRequest(items=[
         m.MemoryInput(content="The user's favourite colour is magenta.", scope=m.Scope(agent_id="assistant"))]))
     context = MemoryContext(memory.channel, limit=2)
-    recall = await context.recall("What is my favourite colour?", "assistant", Identity(user).to_metadata())
+    recall = await context.recall("What is my favourite colour?", "assistant", lambda: testing.metadata(user))
     contents = [content for _, content in recall.memories]
     assert contents[0] == "The user's favourite colour is teal."
     assert len(contents) == 2 and all("magenta" not in c for c in contents)
@@ -32,7 +32,10 @@ async def test_recall_puts_the_users_agent_memories_first_and_never_another_user
 
 async def test_remember_stores_the_answer_in_the_user_and_agent_scope(memory: Any, user: str) -> None:
     context = MemoryContext(memory.channel)
-    metadata = Identity(user).to_metadata()
+
+    def metadata() -> tuple[tuple[str, str], ...]:
+        return testing.metadata(user)
+
     stored = await context.remember("The meeting moved to 3 pm.", "assistant", "task-1", metadata)
     got = await memory.client(user).GetMemory(m.GetMemoryRequest(id=stored["memory_stored"]))
     assert got.scope.agent_id == "assistant" and got.metadata["task_id"] == "task-1"
@@ -44,7 +47,7 @@ async def test_an_unreachable_memory_service_does_not_fail_the_task() -> None:
     channel = grpc.aio.insecure_channel("127.0.0.1:9")  # nothing listens on the discard port
     try:
         recall = await MemoryContext(channel, timeout_s=1).recall("anything", "assistant",
-                                                                  Identity("u").to_metadata())
+                                                                  lambda: testing.metadata("u"))
     finally:
         await channel.close()
     assert recall.memories == [] and recall.error.startswith("UNAVAILABLE")

@@ -12,8 +12,13 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import pytest
+from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from sutazai_runtime.identity import IdentityInterceptor, IdentitySettings, testing
 from sutazai_tasks.mcp_client import McpConfig, McpHub, McpUnavailableError, ServerConfig, UnknownToolError, load_config
+from sutazai_tasks.mcp_service import McpServicer
+from sutazai_tasks.model import WORKER_ISSUER
 
 SERVER = Path(__file__).resolve().parents[3] / "tests" / "system" / "mcp_servers" / "counter.py"
 
@@ -118,3 +123,31 @@ def test_config_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="NOT_SET"):
         load_config(missing, {})
     assert load_config(None, {}).servers == {}
+
+
+async def test_only_a_worker_signed_proof_calls_tools_of_a_server_that_is_not_shared(tmp_path: Path) -> None:
+    """The worker's privilege is its proof's signed issuer; a header claiming to be a worker is ignored."""
+    hub = McpHub(McpConfig(servers={"c": ServerConfig(command=sys.executable,
+                                                      args=(str(SERVER), str(tmp_path / "count.txt")))}))
+    hub.start()
+    server = grpc.aio.server(interceptors=[IdentityInterceptor(IdentitySettings().verifier())])
+    tasks_pb2_grpc.add_McpServiceServicer_to_server(McpServicer(hub), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        await hub.wait_ready(30)
+        stub = tasks_pb2_grpc.McpServiceStub(channel)
+        request = tasks_pb2.CallMcpToolRequest(server="c", tool="count", arguments_json='{"label": "x"}')
+        for metadata in (testing.metadata("u-1"), (*testing.metadata("u-1"), ("sutazai-caller", "worker"))):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stub.CallTool(request, metadata=metadata, timeout=10)
+            assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        worker = await stub.CallTool(request, metadata=testing.metadata("u-1", issuer=WORKER_ISSUER), timeout=10)
+        assert worker.content == "counted 1"
+        admin = await stub.CallTool(request, metadata=testing.metadata("a-1", admin=True), timeout=10)
+        assert admin.content == "counted 2"
+    finally:
+        await channel.close()
+        await server.stop(None)
+        await hub.close()

@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info("SutazAI is running: %s  (API docs: %s/docs, health: %s/api/v1/health/detailed)", url, url, url)
     log.info("admin credentials (user, password, API key) are in %s", stack.home / "secrets.json")
     log.info('  e.g. curl -H "X-API-Key: <admin_api_key from that file>" %s/api/v1/auth/me', url)
+    log.info("the key pair that signs identities between services is in %s", stack.home / "identity")
     log.info("logs in %s; Ctrl-C stops everything this command started", stack.home / "logs")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

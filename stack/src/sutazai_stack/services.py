@@ -70,6 +70,7 @@ def service_env(
     env[prefix + "LOG_LEVEL"] = settings.log_level
     env[prefix + "METRICS_PORT"] = str(ports[instance].metrics)
     env["SUTAZAI_DISCOVERY_BUCKET"] = settings.registry_bucket
+    env = credentials.identity_env(settings.home.resolve(), env, mints=name == "gateway")
     if name == "gateway":
         env.update(credentials.gateway_env(credentials.load_or_create(settings.home.resolve()), env))
         env[prefix + "PORT"] = str(ports[name].port)
@@ -111,7 +112,8 @@ TASK_WORKERS = 2
 
 def worker_for(index: int, ports: dict[str, ServicePorts], tasks_env: dict[str, str], home: Path) -> ManagedProcess:
     """A task worker process (``python -m sutazai_tasks worker``); add more to scale out."""
-    env = dict(tasks_env)
+    # the workers sign the identity of a task's owner: the private key too (the tasks server has none)
+    env = credentials.identity_env(home.resolve(), {**tasks_env, **_configured_private_key()}, mints=True)
     env["SUTAZAI_TASKS_AGENTS_ADDR"] = f"127.0.0.1:{ports['agents'].port}"
     env["SUTAZAI_TASKS_CHAT_ADDR"] = f"127.0.0.1:{ports['chat'].port}"
     env["SUTAZAI_TASKS_MEMORY_ADDR"] = f"127.0.0.1:{ports['memory'].port}"  # agents with `memory: true`
@@ -119,6 +121,11 @@ def worker_for(index: int, ports: dict[str, ServicePorts], tasks_env: dict[str, 
     name = f"tasks-worker-{index}"
     return ManagedProcess(name, [sys.executable, "-m", "sutazai_tasks", "worker"], env=env,
                           log_path=home / "logs" / f"{name}.log")
+
+
+def _configured_private_key() -> dict[str, str]:
+    configured = os.environ.get(credentials.PRIVATE_KEY_VAR)
+    return {credentials.PRIVATE_KEY_VAR: configured} if configured else {}
 
 
 def grpc_serving(port: int) -> None:

@@ -4,6 +4,7 @@
   re-checked every ``probe_interval_s``;
 - ``sutazai.common.v1.Diagnostics``: the last probe results, for the gateway's detailed health;
 - server reflection;
+- every call's identity proof verified before the servicer runs (``sutazai_runtime.identity``);
 - Prometheus metrics over HTTP (process metrics, one gauge per dependency, and per RPC method the latency,
   status codes and calls in flight: ``grpc_observe``), and the same through ``Diagnostics.GetMetrics``;
 - a SERVER span per RPC continuing the caller's trace, while tracing is on (``telemetry``);
@@ -38,7 +39,7 @@ from sutazai_runtime.discovery.announce import Announcer, instance_for
 from sutazai_runtime.discovery.registry import Registry
 from sutazai_runtime.discovery.settings import open_registry
 from sutazai_runtime.grpc_observe import ObservedServer
-from sutazai_runtime.identity import require_admin
+from sutazai_runtime.identity import IdentityInterceptor, require_admin
 from sutazai_runtime.probes import Probe, ProbeResult, run_probes
 from sutazai_runtime.resilience.guards import Guard
 from sutazai_runtime.settings import ServiceSettings
@@ -159,8 +160,10 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
     options: list[tuple[str, int]] = [("grpc.so_reuseport", 0)]
     if spec.max_receive_bytes:
         options.append(("grpc.max_receive_message_length", spec.max_receive_bytes))
-    # IncomingDeadline: the deadline of each served call, passed on by Upstream to the calls it makes
-    server = grpc.aio.server(options=options, interceptors=[IncomingDeadline()])
+    # Every call's identity proof is checked before a servicer runs (no public key configured: no start);
+    # IncomingDeadline records each served call's deadline, passed on by Upstream to the calls it makes.
+    interceptor = IdentityInterceptor(settings.identity.verifier())
+    server = grpc.aio.server(options=options, interceptors=[interceptor, IncomingDeadline()])
     observed = ObservedServer(server)  # metrics (and spans) per method, wrapped once at registration
     for register in spec.register:
         register(observed)  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sutazai_runtime.discovery.settings import DiscoverySettings
+from sutazai_runtime.identity.settings import IdentitySettings
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/sutazai"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -81,3 +82,5 @@ class ServiceSettings(BaseSettings):
     register_instance: bool = True  # off: serve without announcing (static deployments, some tests)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    # The public keys that verify callers' identity proofs (SUTAZAI_IDENTITY_*; required at start).
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import json_format, struct_pb2
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
-from sutazai_runtime.identity import Identity
+from sutazai_runtime.identity import current_caller
 
 from sutazai_chat import analyze as analysis
 from sutazai_chat.agents import AgentDirectory
@@ -130,8 +130,8 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         if request.agent_id:
             if self.agents is None:
                 raise InvalidRequestError("agent_id needs the agents service, which is not configured")
-            identity = Identity.from_metadata(context.invocation_metadata())
-            agent = await self.agents.profile(request.agent_id, identity.to_metadata() if identity else ())
+            caller = current_caller()  # verified; its proof is forwarded as it came
+            agent = await self.agents.profile(request.agent_id, caller.to_metadata() if caller else ())
             model, system = model or agent.model, system or agent.system_prompt
             temperature = agent.temperature if temperature is None else temperature
             max_tokens = agent.max_tokens if max_tokens is None else max_tokens

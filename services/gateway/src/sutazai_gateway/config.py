@@ -4,6 +4,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sutazai_runtime.balancing import make_strategy
 from sutazai_runtime.discovery.settings import DiscoverySettings
+from sutazai_runtime.identity import IdentitySettings
 from sutazai_runtime.settings import (
     LogLevel,
     TelemetrySettings,
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     bootstrap_admin_username: str = Field("admin", min_length=3, max_length=64)
     bootstrap_admin_password: SecretStr | None = None
     bootstrap_api_key: SecretStr | None = None
+    # API keys' last_used_at is noted in memory and written in one statement this often (and at stop).
+    key_usage_flush_s: float = Field(30.0, gt=0, le=3600)
+    # The key that signs the identity the gateway passes to services (SUTAZAI_IDENTITY_*: private key required,
+    # public keys checked to hold its key when set).
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
 
     # Per-upstream protection (sutazai_runtime.resilience): the breaker opens on consecutive failures or on
     # a failure rate over a rolling window (above a minimum volume); recovery_s later one probe is let through.

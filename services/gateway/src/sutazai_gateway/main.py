@@ -36,8 +36,10 @@ from sutazai_gateway.api.routes import ollama_compat as ollama_routes
 from sutazai_gateway.api.routes import openai_compat as openai_routes
 from sutazai_gateway.api.routes import performance as performance_routes
 from sutazai_gateway.api.routes import vectors as vector_routes
+from sutazai_gateway.auth.revocations import Revocations, revocation_subject
 from sutazai_gateway.auth.service import Authenticator, bootstrap_admin
 from sutazai_gateway.auth.store import AuthStore
+from sutazai_gateway.auth.usage import KeyUsage
 from sutazai_gateway.body_limit import BodySizeLimit
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
@@ -80,12 +82,14 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         timeout = settings.startup_timeout_s
+        minter = settings.identity.minter("gateway")  # no key, or one the services do not trust: no start
         pool = await connect_with_retry("postgres", lambda: create_pool(settings.database_url), timeout_s=timeout)
         await apply_migrations(pool, "auth", load_migrations(files("sutazai_gateway") / "migrations"))
         store = AuthStore(pool)
+        usage = KeyUsage(store, settings.key_usage_flush_s)
         authenticator = Authenticator(
             store, settings.jwt_secret.get_secret_value(),
-            access_ttl_s=settings.access_token_ttl_s, refresh_ttl_s=settings.refresh_token_ttl_s,
+            access_ttl_s=settings.access_token_ttl_s, refresh_ttl_s=settings.refresh_token_ttl_s, usage=usage,
         )
         await bootstrap_admin(
             store, settings.bootstrap_admin_username,
@@ -122,12 +126,15 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
             await nc.publish(subject, (name or "").encode())
 
         reset_subscription = await nc.subscribe(subject, cb=on_reset)
-        app.state.gateway = GatewayState(settings, upstreams, monitor, authenticator, time.monotonic(),
-                                         announce_reset)
+        revocations = Revocations(nc, revocation_subject(settings.port), authenticator)
+        await revocations.start()
+        app.state.gateway = GatewayState(settings, upstreams, monitor, authenticator, time.monotonic(), minter,
+                                         announce_reset, revocations)
         if settings.metrics_port and serve_metrics:
             serve_metrics_here(settings.metrics_port, settings.host)
         monitor_task = asyncio.create_task(monitor.run())
         window_task = asyncio.create_task(metrics_window.run())
+        usage_task = asyncio.create_task(usage.run())
         log.info("gateway ready", extra={"url": f"http://{settings.host}:{settings.port}"})
         mcp_stop = asyncio.Event()
 
@@ -148,9 +155,14 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
                     await mcp_task
             monitor_task.cancel()
             window_task.cancel()
+            usage_task.cancel()  # writes the last notes of key use
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(3.0):
+                    await usage_task
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
                     await reset_subscription.unsubscribe()
+                    await revocations.close()
                     await upstreams.close()
                     await registry.close()
                     await nc.drain()

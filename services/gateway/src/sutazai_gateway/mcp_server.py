@@ -19,7 +19,7 @@ from sutazai.common.v1 import common_pb2
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from sutazai_runtime.identity import Identity
 
-from sutazai_gateway.api.deps import GatewayState, presented_credential
+from sutazai_gateway.api.deps import GatewayState, caller, presented_credential
 from sutazai_gateway.api.routes.tasks import task_json
 from sutazai_gateway.auth.service import AuthError
 from sutazai_gateway.problems import problem
@@ -31,12 +31,12 @@ def build_mcp_server(state: StateGetter) -> MCPServer:
     mcp = MCPServer("sutazai", instructions="SutazAI: agents on local models. List the agents, submit a task "
                                             "to one, then read the task until it is completed.")
 
-    async def caller(ctx: Context) -> Identity:
+    async def caller_of(ctx: Context) -> Identity:
         request = ctx.request_context.request
         credential = presented_credential(request) if isinstance(request, Request) else None
         if credential is None:
             raise PermissionError("no credential")
-        return await state().auth.identify(credential)
+        return await caller(state(), credential)
 
     def stub_agents() -> agents_pb2_grpc.AgentServiceStub:
         return state().upstreams["agents"].stub(agents_pb2_grpc.AgentServiceStub)
@@ -47,7 +47,7 @@ def build_mcp_server(state: StateGetter) -> MCPServer:
     @mcp.tool()
     async def list_agents(ctx: Context, query: str = "", capability: str = "") -> list[dict[str, Any]]:
         """The platform's agents: id, name, description, capabilities."""
-        identity = await caller(ctx)
+        identity = await caller_of(ctx)
         reply = await _call(stub_agents().ListAgents(agents_pb2.ListAgentsRequest(
             query=query, capability=capability, page=common_pb2.PageRequest(limit=100)),
             metadata=identity.to_metadata(), timeout=10))
@@ -57,7 +57,7 @@ def build_mcp_server(state: StateGetter) -> MCPServer:
     @mcp.tool()
     async def submit_task(ctx: Context, agent_id: str, input: str, priority: int = 0) -> dict[str, Any]:
         """Queue a task for an agent; read its result with get_task."""
-        identity = await caller(ctx)
+        identity = await caller_of(ctx)
         request = tasks_pb2.CreateTaskRequest(task_type="agent", agent_id=agent_id, priority=priority,
                                               payload_json=json.dumps({"input": input}).encode())
         task = await _call(stub_tasks().CreateTask(request, metadata=identity.to_metadata(), timeout=10))
@@ -66,7 +66,7 @@ def build_mcp_server(state: StateGetter) -> MCPServer:
     @mcp.tool()
     async def get_task(ctx: Context, task_id: str) -> dict[str, Any]:
         """A task's status and, once it is completed, its result (the caller's own tasks only)."""
-        identity = await caller(ctx)
+        identity = await caller_of(ctx)
         task = await _call(stub_tasks().GetTask(tasks_pb2.GetTaskRequest(task_id=task_id),
                                                 metadata=identity.to_metadata(), timeout=10))
         return json.loads(json.dumps(task_json(task), default=str))

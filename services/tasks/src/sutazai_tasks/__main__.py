@@ -34,6 +34,7 @@ from sutazai_tasks.mcp_client import McpHub, load_config
 from sutazai_tasks.mcp_service import MCP_SERVICE, McpServicer
 from sutazai_tasks.memory_context import MemoryContext
 from sutazai_tasks.mesh_delivery import MeshDelivery
+from sutazai_tasks.model import WORKER_ISSUER
 from sutazai_tasks.orchestration import Orchestrator
 from sutazai_tasks.queue_depth import sample_queue_depth
 from sutazai_tasks.server import SERVICE, TaskServicer, sweep_stale
@@ -84,6 +85,7 @@ async def run_server(settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings) -> None:
+    minter = settings.identity.minter(WORKER_ISSUER)  # no key, or one nobody trusts: no start
     pool, bus = await _connect(settings, "sutazai-tasks-worker")
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.host)
@@ -104,7 +106,7 @@ async def run_worker(settings: Settings) -> None:
     run = AgentRun(chat, StepStore(pool), toolbox, bus, default_max_steps=settings.agent_max_steps,
                    tool_timeout_s=settings.tool_timeout_s)
     slots = ModelSlots(settings.worker_default_model_slots)
-    runner = handlers.AgentRunner(agents, chat, slots, admit_wait_s=settings.worker_admit_wait_s,
+    runner = handlers.AgentRunner(agents, chat, minter, slots, admit_wait_s=settings.worker_admit_wait_s,
                                   toolbox=toolbox, run=run, memory=memory)
     worker = Worker(
         store, bus,

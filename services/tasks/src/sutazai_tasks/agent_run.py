@@ -22,7 +22,7 @@ from sutazai_runtime.resilience.upstream import stub_of
 
 from sutazai_tasks.bus import TaskBus
 from sutazai_tasks.errors import ParkedError, PermanentError
-from sutazai_tasks.model import TaskRow
+from sutazai_tasks.model import CallMetadata, TaskRow
 from sutazai_tasks.steps import Step, StepStore
 from sutazai_tasks.tools import Toolbox, ToolSpec
 
@@ -71,7 +71,7 @@ class AgentRun:
         self._worker = os.getpid()  # in events: which worker ran the step
 
     async def __call__(self, task: TaskRow, agent: agents_pb2.Agent, tools: Sequence[ToolSpec],
-                       metadata: Sequence[tuple[str, str]], progress: Progress) -> dict[str, Any]:
+                       metadata: CallMetadata, progress: Progress) -> dict[str, Any]:
         by_model_name = {t.model_name: t for t in tools}
         max_steps = agent.max_steps if agent.HasField("max_steps") else self._default_max_steps
         steps = await self._steps.steps(task.id)
@@ -101,7 +101,7 @@ class AgentRun:
         return Step(seq, kind, data)
 
     async def _model_step(self, task: TaskRow, agent: agents_pb2.Agent, tools: Sequence[ToolSpec],
-                          steps: list[Step], choice: str, metadata: Sequence[tuple[str, str]], progress: Progress,
+                          steps: list[Step], choice: str, metadata: CallMetadata, progress: Progress,
                           usage: dict[str, int]) -> Step:
         request = chat_pb2.ChatRequest(
             messages=_messages(task, steps), model=agent.model, system=agent.system_prompt, use_cache=False,
@@ -121,7 +121,7 @@ class AgentRun:
             request.max_tokens = agent.max_tokens
         parts: list[str] = []
         done: chat_pb2.ChatResponse | None = None
-        async for chunk in self._chat.ChatStream(request, metadata=tuple(metadata), timeout=task.timeout_s):
+        async for chunk in self._chat.ChatStream(request, metadata=metadata(), timeout=task.timeout_s):
             if chunk.HasField("done"):
                 done = chunk.done
             elif chunk.token:
@@ -143,7 +143,7 @@ class AgentRun:
         return step
 
     async def _run_tool(self, task: TaskRow, call: dict[str, Any], spec: ToolSpec | None, steps: list[Step],
-                        metadata: Sequence[tuple[str, str]]) -> Step:
+                        metadata: CallMetadata) -> Step:
         name = spec.name if spec else call["name"]
         is_error = True
         if spec is None:

@@ -20,7 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import grpc
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
-from sutazai_runtime.identity import Identity
+from sutazai_runtime.identity import Identity, ProofMinter
 from sutazai_runtime.resilience.upstream import Upstream, stub_of
 
 from sutazai_tasks.agent_run import AgentRun
@@ -28,7 +28,7 @@ from sutazai_tasks.bus import Work
 from sutazai_tasks.capacity import UNKNOWN, ModelSlots
 from sutazai_tasks.errors import Busy, PermanentError
 from sutazai_tasks.memory_context import MemoryContext, Recall
-from sutazai_tasks.model import RawJson, TaskRow
+from sutazai_tasks.model import CallMetadata, RawJson, TaskRow
 from sutazai_tasks.tools import Toolbox
 
 Progress = Callable[[str], Awaitable[None]]
@@ -76,11 +76,12 @@ class AgentRunner:
     is learned when the agent is first fetched; until then, its tasks share the ``UNKNOWN`` slots."""
 
     def __init__(self, agents: grpc.aio.Channel | Upstream, chat: grpc.aio.Channel | Upstream,
-                 slots: ModelSlots | None = None, *,
+                 minter: ProofMinter, slots: ModelSlots | None = None, *,
                  admit_wait_s: float = 2.0, agent_model_ttl_s: float = 60.0, toolbox: Toolbox | None = None,
                  run: AgentRun | None = None, memory: MemoryContext | None = None) -> None:
         self._agents = stub_of(agents, agents_pb2_grpc.AgentServiceStub)
         self._chat = stub_of(chat, chat_pb2_grpc.ChatServiceStub)
+        self._minter = minter  # signs the task owner's identity on every call made for them
         self._slots = slots or ModelSlots()
         self._admit_wait_s = admit_wait_s
         self._ttl_s = agent_model_ttl_s
@@ -123,10 +124,10 @@ class AgentRunner:
     # --- the run -------------------------------------------------------------------------------------
 
     async def __call__(self, task: TaskRow, progress: Progress) -> Any:
-        metadata = Identity(task.owner_id).to_metadata()
+        metadata, background = self.on_behalf_of(task.owner_id)
         try:
             agent = await self._agents.GetAgent(agents_pb2.GetAgentRequest(id=task.agent_id or ""),
-                                                metadata=metadata, timeout=10)
+                                                metadata=metadata(), timeout=10)
             self._models[agent.id] = (agent.model, time.monotonic())
             await self._hold(task.id, agent.model)
             question = str(task.payload().get("input", ""))
@@ -135,8 +136,8 @@ class AgentRunner:
             if agent.tools and self._toolbox is not None and self._run is not None:
                 tools = await self._toolbox.resolve(list(agent.tools), list(agent.requires_approval), metadata)
                 if tools:
-                    return await self._run(task, agent, tools, (*metadata, BACKGROUND), progress)
-            text, done = await self._stream(self._chat_request(agent, task, recall), (*metadata, BACKGROUND),
+                    return await self._run(task, agent, tools, background, progress)
+            text, done = await self._stream(self._chat_request(agent, task, recall), background(),
                                             task.timeout_s, progress)
         except grpc.aio.AioRpcError as exc:
             message = f"{exc.code().name}: {exc.details()}"
@@ -151,6 +152,20 @@ class AgentRunner:
             if task.payload().get("remember") is True:
                 result.update(await self._memory.remember(result["output"], agent.id, str(task.id), metadata))
         return result
+
+    def on_behalf_of(self, owner_id: str) -> tuple[CallMetadata, CallMetadata]:
+        """(metadata, background metadata) of calls made for ``owner_id``: the owner's identity, signed by this
+        worker (issuer ``tasks-worker``) and fresh at each call. The task row names the owner; messages on
+        NATS carry only ids. The owner acts with the plain ``user`` role (task rows keep no roles)."""
+        owner = Identity(owner_id)
+
+        def metadata() -> tuple[tuple[str, str], ...]:
+            return self._minter.metadata(owner)
+
+        def background() -> tuple[tuple[str, str], ...]:
+            return (*self._minter.metadata(owner), BACKGROUND)
+
+        return metadata, background
 
     @staticmethod
     def _chat_request(agent: agents_pb2.Agent, task: TaskRow, recall: Recall | None = None) -> chat_pb2.ChatRequest:

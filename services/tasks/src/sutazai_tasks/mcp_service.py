@@ -10,6 +10,7 @@ from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from sutazai_runtime.identity import require_identity
 
 from sutazai_tasks.mcp_client import McpHub, McpUnavailableError, UnknownToolError
+from sutazai_tasks.model import WORKER_ISSUER
 
 MCP_SERVICE = tasks_pb2.DESCRIPTOR.services_by_name["McpService"]
 
@@ -40,8 +41,9 @@ class McpServicer(tasks_pb2_grpc.McpServiceServicer):
         if config is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no MCP server named {request.server!r}")
         assert config is not None
-        # Workers run agents' tools as the task's owner; the agent definition already named the tool.
-        worker = dict(context.invocation_metadata() or ()).get("sutazai-caller") == "worker"
+        # Workers run agents' tools as the task's owner; the agent definition already named the tool. The proof's
+        # issuer says it is a worker (a signed claim: metadata saying so would be believed from anyone).
+        worker = identity.issuer == WORKER_ISSUER
         if not (identity.is_admin or config.shared or worker):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED,
                                 f"MCP server {request.server!r} is not shared: only admins may call its tools")

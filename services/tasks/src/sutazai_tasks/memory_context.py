@@ -18,6 +18,8 @@ from google.protobuf.struct_pb2 import Struct
 from sutazai.memory.v1 import memory_pb2, memory_pb2_grpc
 from sutazai_runtime.resilience.upstream import stub_of
 
+from sutazai_tasks.model import CallMetadata
+
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 2_000
@@ -49,7 +51,7 @@ class MemoryContext:
         self._limit = limit
         self._timeout_s = timeout_s
 
-    async def recall(self, query: str, agent_id: str, metadata: tuple[tuple[str, str], ...]) -> Recall:
+    async def recall(self, query: str, agent_id: str, metadata: CallMetadata) -> Recall:
         recall = Recall()
         query = query.strip()[:MAX_QUERY_CHARS]
         if not query:
@@ -59,7 +61,7 @@ class MemoryContext:
             for scope in (memory_pb2.Scope(agent_id=agent_id), memory_pb2.Scope()):
                 reply = await self._stub.SearchMemories(
                     memory_pb2.SearchMemoriesRequest(query=query, limit=self._limit, scope=scope),
-                    metadata=metadata, timeout=self._timeout_s)
+                    metadata=metadata(), timeout=self._timeout_s)
                 for hit in reply.results:
                     if hit.memory.id not in seen and len(recall.memories) < self._limit:
                         seen.add(hit.memory.id)
@@ -70,7 +72,7 @@ class MemoryContext:
         return recall
 
     async def remember(self, content: str, agent_id: str, task_id: str,
-                       metadata: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+                       metadata: CallMetadata) -> dict[str, Any]:
         if not content.strip():
             return {}
         meta = Struct()
@@ -78,7 +80,7 @@ class MemoryContext:
         request = memory_pb2.AddMemoriesRequest(items=[memory_pb2.MemoryInput(
             content=content[:32_000], metadata=meta, scope=memory_pb2.Scope(agent_id=agent_id))])
         try:
-            reply = await self._stub.AddMemories(request, metadata=metadata, timeout=self._timeout_s)
+            reply = await self._stub.AddMemories(request, metadata=metadata(), timeout=self._timeout_s)
         except grpc.aio.AioRpcError as exc:
             return {"memory_error": f"storing the result failed: {exc.code().name}: {exc.details()}"}
         return {"memory_stored": reply.results[0].memory.id} if reply.results else {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -11,6 +12,12 @@ from typing import Any, Literal
 from sutazai_runtime.telemetry import current_ids
 
 from sutazai_tasks.errors import InvalidTaskError
+
+# The metadata of a call made for a task's owner. Asked for at each call, since an agent run outlives any one
+# identity proof: it returns a proof that is still fresh (``sutazai_runtime.identity.ProofMinter.attach``).
+CallMetadata = Callable[[], tuple[tuple[str, str], ...]]
+# The name the task workers sign identities with (their proofs' ``iss``).
+WORKER_ISSUER = "tasks-worker"
 
 Status = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead", "waiting_approval"]
 STATUSES: tuple[Status, ...] = ("queued", "running", "retrying", "completed", "failed", "cancelled", "dead",

@@ -19,10 +19,9 @@ from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from sutazai_runtime.resilience.upstream import stub_of
 
 from sutazai_tasks.bus import TaskBus
-from sutazai_tasks.model import NewTask, TaskRow
+from sutazai_tasks.model import CallMetadata, NewTask, TaskRow
 from sutazai_tasks.store import TaskStore
 
-WORKER_METADATA = (("sutazai-caller", "worker"),)
 _LISTING_TTL_S = 5.0
 
 
@@ -63,11 +62,11 @@ class Toolbox:
         self._bus = bus
         self._listing: tuple[float, dict[str, ToolSpec]] = (0.0, {})
 
-    async def _mcp_tools(self, metadata: Sequence[tuple[str, str]]) -> dict[str, ToolSpec]:
+    async def _mcp_tools(self, metadata: CallMetadata) -> dict[str, ToolSpec]:
         at, tools = self._listing
         if time.monotonic() - at < _LISTING_TTL_S:
             return tools
-        reply = await self._mcp.ListServers(tasks_pb2.ListMcpServersRequest(), metadata=tuple(metadata), timeout=5)
+        reply = await self._mcp.ListServers(tasks_pb2.ListMcpServersRequest(), metadata=metadata(), timeout=5)
         tools = {f"{t.server}/{t.name}": ToolSpec(f"{t.server}/{t.name}", t.description,
                                                   json.loads(t.input_schema_json or "{}"), t.requires_approval)
                  for s in reply.servers for t in s.tools}
@@ -75,7 +74,7 @@ class Toolbox:
         return tools
 
     async def resolve(self, names: Sequence[str], approval: Sequence[str],
-                      metadata: Sequence[tuple[str, str]]) -> list[ToolSpec]:
+                      metadata: CallMetadata) -> list[ToolSpec]:
         """The tools among ``names`` that exist; an MCP server that does not answer offers none for now."""
         found: list[ToolSpec] = []
         mcp: dict[str, ToolSpec] = {}
@@ -94,7 +93,7 @@ class Toolbox:
         return found
 
     async def call(self, spec: ToolSpec, arguments: dict[str, Any], task: TaskRow, call_id: str,
-                   metadata: Sequence[tuple[str, str]], timeout_s: float) -> ToolOutcome:
+                   metadata: CallMetadata, timeout_s: float) -> ToolOutcome:
         """Run one tool within ``timeout_s``; every failure is an outcome the model reads, never a crash."""
         started = time.perf_counter()
         try:
@@ -108,7 +107,7 @@ class Toolbox:
                     reply = await self._mcp.CallTool(
                         tasks_pb2.CallMcpToolRequest(server=server, tool=tool, arguments_json=json.dumps(arguments),
                                                      timeout_s=timeout_s),
-                        metadata=(*metadata, *WORKER_METADATA), timeout=timeout_s + 1)
+                        metadata=metadata(), timeout=timeout_s + 1)
                     content, is_error = reply.content, reply.is_error
         except TimeoutError:
             content, is_error = f"the tool {spec.name} did not finish within {timeout_s:g} s", True
@@ -116,11 +115,11 @@ class Toolbox:
             content, is_error = f"the tool {spec.name} failed: {exc.code().name}: {exc.details()}", True
         return ToolOutcome(content, is_error, round((time.perf_counter() - started) * 1000, 3))
 
-    async def _list_agents(self, arguments: dict[str, Any], metadata: Sequence[tuple[str, str]]) -> str:
+    async def _list_agents(self, arguments: dict[str, Any], metadata: CallMetadata) -> str:
         reply = await self._agents.ListAgents(
             agents_pb2.ListAgentsRequest(query=str(arguments.get("query") or ""),
                                          page=common_pb2.PageRequest(limit=50)),
-            metadata=tuple(metadata), timeout=10)
+            metadata=metadata(), timeout=10)
         return json.dumps([{"id": a.id, "name": a.name, "description": a.description[:200]} for a in reply.agents])
 
     async def _delegate(self, arguments: dict[str, Any], task: TaskRow, call_id: str,

@@ -9,8 +9,9 @@ from typing import Annotated
 
 import grpc
 from fastapi import Depends, HTTPException, Request
-from sutazai_runtime.identity import Identity
+from sutazai_runtime.identity import Identity, ProofMinter
 
+from sutazai_gateway.auth.revocations import Revocations
 from sutazai_gateway.auth.service import Authenticator, AuthError
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
@@ -24,8 +25,12 @@ class GatewayState:
     monitor: HealthMonitor
     auth: Authenticator
     started_monotonic: float
+    # Signs the identity passed to services; one proof per identity is reused for half its life.
+    minter: ProofMinter
     # Tells every gateway process serving this port to close its breakers (each process keeps its own).
     announce_breaker_reset: Callable[..., Awaitable[None]] | None = None  # (name: str | None = None)
+    # Drops a revoked key or a disabled user's credentials on every gateway process and instance.
+    revocations: Revocations | None = None
 
 
 async def get_state(request: Request) -> GatewayState:
@@ -56,11 +61,16 @@ async def current_user(request: Request) -> Identity:
     if credential is None:
         raise HTTPException(401, "this route needs a credential: Authorization: Bearer <token> or X-API-Key",
                             headers=_CHALLENGE)
-    auth: Authenticator = request.app.state.gateway.auth
+    state: GatewayState = request.app.state.gateway
     try:
-        return await auth.identify(credential)
+        return await caller(state, credential)
     except AuthError as exc:
         raise HTTPException(401, str(exc), headers=_CHALLENGE) from exc
+
+
+async def caller(state: GatewayState, credential: str) -> Identity:
+    """The identity behind ``credential``, with the signed proof that carries it to the services."""
+    return state.minter.attach(await state.auth.identify(credential))
 
 
 CurrentUser = Annotated[Identity, Depends(current_user)]
@@ -75,8 +85,12 @@ async def admin_user(user: CurrentUser) -> Identity:
 AdminUser = Annotated[Identity, Depends(admin_user)]
 
 
-@functools.lru_cache(maxsize=4096)
 def call_metadata(identity: Identity) -> grpc.aio.Metadata:
-    """The caller's identity as gRPC metadata, built once per identity: a ready ``Metadata`` also spares
-    grpc.aio its conversion of a tuple on every call. grpc.aio only reads it, so calls may share it."""
-    return grpc.aio.Metadata(*identity.to_metadata())
+    """The caller's identity (its signed proof) as gRPC metadata, built once per proof: a ready ``Metadata``
+    spares grpc.aio its conversion of a tuple on every call. grpc.aio only reads it, so calls may share it."""
+    return _metadata_of(identity.proof)
+
+
+@functools.lru_cache(maxsize=4096)
+def _metadata_of(proof: str) -> grpc.aio.Metadata:
+    return grpc.aio.Metadata(*Identity("", proof=proof).to_metadata())

@@ -1,8 +1,9 @@
 """Verified credentials, remembered briefly so that a request does not verify its API key or token again.
 
 A bounded LRU of ``credential -> Identity``. An entry lives ``ttl_s`` at most, and never past the credential's
-own expiry (an access token's ``exp``). Per process: with several gateway processes each keeps its own, so
-a revoked API key keeps working for up to ``ttl_s`` on the processes that did not serve the revocation.
+own expiry (an access token's ``exp``). Per process: with several gateway processes each keeps its own; a
+revoked key or a disabled user is dropped from all of them by the announcement in ``revocations.py`` (and
+otherwise within ``ttl_s``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ class CredentialCache:
         self._entries.move_to_end(credential)
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop every credential of ``user_id`` (disabled, deleted, roles changed)."""
+        for credential in [c for c, (_, identity) in self._entries.items() if identity.user_id == user_id]:
+            del self._entries[credential]
 
     def forget_prefix(self, start: str) -> None:
         """Drop every credential that starts with ``start`` (a revoked API key's id part)."""

@@ -12,7 +12,11 @@ from sutazai_gateway.auth import api_keys, tokens
 from sutazai_gateway.auth.cache import CredentialCache
 from sutazai_gateway.auth.passwords import hash_password, verify_password
 from sutazai_gateway.auth.store import AuthStore, User, UsernameTakenError
+from sutazai_gateway.auth.usage import KeyUsage
 
+# Where an API key's prefix (its id part) sits: sk-sutazai-<8 hex>-<secret>.
+_PREFIX_AT = len(api_keys.KEY_PREFIX)
+_PREFIX_END = _PREFIX_AT + 8
 MAX_FAILED_LOGINS = 5
 LOCK_DURATION = timedelta(minutes=30)
 # Verifying against this keeps a login for an unknown user as slow as one with a wrong password.
@@ -38,15 +42,18 @@ class TokenPair:
 
 class Authenticator:
     def __init__(
-        self, store: AuthStore, jwt_secret: str, *, access_ttl_s: int, refresh_ttl_s: int, key_cache_ttl_s: float = 10.0
+        self, store: AuthStore, jwt_secret: str, *, access_ttl_s: int, refresh_ttl_s: int,
+        key_cache_ttl_s: float = 10.0, usage: KeyUsage | None = None,
     ) -> None:
         self._store = store
         self._secret = jwt_secret
         self._access_ttl_s = access_ttl_s
         self._refresh_ttl_s = refresh_ttl_s
-        # Verified API keys and access tokens are remembered briefly (a bounded LRU, per process): a revoked
-        # key stops working within key_cache_ttl_s on every gateway process, at once on the one that revoked it.
+        # Verified API keys and access tokens are remembered briefly (a bounded LRU, per process). A revoked key
+        # or a disabled user is dropped from every process's cache by an announcement (``revocations.py``);
+        # otherwise the TTL bounds how long a change takes.
         self._verified = CredentialCache(key_cache_ttl_s)
+        self._usage = usage  # API keys' last_used_at, written in batches
 
     @property
     def store(self) -> AuthStore:
@@ -89,20 +96,32 @@ class Authenticator:
         """The identity behind an API key or an access token (verified at most once per cache TTL)."""
         cached = self._verified.get(credential)
         if cached is not None:
+            if self._usage is not None and credential.startswith(api_keys.KEY_PREFIX):
+                self._usage.touch(credential[_PREFIX_AT:_PREFIX_END], time.time())
             return cached
         if credential.startswith(api_keys.KEY_PREFIX):
-            identity = await self._identify_key(credential)
+            identity, prefix = await self._identify_key(credential)
             self._verified.put(credential, identity)
+            if self._usage is not None:
+                self._usage.touch(prefix, time.time())
             return identity
         try:
             claims = tokens.verify(self._secret, credential, "access")
         except tokens.InvalidTokenError as exc:
             raise AuthError(f"invalid access token: {exc}") from exc
-        identity = Identity(claims.user_id, frozenset(claims.roles))
+        # A token outlives changes to its account: the account is read again (once per cache TTL), so a disabled
+        # or deleted user's tokens stop working, and changed roles apply.
+        try:
+            user = await self._store.user_by_id(claims.user_id)
+        except ValueError:  # not a user id (a token of ours always names one)
+            user = None
+        if user is None or not user.is_active:
+            raise AuthError("the account no longer exists or is disabled")
+        identity = Identity(user.id, frozenset(user.roles))
         self._verified.put(credential, identity, valid_for_s=claims.expires_at - time.time())
         return identity
 
-    async def _identify_key(self, key: str) -> Identity:
+    async def _identify_key(self, key: str) -> tuple[Identity, str]:
         parsed = api_keys.parse_key(key)
         row = await self._store.api_key_by_prefix(parsed.prefix) if parsed else None
         if row is None or row.revoked_at is not None or not api_keys.key_matches(key, row.key_hash):
@@ -110,7 +129,11 @@ class Authenticator:
         user = await self._store.user_by_id(row.user_id)
         if user is None or not user.is_active:
             raise AuthError("the API key's account is disabled")
-        return Identity(user.id, frozenset(user.roles))
+        return Identity(user.id, frozenset(user.roles)), row.prefix
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop every cached credential of ``user_id`` so this process verifies them again."""
+        self._verified.forget_user(user_id)
 
     def forget_key(self, key_prefix: str) -> None:
         """Drop a revoked key from the cache so this gateway process refuses it at once."""

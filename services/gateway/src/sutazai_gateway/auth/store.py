@@ -119,3 +119,33 @@ class AuthStore:
             uuid.UUID(key_id), uuid.UUID(user_id),
         )
         return status.endswith(" 1")
+
+    async def list_users(self) -> list[User]:
+        rows = await self._pool.fetch("SELECT * FROM auth.users ORDER BY created_at, username")
+        return [_user(r) for r in rows]
+
+    async def update_user(self, user_id: str, *, is_active: bool | None = None,
+                          is_admin: bool | None = None) -> User | None:
+        """Change the given fields; the user as it is afterwards, or None when there is no such user."""
+        row = await self._pool.fetchrow(
+            "UPDATE auth.users SET is_active = coalesce($2, is_active), is_admin = coalesce($3, is_admin)"
+            " WHERE id = $1 RETURNING *",
+            uuid.UUID(user_id), is_active, is_admin,
+        )
+        return _user(row) if row else None
+
+    async def delete_user(self, user_id: str) -> bool:
+        """Delete the user and (by the foreign key) their API keys."""
+        status = await self._pool.execute("DELETE FROM auth.users WHERE id = $1", uuid.UUID(user_id))
+        return status.endswith(" 1")
+
+    async def record_key_use(self, used: dict[str, datetime]) -> None:
+        """Set ``last_used_at`` of many keys (prefix -> when) in one statement; never moves it backwards."""
+        if not used:
+            return
+        prefixes, stamps = zip(*used.items(), strict=True)
+        await self._pool.execute(
+            "UPDATE auth.api_keys AS k SET last_used_at = greatest(k.last_used_at, u.at)"
+            " FROM unnest($1::text[], $2::timestamptz[]) AS u(prefix, at) WHERE k.prefix = u.prefix",
+            list(prefixes), list(stamps), timeout=5,
+        )

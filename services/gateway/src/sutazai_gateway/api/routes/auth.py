@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
 from sutazai_gateway.auth.service import AccountLockedError, AuthError
-from sutazai_gateway.auth.store import AuthStore, UsernameTakenError
+from sutazai_gateway.auth.store import AuthStore, User, UsernameTakenError
 from sutazai_gateway.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -65,6 +65,20 @@ class UserInfo(BaseModel):
     email: str | None
     is_admin: bool
     roles: list[str]
+    is_active: bool = True
+
+
+class UserChange(BaseModel):
+    """What an admin may change about a user; fields left out stay as they are."""
+
+    is_active: bool | None = Field(None, description="false disables the account: its tokens and API keys stop "
+                                                     "working within seconds on every gateway")
+    is_admin: bool | None = None
+
+
+def _info(user: User) -> UserInfo:
+    return UserInfo(id=user.id, username=user.username, email=user.email, is_admin=user.is_admin,
+                    roles=list(user.roles), is_active=user.is_active)
 
 
 def _store(state: StateDep) -> AuthStore:
@@ -96,8 +110,7 @@ async def me(user: CurrentUser, state: StateDep) -> UserInfo:
     found = await _store(state).user_by_id(user.user_id)
     if found is None:
         raise HTTPException(404, "the account no longer exists")
-    return UserInfo(id=found.id, username=found.username, email=found.email, is_admin=found.is_admin,
-                    roles=list(found.roles))
+    return _info(found)
 
 
 @router.post("/api-keys", status_code=201, responses=problem_responses(401, 413, 422))
@@ -119,8 +132,23 @@ async def revoke_api_key(key_id: Annotated[uuid.UUID, Path()], user: CurrentUser
     rows = {r.id: r for r in await store.api_keys_of(user.user_id)}
     if str(key_id) not in rows or not await store.revoke_api_key(user.user_id, str(key_id)):
         raise HTTPException(404, "no such active API key")
-    state.auth.forget_key(rows[str(key_id)].prefix)
+    await _revoked_key(state, rows[str(key_id)].prefix)
     return Response(status_code=204)
+
+
+async def _revoked_key(state: StateDep, prefix: str) -> None:
+    """Every gateway process and instance drops the key at once (this one even when NATS is away)."""
+    if state.revocations is not None:
+        await state.revocations.api_key(prefix)
+    else:
+        state.auth.forget_key(prefix)
+
+
+async def _revoked_user(state: StateDep, user_id: str) -> None:
+    if state.revocations is not None:
+        await state.revocations.user(user_id)
+    else:
+        state.auth.forget_user(user_id)
 
 
 @router.post("/users", status_code=201, responses=problem_responses(401, 403, 409, 413, 422))
@@ -129,5 +157,35 @@ async def create_user(body: NewUser, _: AdminUser, state: StateDep) -> UserInfo:
         user = await state.auth.create_user(body.username, body.password, email=body.email, is_admin=body.is_admin)
     except UsernameTakenError as exc:
         raise HTTPException(409, f"the username {body.username!r} is taken") from exc
-    return UserInfo(id=user.id, username=user.username, email=user.email, is_admin=user.is_admin,
-                    roles=list(user.roles))
+    return _info(user)
+
+
+@router.get("/users", responses=problem_responses(401, 403))
+async def list_users(_: AdminUser, state: StateDep) -> list[UserInfo]:
+    return [_info(u) for u in await _store(state).list_users()]
+
+
+@router.patch("/users/{user_id}", responses=problem_responses(401, 403, 404, 409, 413, 422))
+async def change_user(user_id: Annotated[uuid.UUID, Path()], body: UserChange, admin: AdminUser,
+                      state: StateDep) -> UserInfo:
+    """Disable or enable an account, grant or take the admin role. A disabled user's tokens and API keys stop
+    working on every gateway within seconds (the change is announced); re-enabling brings them back."""
+    if str(user_id) == admin.user_id and (body.is_active is False or body.is_admin is False):
+        raise HTTPException(409, "you cannot disable your own account or take your own admin role")
+    user = await _store(state).update_user(str(user_id), is_active=body.is_active, is_admin=body.is_admin)
+    if user is None:
+        raise HTTPException(404, "no such user")
+    await _revoked_user(state, user.id)  # cached credentials carry the old state: verify them again
+    return _info(user)
+
+
+@router.delete("/users/{user_id}", status_code=204, responses=problem_responses(401, 403, 404, 409, 422))
+async def delete_user(user_id: Annotated[uuid.UUID, Path()], admin: AdminUser, state: StateDep) -> Response:
+    """Delete an account and its API keys; its tokens stop working on every gateway within seconds. Its tasks,
+    memories and documents stay in their services, owned by the deleted id."""
+    if str(user_id) == admin.user_id:
+        raise HTTPException(409, "you cannot delete your own account")
+    if not await _store(state).delete_user(str(user_id)):
+        raise HTTPException(404, "no such user")
+    await _revoked_user(state, str(user_id))
+    return Response(status_code=204)

@@ -16,6 +16,7 @@ FEATURES = {
     "memory": True,
     "mesh": True,
     "authentication": True,
+    "signed_service_identity": True,  # services trust only identities the gateway or a worker signed
 }
 
 
