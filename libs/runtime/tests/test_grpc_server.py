@@ -15,7 +15,7 @@ from sutazai.common.v1 import common_pb2, common_pb2_grpc
 from sutazai.mesh.v1 import mesh_pb2, mesh_pb2_grpc
 from sutazai_runtime.grpc_client import open_channel
 from sutazai_runtime.grpc_server import GrpcService, serve
-from sutazai_runtime.identity import Identity
+from sutazai_runtime.identity.testing import metadata as signed_metadata
 from sutazai_runtime.probes import Probe
 from sutazai_runtime.resilience import BreakerPolicy, CircuitBreaker
 from sutazai_runtime.resilience.guards import Guard, breaker_guard
@@ -161,8 +161,8 @@ async def test_diagnostics_shows_and_resets_the_breakers_to_admins_only() -> Non
     breaker.acquire()
     breaker.record_failure()
     assert breaker.state == "open"
-    admin = Identity("root", frozenset({"admin"})).to_metadata()
-    user = Identity("someone", frozenset({"user"})).to_metadata()
+    admin = signed_metadata("root", admin=True)
+    user = signed_metadata("someone")
     async with _running(_Dependency(), guards=(breaker_guard(breaker, lambda: 2),)) as (channel, _, _):
         diagnostics = common_pb2_grpc.DiagnosticsStub(channel)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
