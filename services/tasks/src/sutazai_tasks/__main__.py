@@ -102,8 +102,8 @@ async def run_worker(settings: Settings) -> None:
     tasks = open_channel(settings.tasks_addr)  # its McpService runs agents' MCP tools
     store = TaskStore(pool)
     toolbox = Toolbox(agents, tasks, store, bus, MemoryTools(memory_upstream))
-    run = AgentRun(chat, StepStore(pool), toolbox, bus, default_max_steps=settings.agent_max_steps,
-                   tool_timeout_s=settings.tool_timeout_s)
+    run = AgentRun(chat, StepStore(pool, flush=settings.agent_steps_flush), toolbox, bus,
+                   default_max_steps=settings.agent_max_steps, tool_timeout_s=settings.tool_timeout_s)
     slots = ModelSlots(settings.worker_default_model_slots)
     runner = handlers.AgentRunner(agents, chat, slots, admit_wait_s=settings.worker_admit_wait_s,
                                   toolbox=toolbox, run=run, memory=memory)

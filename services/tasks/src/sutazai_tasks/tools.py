@@ -7,6 +7,7 @@ The model sees ``server__tool`` (OpenAI's tool names allow no ``/``); events and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -34,6 +35,9 @@ class ToolSpec:
     description: str
     parameters: dict[str, Any]
     requires_approval: bool = False
+    # Safe to run again when a run resumes after a worker died while the call ran (read-only or idempotent).
+    # MCP tools are not assumed to be: the model is told the call may have taken effect instead.
+    repeatable: bool = False
 
     @property
     def model_name(self) -> str:
@@ -49,16 +53,17 @@ class ToolOutcome:
 
 PLATFORM_TOOLS = {
     "list_agents": ToolSpec("list_agents", "List the platform's agents (id, name, description).",
-                            {"type": "object", "properties": {"query": {"type": "string"}}}),
+                            {"type": "object", "properties": {"query": {"type": "string"}}}, repeatable=True),
     "delegate_to_agent": ToolSpec(
         "delegate_to_agent", "Hand a sub-task to another agent and wait for its answer.",
         {"type": "object", "properties": {"agent_id": {"type": "string"}, "input": {"type": "string"}},
-         "required": ["agent_id", "input"]}),
+         "required": ["agent_id", "input"]}, repeatable=True),  # the sub-task's idempotency key
     "search_memory": ToolSpec(
         "search_memory", "Search what you remember about this user (your long-term memory), most relevant first.",
-        SEARCH_PARAMETERS),
+        SEARCH_PARAMETERS, repeatable=True),
     "store_memory": ToolSpec(
-        "store_memory", "Remember a fact about this user for later runs (your long-term memory).", STORE_PARAMETERS),
+        "store_memory", "Remember a fact about this user for later runs (your long-term memory).", STORE_PARAMETERS,
+        repeatable=True),  # the memory service de-duplicates by scope and content
 }
 
 
@@ -98,7 +103,7 @@ class Toolbox:
             if spec is None:
                 continue
             if name in approval and not spec.requires_approval:
-                spec = ToolSpec(spec.name, spec.description, spec.parameters, True)
+                spec = dataclasses.replace(spec, requires_approval=True)
             found.append(spec)
         return found
 
