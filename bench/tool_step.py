@@ -64,9 +64,10 @@ async def direct(count_file: Path, calls: int, out: dict[str, list[float]]) -> N
         await client.list_tools()  # as the hub does on connecting (the SDK caches the tools' schemas)
         await client.call_tool("count", {"label": "warm"})
         for i in range(calls):
-            started = time.perf_counter()
+            cpu, started = time.process_time(), time.perf_counter()
             await client.call_tool("count", {"label": f"d{i}"})
             out["direct SDK call"].append((time.perf_counter() - started) * 1000)
+            out["direct SDK call's CPU (this process)"].append((time.process_time() - cpu) * 1000)
 
 
 class _Timed:
@@ -145,7 +146,7 @@ async def platform(count_file: Path, calls: int, out: dict[str, list[float]], *,
             out["platform tool step"].append(wall)
             out["  the tool's own time (SDK call in the hub)"].append(tool[-1])
             out["platform's own time per step"].append(wall - tool[-1])
-            out["platform's own CPU per step (this process)"].append(cpu)
+            out["platform tool step's CPU (this process, SDK client included)"].append(cpu)
         await channel.close()
         await pool.close()
     finally:
@@ -188,6 +189,9 @@ async def main() -> None:
         d, t = statistics.median(results["direct SDK call"]), statistics.median(
             results["  the tool's own time (SDK call in the hub)"])
         print(f"the hub's SDK call vs the direct one: {t - d:+.3f} ms (median)")  # noqa: T201
+        cpu = (statistics.median(results["platform tool step's CPU (this process, SDK client included)"])
+               - statistics.median(results["direct SDK call's CPU (this process)"]))
+        print(f"CPU per step beyond the direct SDK call's: {cpu:.3f} ms (medians)")  # noqa: T201
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # noqa: T201
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)
