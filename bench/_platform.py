@@ -138,6 +138,19 @@ def platform_stack(extra_env: dict[str, str] | None = None) -> Iterator[Platform
             shutil.rmtree(home, ignore_errors=True)
 
 
+def signed_metadata(home: Path, user_id: str, *, admin: bool = False) -> tuple[tuple[str, str], ...]:
+    """Call metadata carrying ``user_id``'s identity with a proof signed by the stack's own key (the launcher's
+    ``<home>/identity``), for benchmarks that call a service's gRPC port directly: services refuse bare
+    identity metadata."""
+    from sutazai_runtime.identity import ADMIN, USER, Identity, IdentitySettings
+    from sutazai_runtime.identity.keys import PRIVATE_FILE, PUBLIC_FILE
+
+    settings = IdentitySettings(private_key_file=home / "identity" / PRIVATE_FILE,
+                                public_keys_file=home / "identity" / PUBLIC_FILE)
+    roles = frozenset({ADMIN, USER} if admin else {USER})
+    return settings.minter("gateway").attach(Identity(user_id, roles)).to_metadata()
+
+
 # --- command line --------------------------------------------------------------------------------------------
 
 

@@ -31,9 +31,8 @@ from pathlib import Path
 
 import aiohttp
 import grpc
-from _platform import Platform, platform_stack, run_benchmark, say
+from _platform import Platform, platform_stack, run_benchmark, say, signed_metadata
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
-from sutazai_runtime.identity import Identity
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "mesh_hop.json"
 AGENT_ID = "summarizer"
@@ -60,8 +59,8 @@ async def run_loops(call, in_flight: int, requests: int) -> tuple[list[float], f
     return latencies, len(latencies) / (time.perf_counter() - started)
 
 
-async def measure(url: str, key: str, agents_port: int, requests: int, rounds: int) -> dict[str, object]:
-    metadata = Identity("bench-user", frozenset({"user"})).to_metadata()
+async def measure(url: str, key: str, agents_port: int, requests: int, rounds: int,
+                  metadata: tuple[tuple[str, str], ...]) -> dict[str, object]:
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{agents_port}")
     stub = agents_pb2_grpc.AgentServiceStub(channel)
     request = agents_pb2.GetAgentRequest(id=AGENT_ID)
@@ -156,7 +155,7 @@ def benchmark(args: argparse.Namespace) -> None:
     with existing_or_new(args.home, {"SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
         services = json.loads((stack.home / "run" / "stack.json").read_text())["services"]
         results = asyncio.run(measure(stack.url, stack.admin_key, services["agents"]["port"], args.requests,
-                                      args.rounds))
+                                      args.rounds, signed_metadata(stack.home, "bench-user")))
         if args.home is None:  # it kills a service: only on a stack of its own
             results["open_breaker"] = asyncio.run(measure_open_breaker(
                 stack.url, stack.admin_key, services["mesh"]["pid"], min(args.requests, 1000), args.rounds))

@@ -26,11 +26,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
-from _platform import Platform, platform_stack, run_benchmark, say
+from _platform import Platform, platform_stack, run_benchmark, say, signed_metadata
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai_runtime.balancing import STRATEGIES
 from sutazai_runtime.discovery.nats_kv import NatsKvRegistry
-from sutazai_runtime.identity import Identity
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "mesh_slow_instance.json"
@@ -42,9 +41,8 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-async def load(upstream: Upstream, seconds: float) -> list[float]:
+async def load(upstream: Upstream, seconds: float, metadata: tuple[tuple[str, str], ...]) -> list[float]:
     stub = upstream.stub(agents_pb2_grpc.AgentServiceStub)
-    metadata = Identity("bench-user").to_metadata()
     request = agents_pb2.GetAgentRequest(id="summarizer")
     latencies: list[float] = []
     end = time.monotonic() + seconds
@@ -71,7 +69,8 @@ async def stall(pid: int, stop_s: float, period_s: float, stop: asyncio.Event) -
         os.kill(pid, signal.SIGCONT)
 
 
-async def measure(nats_url: str, bucket: str, slow_pid: int, args: argparse.Namespace) -> dict[str, object]:
+async def measure(nats_url: str, bucket: str, slow_pid: int, args: argparse.Namespace,
+                  metadata: tuple[tuple[str, str], ...]) -> dict[str, object]:
     registry = NatsKvRegistry(await nats.connect(nats_url), bucket=bucket, owns_connection=True)
     await registry.start()
     deadline = time.monotonic() + 30
@@ -82,11 +81,11 @@ async def measure(nats_url: str, bucket: str, slow_pid: int, args: argparse.Name
     results: dict[str, object] = {}
     for strategy in STRATEGIES:
         upstream = Upstream("agents", registry=registry, policy=UpstreamPolicy(strategy=strategy))
-        await load(upstream, 1.0)  # warm up
-        healthy = await load(upstream, args.seconds)
+        await load(upstream, 1.0, metadata)  # warm up
+        healthy = await load(upstream, args.seconds, metadata)
         stop = asyncio.Event()
         staller = asyncio.create_task(stall(slow_pid, args.stop_ms / 1000, args.period_ms / 1000, stop))
-        slowed = await load(upstream, args.seconds)
+        slowed = await load(upstream, args.seconds, metadata)
         stop.set()
         await staller
         await upstream.close()
@@ -119,7 +118,8 @@ def benchmark(args: argparse.Namespace) -> None:
     with existing_or_new(args.home, {"SUTAZAI_REPLICAS": "agents=2", "SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
         state = json.loads((stack.home / "run" / "stack.json").read_text())
         results = asyncio.run(measure(state["infra"]["nats"]["url"], state["registry_bucket"],
-                                      state["services"]["agents-2"]["pid"], args))
+                                      state["services"]["agents-2"]["pid"], args,
+                                      signed_metadata(stack.home, "bench-user")))
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_PATH.write_text(json.dumps({"at": datetime.now(UTC).isoformat(), "in_flight": IN_FLIGHT,
                                         "seconds": args.seconds, "stop_ms": args.stop_ms, "period_ms": args.period_ms,

@@ -183,6 +183,56 @@ async def test_the_official_mcp_client_lists_and_calls_the_platforms_tools(stack
         assert not read.is_error and read.structured_content["task_id"] == task_id
 
 
+async def test_the_official_mcp_client_stores_and_searches_memories_in_the_callers_scope(
+        stack: RunningStack, admin: httpx.Client) -> None:
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    fact = f"The boat is called Vega-{time.time_ns()}."
+    async with httpx2.AsyncClient(headers=stack.admin_headers, timeout=60) as http, \
+            Client(streamable_http_client(stack.url + "/mcp", http_client=http)) as client:
+        assert {"search_memory", "store_memory"} <= {t.name for t in (await client.list_tools()).tools}
+        stored = await client.call_tool("store_memory", {"content": fact, "agent_id": "mcp-notes"})
+        assert not stored.is_error, stored
+        memory_id = stored.structured_content["id"]
+        assert stored.structured_content["event"] == "created"
+        found = await client.call_tool("search_memory", {"query": "What is the boat called?", "agent_id": "mcp-notes"})
+        assert not found.is_error and memory_id in "".join(getattr(c, "text", "") for c in found.content)
+        refused = await client.call_tool("search_memory", {"query": "boat", "limit": 0})
+        assert refused.is_error
+        saved = (await http.get(stack.url + f"/api/v1/memory/{memory_id}")).json()
+    assert saved["content"] == fact and saved["agent_id"] == "mcp-notes"
+
+
+@pytest.mark.timeout(900)  # two model steps on a shared 2-core machine
+def test_an_agent_stores_a_memory_with_its_tool_in_its_owners_and_its_own_scope(
+        stack: RunningStack, admin: httpx.Client) -> None:
+    created = admin.post("/api/v1/agents", json={
+        "id": "memo-agent", "name": "memo-agent", "description": "Remembers what it is told.",
+        "tools": ["store_memory", "search_memory"], "max_steps": 2, "max_tokens": 40, "temperature": 0,
+        "system_prompt": "You remember facts. Store the fact you are told with store_memory, then confirm."})
+    assert created.status_code in (200, 201), created.text
+    task_id = _submit(admin, "memo-agent", "Remember this: the spare key is under the blue pot.", "store_memory")
+    events = _events(admin, task_id)
+    task = admin.get(f"/api/v1/tasks/{task_id}").json()
+    assert task["status"] == "completed", task
+    assert [k for k, _ in events if k in ("tool_call", "tool_result")][:2] == ["tool_call", "tool_result"]
+    result = next(s for s in task["result"]["steps"] if s["kind"] == "tool_result")
+    assert result["tool"] == "store_memory" and not result["is_error"], result
+    stored = json.loads(result["content"])
+    saved = admin.get(f"/api/v1/memory/{stored['id']}")
+    assert saved.status_code == 200 and saved.json()["agent_id"] == "memo-agent", saved.text
+    # Stored for the task's owner: another user does not see it.
+    name = f"memo-other-{time.time_ns()}"
+    assert admin.post("/api/v1/auth/users", json={"username": name, "password": "a-long-password"}).status_code == 201
+    token = httpx.post(stack.url + "/api/v1/auth/login", json={"username": name, "password": "a-long-password"},
+                       timeout=30).json()["access_token"]
+    hidden = httpx.get(stack.url + f"/api/v1/memory/{stored['id']}", headers={"Authorization": f"Bearer {token}"},
+                       timeout=30)
+    assert hidden.status_code == 404, hidden.text
+
+
 def test_the_mcp_endpoint_needs_the_gateways_credentials(stack: RunningStack) -> None:
     for headers in ({}, {"X-API-Key": "wrong"}):
         refused = httpx.post(stack.url + "/mcp", json={}, headers=headers, timeout=10)

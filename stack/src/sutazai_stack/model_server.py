@@ -8,7 +8,12 @@ user turns naming the call they answer); it has no ``tool_choice: "required"`` (
 that is the tool, else ``auto``); and it has no default system message (SmolLM2's own is added).
 Every other request (no tools, or ``tool_choice: "none"``) goes to the model's own GGUF chat template, as
 before, with earlier tool calls and results written out as text; ``response_format`` there becomes a
-grammar too."""
+grammar too.
+
+Grammars from JSON schemas (``response_format`` schemas and tool arguments) keep raw control characters out
+of strings, as JSON requires: llama-cpp-python's converter lets a string hold a raw newline (its ``char`` rule
+is ``[^"\\]``; llama.cpp's own converter excludes ``\x00-\x1F`` since llama.cpp#5888; llama-cpp-python#1259),
+so a small model could leave the JSON mid-string for prose with newlines until ``max_tokens`` cut it short."""
 
 from __future__ import annotations
 
@@ -17,8 +22,13 @@ import sys
 from typing import Any
 
 import llama_cpp.llama_chat_format as formats
+import llama_cpp.llama_grammar as grammars
 
 FORMAT = "sutazai-chatml-tools"
+# A JSON string's character: anything but a quote, a backslash or a control character, or an escape
+# (llama.cpp's common/json-schema-to-grammar.cpp). Grammars are built from this table per request.
+grammars.PRIMITIVE_RULES["char"] = grammars.BuiltinRule(
+    r'[^"\\\x7F\x00-\x1F] | [\\] (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])', [])
 DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
 

@@ -1,7 +1,8 @@
 """The platform as an MCP server at ``/mcp`` (streamable HTTP, the official ``mcp`` SDK), so that desktop
-assistants use it: list agents, submit a task, read a task. The caller presents the gateway's credentials
-(``Authorization: Bearer <token or API key>`` or ``X-API-Key``) and every tool acts in the caller's scope
-(a user sees only their own tasks). Translation to gRPC only, like the REST routes."""
+assistants use it: list agents, submit a task, read a task, search and store memories. The caller presents the
+gateway's credentials (``Authorization: Bearer <token or API key>`` or ``X-API-Key``) and every tool acts in
+the caller's scope (a user sees only their own tasks and memories). Translation to gRPC only, like the REST
+routes."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai.common.v1 import common_pb2
+from sutazai.memory.v1 import memory_pb2, memory_pb2_grpc
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from sutazai_runtime.identity import Identity
 
 from sutazai_gateway.api.deps import GatewayState, caller, presented_credential
+from sutazai_gateway.api.routes.memory_common import MEMORY_TIMEOUT_S
 from sutazai_gateway.api.routes.tasks import task_json
 from sutazai_gateway.auth.service import AuthError
 from sutazai_gateway.problems import problem
@@ -43,6 +46,9 @@ def build_mcp_server(state: StateGetter) -> MCPServer:
 
     def stub_tasks() -> tasks_pb2_grpc.TaskServiceStub:
         return state().upstreams["tasks"].stub(tasks_pb2_grpc.TaskServiceStub)
+
+    def stub_memory() -> memory_pb2_grpc.MemoryServiceStub:
+        return state().upstreams["memory"].stub(memory_pb2_grpc.MemoryServiceStub)
 
     @mcp.tool()
     async def list_agents(ctx: Context, query: str = "", capability: str = "") -> list[dict[str, Any]]:
@@ -70,6 +76,34 @@ def build_mcp_server(state: StateGetter) -> MCPServer:
         task = await _call(stub_tasks().GetTask(tasks_pb2.GetTaskRequest(task_id=task_id),
                                                 metadata=identity.to_metadata(), timeout=10))
         return json.loads(json.dumps(task_json(task), default=str))
+
+    @mcp.tool()
+    async def search_memory(ctx: Context, query: str, limit: int = 5, agent_id: str = "") -> list[dict[str, Any]]:
+        """Search your memories (hybrid: meaning and keywords), most relevant first; agent_id narrows the search
+        to the memories of one agent."""
+        identity = await caller_of(ctx)
+        if not query.strip() or not 1 <= limit <= 100:
+            raise ValueError("query must not be empty and limit must be from 1 to 100")
+        reply = await _call(stub_memory().SearchMemories(memory_pb2.SearchMemoriesRequest(
+            query=query, limit=limit, scope=memory_pb2.Scope(agent_id=agent_id)),
+            metadata=identity.to_metadata(), timeout=MEMORY_TIMEOUT_S))
+        return [{"id": h.memory.id, "content": h.memory.content, "score": h.score,
+                 "agent_id": h.memory.scope.agent_id or None} for h in reply.results]
+
+    @mcp.tool()
+    async def store_memory(ctx: Context, content: str, agent_id: str = "") -> dict[str, Any]:
+        """Store one memory (a fact, as text) for later searches; agent_id files it under one agent. The same
+        content stored twice is one memory (event "duplicate")."""
+        identity = await caller_of(ctx)
+        if not content.strip() or len(content) > 32_000:
+            raise ValueError("content must be 1 to 32000 characters")
+        reply = await _call(stub_memory().AddMemories(memory_pb2.AddMemoriesRequest(items=[memory_pb2.MemoryInput(
+            content=content, scope=memory_pb2.Scope(agent_id=agent_id))]),
+            metadata=identity.to_metadata(), timeout=MEMORY_TIMEOUT_S))
+        result = reply.results[0] if reply.results else None
+        if result is None or result.event == "skipped":
+            raise ValueError(f"not stored: {result.reason if result else 'no result'}")
+        return {"id": result.memory.id, "event": result.event}
 
     return mcp
 

@@ -33,6 +33,7 @@ from sutazai_tasks.config import Settings
 from sutazai_tasks.mcp_client import McpHub, load_config
 from sutazai_tasks.mcp_service import MCP_SERVICE, McpServicer
 from sutazai_tasks.memory_context import MemoryContext
+from sutazai_tasks.memory_tools import MemoryTools
 from sutazai_tasks.mesh_delivery import MeshDelivery
 from sutazai_tasks.model import WORKER_ISSUER
 from sutazai_tasks.orchestration import Orchestrator
@@ -92,19 +93,22 @@ async def run_worker(settings: Settings) -> None:
     registry = await connect_with_retry(
         "registry", lambda: open_registry(settings.discovery, client_name="sutazai-tasks-worker",
                                           static_addresses={"agents": settings.agents_addr,
-                                                            "chat": settings.chat_addr}),
+                                                            "chat": settings.chat_addr,
+                                                            "memory": settings.memory_addr}),
         timeout_s=settings.startup_timeout_s,
     )
     # instances from the registry's watch, balanced and protected per call (a long agent run: no per-try cap)
     agents = Upstream("agents", registry=registry, policy=UpstreamPolicy(timeout_s=10.0, per_try_timeout_s=5.0))
     chat = Upstream("chat", registry=registry, policy=UpstreamPolicy(timeout_s=settings.chat_timeout_s))
     http = aiohttp.ClientSession()
-    memory = MemoryContext(open_channel(settings.memory_addr), limit=settings.memory_recall_limit)
+    # recall (memory_context.py) and the memory tools (memory_tools.py) share one balanced upstream
+    memory_upstream = Upstream("memory", registry=registry, policy=UpstreamPolicy(timeout_s=10.0))
+    memory = MemoryContext(memory_upstream, limit=settings.memory_recall_limit)  # type: ignore[arg-type]
     tasks = open_channel(settings.tasks_addr)  # its McpService runs agents' MCP tools
     store = TaskStore(pool)
-    toolbox = Toolbox(agents, tasks, store, bus)
-    run = AgentRun(chat, StepStore(pool), toolbox, bus, default_max_steps=settings.agent_max_steps,
-                   tool_timeout_s=settings.tool_timeout_s)
+    toolbox = Toolbox(agents, tasks, store, bus, MemoryTools(memory_upstream))
+    run = AgentRun(chat, StepStore(pool, flush=settings.agent_steps_flush), toolbox, bus,
+                   default_max_steps=settings.agent_max_steps, tool_timeout_s=settings.tool_timeout_s)
     slots = ModelSlots(settings.worker_default_model_slots)
     runner = handlers.AgentRunner(agents, chat, minter, slots, admit_wait_s=settings.worker_admit_wait_s,
                                   toolbox=toolbox, run=run, memory=memory)
@@ -131,6 +135,7 @@ async def run_worker(settings: Settings) -> None:
             async with asyncio.timeout(2.0):
                 await agents.close()
                 await chat.close()
+                await memory_upstream.close()
                 await tasks.close()
                 await registry.close()
                 await http.close()

@@ -4,9 +4,11 @@
 Every step is committed (``steps``) before the next one starts and published as a task event
 (``tool_call``, ``tool_result``; the model's tokens as ``progress``). The run is rebuilt from its committed
 steps each time a worker takes the task, so a worker killed mid-run loses nothing and a tool call whose
-result was committed never runs again; a call interrupted before its result was committed runs again
-(at-least-once for that one call). A tool marked ``requires_approval`` parks the run (``waiting_approval``)
-until the owner decides; a rejection reaches the model as the tool's result."""
+result was committed never runs again. Just before a tool runs, a ``tool_call`` step records that it was
+started: a call found started without a result when the run resumes (the worker died while it ran) is not
+run again unless the tool is ``repeatable`` (the platform's own tools are: read-only, or idempotent); the
+model reads that it may or may not have taken effect. A tool marked ``requires_approval`` parks the run
+(``waiting_approval``) until the owner decides; a rejection reaches the model as the tool's result."""
 
 from __future__ import annotations
 
@@ -79,6 +81,7 @@ class AgentRun:
         while True:
             for call in _pending(steps):
                 steps.append(await self._run_tool(task, call, by_model_name.get(call["name"]), steps, metadata))
+                # (_run_tool appends the call's ``tool_call`` step itself, before the tool runs)
             model_steps = [s for s in steps if s.kind == "model"]
             if model_steps and not model_steps[-1].data.get("tool_calls"):
                 final = model_steps[-1].data
@@ -166,7 +169,12 @@ class AgentRun:
                     raise ParkedError(f"waiting for approval of {name}")
                 if decision is not None and not decision.get("approved"):
                     content = f"the call was rejected by a person: {decision.get('reason') or 'no reason given'}"
+                elif not spec.repeatable and any(s.kind == "tool_call" and s.data.get("call_id") == call["id"]
+                                                 for s in steps):
+                    content = (f"this call of {name} was started before the run was interrupted and its result was "
+                               "never recorded: it may or may not have taken effect. Check before calling it again.")
                 else:
+                    steps.append(await self._commit(task, steps, "tool_call", {"call_id": call["id"], "tool": name}))
                     outcome = await self._toolbox.call(spec, arguments, task, call["id"], metadata,
                                                        self._tool_timeout_s)
                     content, is_error = outcome.content, outcome.is_error

@@ -27,6 +27,9 @@ class Settings(ServiceSettings):
     # Agent runs with tools: model calls at most when the definition has no max_steps, and each tool's deadline.
     agent_max_steps: int = Field(4, ge=1, le=50)
     tool_timeout_s: float = Field(30.0, gt=0, le=600)
+    # true: each agent step's commit waits for PostgreSQL's WAL flush, so steps survive a PostgreSQL crash too;
+    # false: asynchronous commit (a killed worker still loses nothing; steps.py says what a PostgreSQL crash can).
+    agent_steps_flush: bool = False
     # Where workers reach the tasks service's McpService (the tasks gRPC server).
     tasks_addr: str = "127.0.0.1:50052"
     # Backpressure: a task whose model is at capacity waits up to admit_wait_s for a slot in the worker, then

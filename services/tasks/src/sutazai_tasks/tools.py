@@ -1,11 +1,13 @@
-"""The tools an agent run may call: the platform's own (list agents, hand a sub-task to another agent) and
-those of the configured MCP servers (``server/tool``, run by the tasks service's ``McpService``).
+"""The tools an agent run may call: the platform's own (list agents, hand a sub-task to another agent, search
+and store memories: ``memory_tools``) and those of the configured MCP servers (``server/tool``, run by the
+tasks service's ``McpService``).
 
 The model sees ``server__tool`` (OpenAI's tool names allow no ``/``); events and results use ``server/tool``."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -16,9 +18,10 @@ import grpc
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai.common.v1 import common_pb2
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
-from sutazai_runtime.resilience.upstream import stub_of
+from sutazai_runtime.resilience.upstream import Upstream, stub_of
 
 from sutazai_tasks.bus import TaskBus
+from sutazai_tasks.memory_tools import SEARCH_PARAMETERS, STORE_PARAMETERS, MemoryTools
 from sutazai_tasks.model import CallMetadata, NewTask, TaskRow
 from sutazai_tasks.store import TaskStore
 
@@ -31,6 +34,9 @@ class ToolSpec:
     description: str
     parameters: dict[str, Any]
     requires_approval: bool = False
+    # Safe to run again when a run resumes after a worker died while the call ran (read-only or idempotent).
+    # MCP tools are not assumed to be: the model is told the call may have taken effect instead.
+    repeatable: bool = False
 
     @property
     def model_name(self) -> str:
@@ -46,17 +52,25 @@ class ToolOutcome:
 
 PLATFORM_TOOLS = {
     "list_agents": ToolSpec("list_agents", "List the platform's agents (id, name, description).",
-                            {"type": "object", "properties": {"query": {"type": "string"}}}),
+                            {"type": "object", "properties": {"query": {"type": "string"}}}, repeatable=True),
     "delegate_to_agent": ToolSpec(
         "delegate_to_agent", "Hand a sub-task to another agent and wait for its answer.",
         {"type": "object", "properties": {"agent_id": {"type": "string"}, "input": {"type": "string"}},
-         "required": ["agent_id", "input"]}),
+         "required": ["agent_id", "input"]}, repeatable=True),  # the sub-task's idempotency key
+    "search_memory": ToolSpec(
+        "search_memory", "Search what you remember about this user (your long-term memory), most relevant first.",
+        SEARCH_PARAMETERS, repeatable=True),
+    "store_memory": ToolSpec(
+        "store_memory", "Remember a fact about this user for later runs (your long-term memory).", STORE_PARAMETERS,
+        repeatable=True),  # the memory service de-duplicates by scope and content
 }
 
 
 class Toolbox:
-    def __init__(self, agents: grpc.aio.Channel, tasks: grpc.aio.Channel, store: TaskStore, bus: TaskBus) -> None:
+    def __init__(self, agents: grpc.aio.Channel | Upstream, tasks: grpc.aio.Channel, store: TaskStore, bus: TaskBus,
+                 memory: MemoryTools | None = None) -> None:
         self._agents = stub_of(agents, agents_pb2_grpc.AgentServiceStub)
+        self._memory = memory
         self._mcp = stub_of(tasks, tasks_pb2_grpc.McpServiceStub)
         self._store = store
         self._bus = bus
@@ -88,7 +102,7 @@ class Toolbox:
             if spec is None:
                 continue
             if name in approval and not spec.requires_approval:
-                spec = ToolSpec(spec.name, spec.description, spec.parameters, True)
+                spec = dataclasses.replace(spec, requires_approval=True)
             found.append(spec)
         return found
 
@@ -102,6 +116,8 @@ class Toolbox:
                     content, is_error = await self._list_agents(arguments, metadata), False
                 elif spec.name == "delegate_to_agent":
                     content, is_error = await self._delegate(arguments, task, call_id, timeout_s)
+                elif spec.name in ("search_memory", "store_memory"):
+                    content, is_error = await self._memory_tool(spec.name, arguments, task, metadata, timeout_s)
                 else:
                     server, tool = spec.name.split("/", 1)
                     reply = await self._mcp.CallTool(
@@ -114,6 +130,13 @@ class Toolbox:
         except grpc.aio.AioRpcError as exc:
             content, is_error = f"the tool {spec.name} failed: {exc.code().name}: {exc.details()}", True
         return ToolOutcome(content, is_error, round((time.perf_counter() - started) * 1000, 3))
+
+    async def _memory_tool(self, name: str, arguments: dict[str, Any], task: TaskRow,
+                           metadata: CallMetadata, timeout_s: float) -> tuple[str, bool]:
+        if self._memory is None:
+            return f"{name}: this worker has no memory service configured", True
+        run = self._memory.search if name == "search_memory" else self._memory.store
+        return await run(arguments, task, metadata, timeout_s)
 
     async def _list_agents(self, arguments: dict[str, Any], metadata: CallMetadata) -> str:
         reply = await self._agents.ListAgents(
