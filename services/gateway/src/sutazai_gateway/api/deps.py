@@ -11,9 +11,13 @@ import grpc
 from fastapi import Depends, HTTPException, Request
 from sutazai_runtime.identity import Identity
 
+from sutazai_gateway.api_cache import ApiCache
 from sutazai_gateway.auth.service import Authenticator, AuthError
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
+from sutazai_gateway.ratelimit import RedisRateLimiter
+from sutazai_gateway.ratelimit_middleware import IDENTIFIED
+from sutazai_gateway.ratelimit_policy import Policy
 from sutazai_gateway.upstreams import Upstreams
 
 
@@ -26,6 +30,9 @@ class GatewayState:
     started_monotonic: float
     # Tells every gateway process serving this port to close its breakers (each process keeps its own).
     announce_breaker_reset: Callable[..., Awaitable[None]] | None = None  # (name: str | None = None)
+    limiter: RedisRateLimiter | None = None  # None: rate limits off
+    limit_policy: Policy | None = None
+    api_cache: ApiCache | None = None  # None: the API cache is off
 
 
 async def get_state(request: Request) -> GatewayState:
@@ -56,6 +63,13 @@ async def current_user(request: Request) -> Identity:
     if credential is None:
         raise HTTPException(401, "this route needs a credential: Authorization: Bearer <token> or X-API-Key",
                             headers=_CHALLENGE)
+    # The rate limit already identified the caller (ratelimit_middleware): its outcome, not a second check.
+    seen = request.scope.get("state", {}).get(IDENTIFIED)
+    if seen is not None and seen[0] == credential:
+        outcome = seen[1]
+        if isinstance(outcome, Identity):
+            return outcome
+        raise HTTPException(401, str(outcome), headers=_CHALLENGE)
     auth: Authenticator = request.app.state.gateway.auth
     try:
         return await auth.identify(credential)
