@@ -61,7 +61,7 @@ async def main(args: argparse.Namespace) -> None:
     variants = {"one round trip": ours, "library, two calls": library, "GET baseline": plain_get}
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     try:
-        for name, call in variants.items():  # warm-up: connections, script loading
+        for call in variants.values():  # warm-up: connections, script loading
             await _run(call, args.concurrency * 20, args.concurrency)
         for index in range(args.rounds):
             order = list(variants) if index % 2 == 0 else list(reversed(variants))
