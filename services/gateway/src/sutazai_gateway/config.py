@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # GET /api/v1/health/detailed checks at most this often (one round in flight at a time); the last picture
     # otherwise.
     health_min_interval_s: float = Field(1.0, ge=0, le=300)
+    # Proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips: addresses, networks or "*"):
+    # behind Envoy or a load balancer, its address here, so limits per address count clients, not the proxy.
+    forwarded_allow_ips: str = "127.0.0.1"
     # Browsers from these origins may call the API (CORS). Never "*" with credentials.
     cors_origins: list[str] = Field(default_factory=list)
     cors_allow_credentials: bool = True
