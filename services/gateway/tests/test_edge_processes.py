@@ -147,6 +147,12 @@ def test_the_61st_request_of_a_user_in_a_minute_is_refused_on_every_process(edge
         other = clients[0].get("/api/v1/auth/me", headers={"X-API-Key": bob})
         assert other.status_code == 200
         assert other.headers["ratelimit-remaining"] == "58"  # his second request
+        # Model calls count against buckets of their own, with the original's limits (no chat service runs
+        # here: the answer is a 503, counted all the same).
+        chat = clients[1].post("/api/v1/chat", json={"message": "hi"}, headers={"X-API-Key": bob})
+        assert (chat.headers["ratelimit-limit"], chat.headers["ratelimit-remaining"]) == ("30", "29")
+        stream = clients[0].post("/api/v1/chat/stream", json={"message": "hi"}, headers={"X-API-Key": alice})
+        assert (stream.headers["ratelimit-limit"], stream.headers["ratelimit-remaining"]) == ("20", "19")
         # The admin is exempt: no count, no headers.
         admin = clients[1].get("/api/v1/auth/me", headers={"X-API-Key": admin_key})
         assert admin.status_code == 200 and "ratelimit-limit" not in admin.headers
