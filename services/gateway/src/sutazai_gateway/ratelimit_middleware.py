@@ -21,7 +21,8 @@ EXEMPT_PATHS = frozenset({"/health", "/health-emergency"})
 
 
 def credential_of(scope: Scope) -> str | None:
-    """``Authorization: Bearer <token or key>``, else ``X-API-Key`` (as ``deps.presented_credential``)."""
+    """``Authorization: Bearer <token or API key>``, else ``X-API-Key: <key>`` (the one reading of a credential;
+    ``deps.presented_credential`` uses it too)."""
     key = None
     for name, value in scope["headers"]:
         if name == b"authorization":

@@ -16,7 +16,7 @@ from sutazai_gateway.auth.service import Authenticator, AuthError
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
 from sutazai_gateway.ratelimit import RedisRateLimiter
-from sutazai_gateway.ratelimit_middleware import IDENTIFIED
+from sutazai_gateway.ratelimit_middleware import IDENTIFIED, credential_of
 from sutazai_gateway.ratelimit_policy import Policy
 from sutazai_gateway.upstreams import Upstreams
 
@@ -48,13 +48,7 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 def presented_credential(request: Request) -> str | None:
     """``Authorization: Bearer <token or API key>``, else ``X-API-Key: <key>``."""
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-    key = request.headers.get("x-api-key")
-    return key.strip() if key and key.strip() else None
+    return credential_of(request.scope)
 
 
 async def current_user(request: Request) -> Identity:
