@@ -18,10 +18,16 @@ KEY = "sk-sutazai-abcd1234-" + "A" * 43
 
 
 def _app() -> FastAPI:
+    from sutazai_gateway.problems import install_problem_handlers
     from sutazai_gateway.request_id import RequestId
 
     app = FastAPI()
+    install_problem_handlers(app)
     app.add_middleware(RequestId)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("broken")
 
     @app.get("/work")
     async def work() -> dict[str, str]:
@@ -46,7 +52,12 @@ def test_a_request_id_is_taken_or_made_echoed_and_logged(capsys: pytest.CaptureF
         # Not a sane token (a line break, too long): replaced, never echoed or logged.
         forged = client.get("/work", headers={"X-Request-ID": "x" * 200})
         assert forged.headers["x-request-id"] != "x" * 200
-        lines = [line for line in _lines(capsys.readouterr().out) if line["logger"] == "test.work"]
+        # An unhandled error is answered and logged outside the middleware: still with the request's id.
+        broken = TestClient(_app(), raise_server_exceptions=False).get("/boom", headers={"X-Request-ID": "boom-1"})
+        assert (broken.status_code, broken.headers["x-request-id"]) == (500, "boom-1")
+        out = _lines(capsys.readouterr().out)
+        assert any(line["level"] == "ERROR" and line.get("request_id") == "boom-1" for line in out)
+        lines = [line for line in out if line["logger"] == "test.work"]
         assert [line["request_id"] for line in lines] == [
             "client-chosen.42", made.headers["x-request-id"], forged.headers["x-request-id"]]
         assert all(KEY not in json.dumps(line) and "[redacted]" in str(line["message"]) for line in lines)

@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from sutazai_runtime.logging import REQUEST_ID
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -118,7 +119,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem(500, "an internal error occurred; it has been logged", instance=request.url.path)
+    request_id = REQUEST_ID.get()  # answered outside the request-id middleware: the header is added here
+    return problem(500, "an internal error occurred; it has been logged", instance=request.url.path,
+                   headers={"X-Request-ID": request_id} if request_id else None)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

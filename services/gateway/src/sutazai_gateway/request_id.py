@@ -26,14 +26,15 @@ class RequestId:
         given = next((value for name, value in scope["headers"] if name == HEADER), None)
         raw = given if given is not None and _ACCEPTED.match(given) else uuid.uuid4().hex.encode()
         request_id = raw.decode()
-        token = REQUEST_ID.set(request_id)
+        # Not reset afterwards, on purpose: the server runs each request in a task of its own (its context a
+        # copy), and an unhandled error is logged and answered by Starlette's ServerErrorMiddleware, outside
+        # this middleware, after the exception left it: that line and that 500 must still carry the id
+        # (problems._unhandled adds the header).
+        REQUEST_ID.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", ()), (HEADER, raw)]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            REQUEST_ID.reset(token)
+        await self.app(scope, receive, send_with_id)
