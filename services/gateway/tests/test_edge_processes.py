@@ -87,7 +87,7 @@ def edge(postgres_url: str, redis_url: str, nats_url: str,
             assert agents.poll() is None, (tmp_path / "agents.log").read_text()
             assert time.monotonic() < deadline, "the gateway's workers did not answer in time"
             time.sleep(0.2)
-        yield {"url": url, "key": key, "log": tmp_path / "gateway.log"}
+        yield {"url": url, "key": key, "log": tmp_path / "gateway.log", "agents_dir": tmp_path / "agents"}
     finally:
         _stop(gateway)
         _stop(agents)
@@ -168,6 +168,21 @@ def test_the_api_cache_across_processes(edge: dict[str, object]) -> None:
     agent_id = f"cached-{uuid.uuid4().hex[:8]}"
     fields = {"name": "Cached", "description": "one", "system_prompt": "You help."}
     try:
+        # An agent file edited on disk (the agents service's hot reload, announced over NATS): seen at once.
+        path = Path(str(edge["agents_dir"])) / "on-disk.md"
+        path.write_text("---\nname: on-disk\ndescription: first\n---\nYou check.\n")
+        deadline = time.monotonic() + 30
+        while first.get("/api/v1/agents/on-disk", headers=admin).status_code != 200:
+            assert time.monotonic() < deadline, "the agent file was not picked up"
+            time.sleep(0.2)
+        assert second.get("/api/v1/agents/on-disk", headers=admin).headers["x-cache"] == "HIT"
+        path.write_text("---\nname: on-disk\ndescription: second\n---\nYou check.\n")
+        deadline = time.monotonic() + 10  # far below the cache's 30 s
+        while (seen := second.get("/api/v1/agents/on-disk", headers=admin).json())["description"] != "second":
+            assert time.monotonic() < deadline, f"the edited file was not announced: {seen}"
+            time.sleep(0.1)
+        # (the file stays: its removal would be announced in the middle of what follows)
+
         assert first.post("/api/v1/agents", json={"id": agent_id, **fields}, headers=admin).status_code == 201
         before = first.get("/api/v1/cache/stats", headers=admin).json()["caches"]["api"]
         miss = first.get(f"/api/v1/agents/{agent_id}", headers=admin)

@@ -14,6 +14,7 @@ from typing import Any
 import redis.asyncio as redis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sutazai_runtime import subjects
 from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.nats import connect_nats
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
@@ -135,6 +136,14 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
             await nc.publish(subject, (name or "").encode())
 
         reset_subscription = await nc.subscribe(subject, cb=on_reset)
+        subscriptions = [reset_subscription]
+        if api_cache is not None:
+            async def on_agent_files_changed(_: Any) -> None:
+                await api_cache.invalidate_quietly(["agents"])
+
+            # One process of all the gateways serving this stack is enough: the cache is shared.
+            subscriptions.append(await nc.subscribe(subjects.agents_changed(settings.discovery.bucket),
+                                                    queue="gateway-api-cache", cb=on_agent_files_changed))
         app.state.gateway = GatewayState(settings, upstreams, monitor, authenticator, time.monotonic(),
                                          announce_reset, limiter=limiter, limit_policy=policy, api_cache=api_cache)
         if settings.metrics_port and serve_metrics:
@@ -161,7 +170,8 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
             monitor_task.cancel()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
-                    await reset_subscription.unsubscribe()
+                    for subscription in subscriptions:
+                        await subscription.unsubscribe()
                     await upstreams.close()
                     await registry.close()
                     await nc.drain()
