@@ -5,7 +5,7 @@ paging travels in headers: ``X-Total-Count`` (how many match), ``X-Limit``, ``X-
 ``Link`` header with ``next`` / ``prev`` when there are more pages.
 
 Reads are served from the API cache (tags ``agents``, ``agents:list``, ``agent:<id>``); a write through the
-gateway invalidates what it changed. An agent file changed on disk (hot reload) shows after the cache's TTL.
+gateway invalidates what it changed; an agent file changed on disk is announced by the agents service over NATS.
 """
 
 from __future__ import annotations
