@@ -215,8 +215,10 @@ def test_the_api_cache_across_processes(edge: dict[str, object]) -> None:
         assert stats["caches"]["chat"] is None and stats["chat_error"]  # no chat service in this test
         user = {"X-API-Key": _user_key(url, admin_key)}
         assert first.post("/api/v1/cache/invalidate", json=["all"], headers=user).status_code == 403
-        bad = first.post("/api/v1/cache/invalidate", json={"tags": "agents"}, headers=admin)
-        assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+        for bad_body in (b'{"tags": "agents"}', b'["\\ud800"]', b'["a tag"]', b'[""]'):
+            bad = first.post("/api/v1/cache/invalidate", content=bad_body,
+                             headers={**admin, "Content-Type": "application/json"})
+            assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
     finally:
         first.close()
         second.close()

@@ -63,7 +63,7 @@ class ApiCache:
         return self._prefix + "tag:" + tag
 
     async def get(self, name: str, tags: Sequence[str]) -> Lookup:
-        key = self._prefix + "entry:" + hashlib.sha256(name.encode()).hexdigest()
+        key = self._prefix + "entry:" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
         try:
             found, value = await self._lookup(
                 keys=[key, self._stats_key, *(self._tag_key(t) for t in (ALL, *tags))])

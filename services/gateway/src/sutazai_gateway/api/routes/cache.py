@@ -21,7 +21,7 @@ from sutazai_gateway.problems import problem_responses
 router = APIRouter(prefix="/api/v1/cache", tags=["cache"])
 log = logging.getLogger(__name__)
 
-Tag = Annotated[str, Field(min_length=1, max_length=200)]
+Tag = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
 _COUNTERS = ("gets", "sets", "hits", "misses")
 
 
