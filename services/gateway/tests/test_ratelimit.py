@@ -3,6 +3,7 @@ checked against the ``limits`` library reading the same keys."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 import uuid
@@ -75,6 +76,25 @@ async def test_one_round_trip_decides_and_agrees_with_the_library(redis_url: str
     finally:
         for who in ("user:a", "user:b"):
             await limiter.library.clear(item, "default", who)
+        await limiter.aclose()
+
+
+async def test_requests_that_come_together_share_calls_and_are_counted_exactly(redis_url: str) -> None:
+    limiter = RedisRateLimiter(redis_url, f"test:{uuid.uuid4().hex}:", 1.0)
+    item, other = parse("5/minute"), parse("100/minute")
+    try:
+        together = await asyncio.gather(*(limiter.hit(item, "default", "user:a") for _ in range(12)),
+                                        *(limiter.hit(other, "chat", "user:b") for _ in range(8)))
+        mine, theirs = together[:12], together[12:]
+        assert all(d is not None for d in together)
+        assert sorted(d.remaining for d in mine if d and d.allowed) == [0, 1, 2, 3, 4]
+        assert sum(1 for d in mine if d and not d.allowed) == 7
+        assert sorted(d.remaining for d in theirs if d and d.allowed) == list(range(92, 100))
+        assert limiter.calls < 20  # twenty decisions, fewer calls: those waiting went together
+        assert (await limiter.library.get_window_stats(item, "default", "user:a")).remaining == 0
+    finally:
+        await limiter.library.clear(item, "default", "user:a")
+        await limiter.library.clear(other, "chat", "user:b")
         await limiter.aclose()
 
 

@@ -14,6 +14,7 @@ and Redis is left alone for ``PAUSE_S`` before the next try (so an outage costs 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -29,38 +30,47 @@ log = logging.getLogger(__name__)
 PAUSE_S = 5.0
 
 ACQUIRE_AND_MEASURE = """
--- limits' acquire_sliding_window.lua (limits 5.8), answering {acquired, previous count, previous TTL,
--- current count, current TTL} (TTLs in ms) instead of a bool.
-local limit = tonumber(ARGV[1])
-local expiry = tonumber(ARGV[2]) * 1000
-local amount = tonumber(ARGV[3])
+-- limits' acquire_sliding_window.lua (limits 5.8) for each of several buckets (KEYS: previous and current
+-- window's key per bucket; ARGV: limit and expiry per bucket), answering per bucket {acquired, previous count,
+-- previous TTL, current count, current TTL} (TTLs in ms) instead of a bool.
+local answer = {}
+for i = 1, #KEYS / 2 do
+    local previous_key, current_key = KEYS[2 * i - 1], KEYS[2 * i]
+    local limit = tonumber(ARGV[2 * i - 1])
+    local expiry = tonumber(ARGV[2 * i]) * 1000
+    local amount = 1
 
-local current_ttl = tonumber(redis.call('pttl', KEYS[2]))
-if current_ttl > 0 and current_ttl < expiry then
-    -- Current window expired, shift it to the previous window
-    redis.call('rename', KEYS[2], KEYS[1])
-    redis.call('set', KEYS[2], 0, 'PX', current_ttl + expiry)
-end
+    local current_ttl = tonumber(redis.call('pttl', current_key))
+    if current_ttl > 0 and current_ttl < expiry then
+        -- Current window expired, shift it to the previous window
+        redis.call('rename', current_key, previous_key)
+        redis.call('set', current_key, 0, 'PX', current_ttl + expiry)
+    end
 
-local previous_count = tonumber(redis.call('get', KEYS[1])) or 0
-local previous_ttl = tonumber(redis.call('pttl', KEYS[1])) or 0
-local current_count = tonumber(redis.call('get', KEYS[2])) or 0
-current_ttl = tonumber(redis.call('pttl', KEYS[2])) or 0
-if previous_ttl <= 0 then previous_ttl = 0 end
-if current_ttl <= 0 then current_ttl = 0 end
+    local previous_count = tonumber(redis.call('get', previous_key)) or 0
+    local previous_ttl = tonumber(redis.call('pttl', previous_key)) or 0
+    local current_count = tonumber(redis.call('get', current_key)) or 0
+    current_ttl = tonumber(redis.call('pttl', current_key)) or 0
+    if previous_ttl <= 0 then previous_ttl = 0 end
+    if current_ttl <= 0 then current_ttl = 0 end
 
-local weighted_count = math.floor(previous_count * previous_ttl / expiry) + current_count
-if amount > limit or (weighted_count + amount) > limit then
-    return {0, previous_count, previous_ttl, current_count, current_ttl}
+    local acquired = 0
+    local weighted_count = math.floor(previous_count * previous_ttl / expiry) + current_count
+    if amount <= limit and (weighted_count + amount) <= limit then
+        acquired = 1
+        if redis.call('exists', current_key) == 1 then
+            current_count = redis.call('incrby', current_key, amount)
+        else
+            redis.call('set', current_key, amount, 'PX', expiry * 2)
+            current_count = amount
+            current_ttl = expiry * 2
+        end
+    end
+    for _, value in ipairs({acquired, previous_count, previous_ttl, current_count, current_ttl}) do
+        answer[#answer + 1] = value
+    end
 end
-if redis.call('exists', KEYS[2]) == 1 then
-    current_count = redis.call('incrby', KEYS[2], amount)
-else
-    redis.call('set', KEYS[2], amount, 'PX', expiry * 2)
-    current_count = amount
-    current_ttl = expiry * 2
-end
-return {1, previous_count, previous_ttl, current_count, current_ttl}
+return answer
 """
 
 
@@ -107,6 +117,10 @@ class RedisRateLimiter:
         self._client: redis.Redis = self.storage.bridge.get_connection()
         self._script = self._client.register_script(ACQUIRE_AND_MEASURE)
         self._paused_until = 0.0
+        self._busy = False  # a call to Redis is under way
+        self._waiting: list[tuple[tuple[list[str], RateLimitItem], asyncio.Future[Decision | None]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.calls = 0  # calls made to Redis (fewer than decisions when requests came together)
 
     def keys(self, item: RateLimitItem, *identifiers: str) -> list[str]:
         """The previous and current window's keys, as limits names them."""
@@ -121,19 +135,64 @@ class RedisRateLimiter:
         return time.monotonic() < self._paused_until
 
     async def hit(self, item: RateLimitItem, *identifiers: str) -> Decision | None:
-        """Count one request; None when Redis could not be asked (the request is then let through)."""
+        """Count one request; None when Redis could not be asked (the request is then let through).
+
+        Requests that arrive while a call to Redis is under way wait for it to end and then go together, in
+        one call: no wait when the gateway is idle, one call for many requests when it is busy (redis-py's
+        per-call work is most of what a decision costs the process)."""
         if self._paused_until and self.paused:
             return None
+        entry = (self.keys(item, *identifiers), item)
+        if self._busy:
+            future: asyncio.Future[Decision | None] = asyncio.get_running_loop().create_future()
+            self._waiting.append((entry, future))
+            return await future
+        self._busy = True
         try:
-            acquired, previous, previous_ttl, current, current_ttl = await self._script(
-                keys=self.keys(item, *identifiers), args=[item.amount, item.get_expiry(), 1])
+            return (await self._call([entry]))[0]
+        finally:
+            self._next()
+
+    def _next(self) -> None:
+        """The call ended: send what waited meanwhile, as one call, or be idle."""
+        if not self._waiting:
+            self._busy = False
+            return
+        batch, self._waiting = self._waiting, []
+        task = asyncio.create_task(self._call_for(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _call_for(self, batch: list[tuple[tuple[list[str], RateLimitItem], asyncio.Future[Decision | None]]]
+                        ) -> None:
+        try:
+            decisions = await self._call([entry for entry, _ in batch])
+        except BaseException:
+            decisions = [None] * len(batch)
+            raise
+        finally:
+            for (_, future), decision in zip(batch, decisions, strict=True):
+                if not future.done():
+                    future.set_result(decision)
+            self._next()
+
+    async def _call(self, entries: list[tuple[list[str], RateLimitItem]]) -> list[Decision | None]:
+        keys: list[str] = []
+        args: list[int] = []
+        for bucket_keys, item in entries:
+            keys += bucket_keys
+            args += (item.amount, item.get_expiry())
+        self.calls += 1
+        try:
+            answer = await self._script(keys=keys, args=args)
         except (redis.RedisError, OSError, TimeoutError) as exc:
             self._paused_until = time.monotonic() + PAUSE_S
             log.warning("rate limits unavailable for %s s, requests pass unlimited: %s", PAUSE_S, exc)
-            return None
+            return [None] * len(entries)
         self._paused_until = 0.0
-        return measure(item, bool(acquired), int(previous), int(previous_ttl) / 1000, int(current),
-                       int(current_ttl) / 1000)
+        return [measure(item, bool(answer[5 * i]), int(answer[5 * i + 1]), int(answer[5 * i + 2]) / 1000,
+                        int(answer[5 * i + 3]), int(answer[5 * i + 4]) / 1000)
+                for i, (_, item) in enumerate(entries)]
 
     async def aclose(self) -> None:
         await self._client.aclose()
