@@ -8,6 +8,9 @@ of gateway CPU per request, 0.78x throughput on the one-hop read). ``ACQUIRE_AND
 ``acquire_sliding_window.lua`` answering the window it saw as well; it reads and writes limits' own keys, so
 ``SlidingWindowCounterRateLimiter`` (``self.library``) reads, tests and clears the same state.
 
+Requests that arrive while a call is under way go together in the next call (the script takes several
+buckets): no wait when idle, one call for many requests when busy.
+
 Redis slow or away never fails a request: past ``timeout_s`` the request is let through without headers,
 and Redis is left alone for ``PAUSE_S`` before the next try (so an outage costs no timeout per request).
 """
