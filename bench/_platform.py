@@ -114,6 +114,9 @@ def platform_stack(extra_env: dict[str, str] | None = None) -> Iterator[Platform
     # SUTAZAI_BENCH_DATABASE: another database (and so JetStream namespace) than other benchmarks on this NATS.
     database = os.environ.get("SUTAZAI_BENCH_DATABASE", "sutazai_bench")
     env = {**os.environ, "SUTAZAI_DATABASE_NAME": database, **(extra_env or {})}
+    # The original's rate limits (60 a minute) would refuse a benchmark's load: the limiter runs, with room.
+    for name in ("DEFAULT", "CHAT", "CHAT_STREAM", "ANONYMOUS"):
+        env.setdefault(f"SUTAZAI_GATEWAY_RATE_LIMIT_{name}", "1000000000/minute")
     say(f"starting the platform (home {home}) ...")
     with open(home / "stack.out", "wb") as out:
         process = subprocess.Popen(

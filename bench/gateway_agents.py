@@ -8,7 +8,12 @@ process and its descendants) before and after the measured run and divides it by
 app's, the gateway's (every gateway worker process) and the agents service's. CPU per request moves much less
 than req/s when other work competes for the cores.
 
-    .venv/bin/python bench/gateway_agents.py [--duration 10] [--rounds 3] [--connections 32]
+    .venv/bin/python bench/gateway_agents.py [--duration 10] [--rounds 3] [--connections 32] [--with-limits]
+
+``--with-limits`` adds a fourth target, the same read with a plain user's API key: the admin's key is exempt
+from rate limits (no Redis call), the user's is counted (one Redis round trip, under a limit high enough never
+to refuse), so the two ``agents`` targets measure what the rate limit costs, in the same run. The API cache is
+off here (``SUTAZAI_GATEWAY_API_CACHE_TTL_S=0``): the read must cross its hop.
 
 The platform is started with ``python -m sutazai_stack run --free-ports`` in a temporary home and stopped at the
 end. Traffic goes only to 127.0.0.1. The numbers are also written to ``bench/results/gateway_agents.json``.
@@ -36,7 +41,8 @@ from gateway_status import answers_200, bare_server, parse_wrk
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_PATH = BENCH_DIR / "results" / "gateway_agents.json"
-TARGETS = {"bare": "bare FastAPI", "status": "gateway /status", "agents": "gateway agents/{id}"}
+TARGETS = {"bare": "bare FastAPI", "status": "gateway /status", "agents": "gateway agents/{id}",
+           "agents_limited": "agents/{id} limited"}
 GOAL_RATIO = 0.33
 GOAL_GATEWAY_CPU_MS = 0.6
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -173,6 +179,10 @@ def format_table(medians: dict[str, Round]) -> str:
     lines.append(f"gateway CPU per agents read: {gateway_cpu:.3f} ms (goal <= {GOAL_GATEWAY_CPU_MS}: "
                  f"{'yes' if gateway_cpu <= GOAL_GATEWAY_CPU_MS else 'NO'}); agents service CPU per read: "
                  f"{agents.cpu_ms_per_request.get('agents service', float('nan')):.3f} ms")
+    if (limited := medians.get("agents_limited")) is not None:
+        extra_cpu = limited.cpu_ms_per_request.get("gateway", float("nan")) - gateway_cpu
+        lines.append(f"rate-limited read / exempt read: {ratio(limited.requests_per_s, agents.requests_per_s):.2f} "
+                     f"of the throughput, {extra_cpu:+.3f} ms gateway CPU per request")
     return "\n".join(lines)
 
 
@@ -185,11 +195,27 @@ def _first_agent_id(base_url: str, api_key: str) -> str:
     return str(agents[0]["id"])
 
 
+def _post(url: str, body: object, headers: dict[str, str]) -> dict[str, object]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.load(response))
+
+
+def _plain_user_key(base_url: str, admin_key: str) -> str:
+    """A new user without the admin role, and an API key of theirs (rate-limited, unlike the admin)."""
+    name, password = f"bench_{os.getpid()}_{int(time.time())}", os.urandom(16).hex()
+    _post(f"{base_url}/api/v1/auth/users", {"username": name, "password": password}, {"X-API-Key": admin_key})
+    token = _post(f"{base_url}/api/v1/auth/login", {"username": name, "password": password}, {})["access_token"]
+    created = _post(f"{base_url}/api/v1/auth/api-keys", {"name": "bench"}, {"Authorization": f"Bearer {token}"})
+    return str(created["key"])
+
+
 def benchmark(args: argparse.Namespace) -> None:
     bare_pids: list[int] = []
     # A database (and so a task namespace on the shared NATS) of its own: benchmarks of other branches may have
     # left streams of another shape under "sutazai_bench".
-    extra_env = {"SUTAZAI_DATABASE_NAME": "sutazai_bench_agents"}
+    extra_env = {"SUTAZAI_DATABASE_NAME": "sutazai_bench_agents", "SUTAZAI_GATEWAY_API_CACHE_TTL_S": "0"}
     if args.gateway_workers is not None:
         extra_env["SUTAZAI_GATEWAY_WORKERS"] = str(args.gateway_workers)
     with bare_server(bare_pids) as bare_url, platform_stack(extra_env) as stack:
@@ -202,6 +228,9 @@ def benchmark(args: argparse.Namespace) -> None:
             "status": (stack.url + "/api/v1/status", {}, {"gateway": services["gateway"]["pid"]}),
             "agents": (f"{stack.url}/api/v1/agents/{agent_id}", key, gateway_pids),
         }
+        if args.with_limits:
+            user_key = {"X-API-Key": _plain_user_key(stack.url, stack.admin_key)}
+            targets["agents_limited"] = (f"{stack.url}/api/v1/agents/{agent_id}", user_key, gateway_pids)
         for url, headers, _ in targets.values():
             request = urllib.request.Request(url, headers=headers)
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -238,6 +267,9 @@ def benchmark(args: argparse.Namespace) -> None:
         "ratio_agents_read_over_bare": ratio(medians["agents"].requests_per_s, medians["bare"].requests_per_s),
         "ratio_status_over_bare": ratio(medians["status"].requests_per_s, medians["bare"].requests_per_s),
     }
+    if "agents_limited" in medians:
+        report["ratio_limited_read_over_exempt_read"] = ratio(medians["agents_limited"].requests_per_s,
+                                                              medians["agents"].requests_per_s)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     say(f"medians of {args.rounds} rounds; written to {args.output}")
@@ -252,6 +284,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON result")
     parser.add_argument("--gateway-workers", type=int, help="SUTAZAI_GATEWAY_WORKERS for the platform (default: "
                                                             "the gateway's own default, 1)")
+    parser.add_argument("--with-limits", action="store_true",
+                        help="also the read with a rate-limited (plain user's) key: what the limit costs")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.warmup <= 0 or args.rounds < 1 or args.connections < 1:
         parser.error("--duration, --warmup, --rounds and --connections must be positive")

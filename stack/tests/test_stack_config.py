@@ -90,7 +90,9 @@ def test_a_stack_with_its_own_database_has_its_own_task_streams_and_chat_cache()
     ports = assign_ports(own)
     assert service_env("tasks", ports, INFRA, own)["SUTAZAI_TASKS_NAMESPACE"] == "systest_1"
     assert service_env("chat", ports, INFRA, own)["SUTAZAI_CHAT_CACHE_PREFIX"] == "sutazai:systest_1:chat:"
+    assert service_env("gateway", ports, INFRA, own)["SUTAZAI_GATEWAY_CACHE_PREFIX"] == "sutazai:systest_1:gateway:"
     default = StackSettings()
+    assert "SUTAZAI_GATEWAY_CACHE_PREFIX" not in service_env("gateway", assign_ports(default), INFRA, default)
     assert "SUTAZAI_TASKS_NAMESPACE" not in service_env("tasks", assign_ports(default), INFRA, default)
     assert "SUTAZAI_CHAT_CACHE_PREFIX" not in service_env("chat", assign_ports(default), INFRA, default)
 

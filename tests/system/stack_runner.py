@@ -65,7 +65,8 @@ class RunningStack:
 def run_stack(home: Path, servers: Servers | None, *, timeout_s: float = 600, **env: str) -> Iterator[RunningStack]:
     """The stack on free ports, on the session's ``servers`` (``None``: the stack resolves its own, as
     ``make run`` does). Unless the caller names a database, the stack gets one of its own (and so its
-    own JetStream namespace and chat cache prefix), dropped with its streams afterwards; ``env`` wins."""
+    own JetStream namespace, chat cache prefix and gateway key prefix), dropped with its streams afterwards;
+    ``env`` wins. Rate limits are high (see below) unless ``env`` sets them."""
     home.mkdir(parents=True, exist_ok=True)
     own_database = None
     if servers is not None:
@@ -74,6 +75,11 @@ def run_stack(home: Path, servers: Servers | None, *, timeout_s: float = 600, **
             env["DATABASE_URL"] = with_path(servers.postgres, own_database)
         env.setdefault("REDIS_URL", servers.redis)
         env.setdefault("NATS_URL", servers.nats)
+    # The original's rate limits (60 requests a minute per user and per address) would refuse the traffic of
+    # most system tests, all from one address: a test stack's are high unless the test names its own (the
+    # defaults are proved in services/gateway/tests/test_edge_processes.py). The limiter still runs.
+    for name in ("DEFAULT", "CHAT", "CHAT_STREAM", "ANONYMOUS"):
+        env.setdefault(f"SUTAZAI_GATEWAY_RATE_LIMIT_{name}", "100000/minute")
     # Generous bounds (not sleeps): on a shared 2-core machine the embeddings server alone took 110 s.
     env.setdefault("SUTAZAI_START_TIMEOUT_S", "300")
     full_env = {k: v for k, v in os.environ.items() if k not in _CLEARED}

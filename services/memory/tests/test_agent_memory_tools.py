@@ -91,7 +91,8 @@ async def test_a_memory_service_that_does_not_answer_is_an_error_result() -> Non
             outcome = await toolbox.call(spec, arguments, _task("u", "a"), "c", (lambda: signed_metadata("u")), 2)
             assert outcome.is_error and "UNAVAILABLE" in outcome.content, outcome.content
         without = Toolbox(channel, channel, None, None)  # type: ignore[arg-type]
-        outcome = await without.call(STORE, {"content": "a fact"}, _task("u", "a"), "c", (lambda: signed_metadata("u")), 2)
+        outcome = await without.call(STORE, {"content": "a fact"}, _task("u", "a"), "c",
+                                     lambda: signed_metadata("u"), 2)
         assert outcome.is_error and "no memory service" in outcome.content
     finally:
         await channel.close()

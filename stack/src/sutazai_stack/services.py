@@ -96,6 +96,8 @@ def service_env(
             env.setdefault("SUTAZAI_TASKS_NAMESPACE", settings.database_name)
         if name == "chat":
             env.setdefault(prefix + "CACHE_PREFIX", f"sutazai:{settings.database_name}:chat:")
+        if name == "gateway":  # rate-limit counters, the API cache and its counters
+            env.setdefault(prefix + "CACHE_PREFIX", f"sutazai:{settings.database_name}:gateway:")
     return env
 
 

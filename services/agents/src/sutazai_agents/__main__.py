@@ -1,13 +1,16 @@
 """``python -m sutazai_agents``: wiring only."""
 
 import logging
+from collections.abc import Awaitable, Callable
 from importlib.resources import files
 
 import uvloop
 from sutazai.agents.v1 import agents_pb2_grpc
+from sutazai_runtime import subjects
 from sutazai_runtime.discovery import open_registry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
+from sutazai_runtime.nats import connect_nats
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_runtime.probes import postgres_probe
 from sutazai_runtime.resilience.guards import upstream_guard
@@ -37,6 +40,7 @@ async def run(settings: Settings) -> None:
     chat = Upstream("chat", registry=registry, policy=UpstreamPolicy(timeout_s=settings.models_timeout_s))
     file_agents = FileAgents(settings.dir)
     file_agents.load_all()
+    close_announcer = await _announcer(settings, file_agents)
     models = ModelCatalog(chat, timeout_s=settings.models_timeout_s, ttl_s=settings.models_cache_s)
     servicer = AgentServicer(AgentRegistry(file_agents, AgentStore(pool), models))
     await serve(
@@ -46,12 +50,29 @@ async def run(settings: Settings) -> None:
             register=[lambda server: agents_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)],
             service_names=[SERVICE.full_name],
             probes=[postgres_probe(pool, settings.database_url)],
-            cleanups=[chat.close, pool.close, registry.close],
+            cleanups=[chat.close, pool.close, registry.close, *([close_announcer] if close_announcer else [])],
             background=[file_agents.watch],
             registry=registry,
             guards=[upstream_guard(chat)],
         )
     )
+
+
+async def _announcer(settings: Settings, file_agents: FileAgents) -> Callable[[], Awaitable[None]] | None:
+    """Announce hot-reloaded definition files over NATS (the gateway drops its cached agents). Best effort:
+    without NATS the service runs, and caches see the change when their entries expire."""
+    try:
+        nc = await connect_nats(settings.discovery.nats_url, name="sutazai-agents")
+    except Exception as exc:
+        logging.getLogger(__name__).warning("agent file changes will not be announced (no NATS): %s", exc)
+        return None
+    subject = subjects.agents_changed(settings.discovery.bucket)
+
+    async def announce() -> None:
+        await nc.publish(subject, b"")
+
+    file_agents.on_change = announce
+    return nc.close
 
 
 def main() -> None:

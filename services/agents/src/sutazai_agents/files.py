@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,6 +65,8 @@ class FileAgents:
         self.folder = folder.resolve()
         self._agents: dict[str, Agent] = {}
         self.loaded = asyncio.Event()  # set after the first full load (tests wait on it)
+        # Called after the files changed while watching (the service announces it; caches drop their copies).
+        self.on_change: Callable[[], Awaitable[None]] | None = None
 
     @property
     def agents(self) -> Mapping[str, Agent]:
@@ -114,6 +116,13 @@ class FileAgents:
             await asyncio.sleep(interval_s)
         replaced.set()
 
+    async def _announce(self) -> None:
+        if self.on_change is not None:
+            try:
+                await self.on_change()
+            except Exception:  # an announcement is a courtesy to caches (they also expire): never stop watching
+                log.warning("could not announce the agent files' change", exc_info=True)
+
     async def watch(self, *, debounce_ms: int = 400, step_ms: int = 50, retry_s: float = 1.0) -> None:
         """Load, then follow changes until cancelled. Never raises: a missing folder is waited for, and a
         watcher that fails is restarted after a full reload."""
@@ -143,6 +152,7 @@ class FileAgents:
                                 self.refresh(path)
                         else:  # a Kubernetes ConfigMap swapped its ``..data`` link: every file may differ
                             await asyncio.to_thread(self.load_all)
+                        await self._announce()
                 finally:
                     guard.cancel()
                 log.warning("agent folder removed or replaced; watching again", extra={"folder": str(self.folder)})

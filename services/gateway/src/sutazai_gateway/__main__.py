@@ -25,6 +25,7 @@ def main() -> None:
         "host": settings.host, "port": settings.port, "loop": "uvloop", "http": "httptools",
         "log_config": None,  # keep our JSON logging
         "access_log": settings.access_log, "timeout_graceful_shutdown": int(settings.shutdown_grace_s),
+        "proxy_headers": True, "forwarded_allow_ips": settings.forwarded_allow_ips,
     }
     workers = settings.worker_count()
     if workers == 1:

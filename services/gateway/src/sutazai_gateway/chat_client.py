@@ -113,9 +113,17 @@ async def embed(state: GatewayState, identity: Identity, inputs: list[str], mode
 
 
 async def list_models(state: GatewayState, identity: Identity) -> chat_pb2.ListModelsResponse:
-    """The served models, for the platform's, the OpenAI and the Ollama model listings alike."""
+    """The served models, for the platform's, the OpenAI and the Ollama model listings alike; from the API
+    cache (tag ``models``, the same for every caller) while it holds them."""
+    cache = state.api_cache
+    lookup = await cache.get("models", ("models",)) if cache is not None else None
+    if lookup is not None and lookup.hit:
+        return chat_pb2.ListModelsResponse.FromString(lookup.body)
     try:
-        return await stub(state).ListModels(chat_pb2.ListModelsRequest(), metadata=identity.to_metadata(),
-                                            timeout=QUICK_TIMEOUT_S)
+        reply = await stub(state).ListModels(chat_pb2.ListModelsRequest(), metadata=identity.to_metadata(),
+                                             timeout=QUICK_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
         raise problem_of(exc) from exc
+    if cache is not None and lookup is not None:
+        await cache.put(lookup, reply.SerializeToString())
+    return reply

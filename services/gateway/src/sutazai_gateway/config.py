@@ -1,6 +1,6 @@
 import os
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sutazai_runtime.balancing import make_strategy
 from sutazai_runtime.discovery.settings import DiscoverySettings
@@ -12,6 +12,8 @@ from sutazai_runtime.settings import (
     nats_url_field,
     redis_url_field,
 )
+
+from sutazai_gateway.ratelimit_policy import LIMIT_CLASSES, parse_limit
 
 HOST_PORT = r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}(,[A-Za-z0-9_.\-\[\]:]+:\d{1,5})*$"
 
@@ -88,6 +90,36 @@ class Settings(BaseSettings):
     otel: bool = False
     # Traces: the standard OTEL_* variables (sutazai_runtime.settings.TelemetrySettings).
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    # Rate limits (ratelimit.py), per user (or per API key with an override of its own), in Redis and so shared
+    # by every gateway process and instance. The original's defaults; limits' notation ("60/minute", "5/second").
+    # Unauthenticated requests are limited per client address; admins are exempt unless rate_limit_admins.
+    rate_limit_enabled: bool = True
+    rate_limit_default: str = "60/minute"
+    rate_limit_chat: str = "30/minute"
+    rate_limit_chat_stream: str = "20/minute"
+    rate_limit_anonymous: str = "60/minute"
+    rate_limit_admins: bool = False
+    # Per user or per API key: {"user:<user id>": "600/minute", "key:<key prefix>": {"chat": "100/minute"}};
+    # a string applies to every class (default, chat, chat_stream), "unlimited" exempts.
+    rate_limit_overrides: dict[str, str | dict[str, str]] = Field(default_factory=dict)
+    # Past this the request is let through unlimited (Redis slow or away), and Redis is not asked again for 5 s.
+    rate_limit_timeout_s: float = Field(0.25, gt=0, le=10)
+    # The API cache (api_cache.py) for cacheable GETs; 0 turns it off.
+    api_cache_ttl_s: int = Field(30, ge=0, le=86_400)
+    # Namespace of the gateway's keys in Redis (rate limits, API cache, its counters). The launcher gives each
+    # stack with its own database its own, so test stacks never count into a development stack's numbers.
+    cache_prefix: str = Field("sutazai:gateway:", min_length=1, max_length=100)
+    # GET /api/v1/health/detailed checks at most this often (one round in flight at a time); the last picture
+    # otherwise.
+    health_min_interval_s: float = Field(1.0, ge=0, le=300)
+    # Proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips: addresses, networks or "*"):
+    # behind Envoy or a load balancer, its address here, so limits per address count clients, not the proxy.
+    forwarded_allow_ips: str = "127.0.0.1"
+    # Browsers from these origins may call the API (CORS). Never "*" with credentials.
+    cors_origins: list[str] = Field(default_factory=list)
+    cors_allow_credentials: bool = True
+    # Responses of at least this many bytes are gzip-compressed for clients that accept it; 0 turns it off.
+    gzip_minimum_bytes: int = Field(1000, ge=0)
     startup_timeout_s: float = Field(60.0, gt=0)
     shutdown_grace_s: float = Field(3.0, gt=0, le=4.0)
 
@@ -120,6 +152,31 @@ class Settings(BaseSettings):
         for strategy in value.values():
             make_strategy(strategy)
         return value
+
+    @field_validator("rate_limit_default", "rate_limit_chat", "rate_limit_chat_stream", "rate_limit_anonymous")
+    @classmethod
+    def _a_limit(cls, value: str) -> str:
+        parse_limit(value)
+        return value
+
+    @field_validator("rate_limit_overrides")
+    @classmethod
+    def _overrides(cls, value: dict[str, str | dict[str, str]]) -> dict[str, str | dict[str, str]]:
+        for who, limit in value.items():
+            if not who.startswith(("user:", "key:")):
+                raise ValueError(f"{who!r}: name a 'user:<user id>' or a 'key:<key prefix>'")
+            for cls_name, text in (limit.items() if isinstance(limit, dict) else [("default", limit)]):
+                if cls_name not in LIMIT_CLASSES:
+                    raise ValueError(f"{who!r}: unknown class {cls_name!r}; one of {', '.join(LIMIT_CLASSES)}")
+                parse_limit(text)
+        return value
+
+    @model_validator(mode="after")
+    def _no_wildcard_with_credentials(self) -> "Settings":
+        if "*" in self.cors_origins and self.cors_allow_credentials:
+            raise ValueError("cors_origins '*' with cors_allow_credentials would let any site act as the user; "
+                             "list the origins")
+        return self
 
     @field_validator("jwt_secret")
     @classmethod

@@ -1,8 +1,9 @@
 """Keeps the health picture current: a background round every ``interval_s`` for ``/health``
 (which must answer without calling anything), and fresh rounds on demand for the detailed view.
 
-One round at a time: a request for a round while one is running joins it (its results are at most one
-round's deadline old), so many clients polling the detailed view do not multiply the checks."""
+One round at a time: a caller that arrives while a round runs waits for that round, and a caller that
+arrives within ``min_interval_s`` of the last round gets its picture. So anonymous callers of
+``/api/v1/health/detailed`` cannot make the gateway contact every dependency once per request."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ log = logging.getLogger(__name__)
 
 
 class HealthMonitor:
-    def __init__(self, upstreams: Upstreams, probes: list[Probe], *, timeout_s: float, interval_s: float) -> None:
+    def __init__(self, upstreams: Upstreams, probes: list[Probe], *, timeout_s: float, interval_s: float,
+                 min_interval_s: float = 1.0) -> None:
         self.tracker = HealthTracker()
         self._upstreams = upstreams
         self._probes = probes
@@ -29,16 +31,30 @@ class HealthMonitor:
         self._interval_s = interval_s
         self.last_round_at: datetime | None = None
         self.last_round_ms: float | None = None
-        self._round: asyncio.Future[list[CheckResult]] | None = None
+        self._min_interval_s = min_interval_s
+        self._round: asyncio.Task[list[CheckResult]] | None = None
+        self._round_ended = -float("inf")  # monotonic
+        self.rounds = 0
+
+    async def fresh(self) -> None:
+        """A picture at most ``min_interval_s`` old: the last one, the round under way, or a new round."""
+        if self._round is None and time.monotonic() - self._round_ended < self._min_interval_s:
+            return
+        await self.check_now()
 
     async def check_now(self) -> list[CheckResult]:
-        """A fresh round, or the one already running."""
-        if self._round is None or self._round.done():
-            self._round = asyncio.ensure_future(self._check())
-        # shielded: a client that goes away does not cancel the round others wait on
+        """A round now, or the one already under way (whose end a cancelled waiter does not cancel)."""
+        if self._round is None:
+            self._round = asyncio.create_task(self._check())
+            self._round.add_done_callback(self._ended)
         return await asyncio.shield(self._round)
 
+    def _ended(self, _: asyncio.Task[list[CheckResult]]) -> None:
+        self._round = None
+        self._round_ended = time.monotonic()
+
     async def _check(self) -> list[CheckResult]:
+        self.rounds += 1
         start = time.perf_counter()
         results = await check_all(self._upstreams, self._probes, self._timeout_s)
         now = datetime.now(UTC)

@@ -14,6 +14,8 @@ from typing import Any
 
 import redis.asyncio as redis
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from sutazai_runtime import subjects
 from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.nats import connect_nats
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
@@ -26,6 +28,7 @@ from sutazai_gateway import __version__
 from sutazai_gateway.api.deps import GatewayState, admin_user, current_user
 from sutazai_gateway.api.routes import agents as agents_routes
 from sutazai_gateway.api.routes import auth, health, root, tasks
+from sutazai_gateway.api.routes import cache as cache_routes
 from sutazai_gateway.api.routes import chat as chat_routes
 from sutazai_gateway.api.routes import documents as document_routes
 from sutazai_gateway.api.routes import graph as graph_routes
@@ -36,11 +39,13 @@ from sutazai_gateway.api.routes import ollama_compat as ollama_routes
 from sutazai_gateway.api.routes import openai_compat as openai_routes
 from sutazai_gateway.api.routes import performance as performance_routes
 from sutazai_gateway.api.routes import vectors as vector_routes
+from sutazai_gateway.api_cache import ApiCache
 from sutazai_gateway.auth.revocations import Revocations, revocation_subject
 from sutazai_gateway.auth.service import Authenticator, bootstrap_admin
 from sutazai_gateway.auth.store import AuthStore
 from sutazai_gateway.auth.usage import KeyUsage
 from sutazai_gateway.body_limit import BodySizeLimit
+from sutazai_gateway.compression import GZipWhenAsked
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
 from sutazai_gateway.http_metrics import HttpMetrics
@@ -51,6 +56,10 @@ from sutazai_gateway.metrics import serve_metrics as serve_metrics_here
 from sutazai_gateway.nul_guard import RefuseNul
 from sutazai_gateway.performance import GatewayMetrics, Window
 from sutazai_gateway.problems import complete_problem_declarations, install_problem_handlers
+from sutazai_gateway.ratelimit import RedisRateLimiter
+from sutazai_gateway.ratelimit_middleware import EXEMPT_PATHS, RateLimit
+from sutazai_gateway.ratelimit_policy import Policy
+from sutazai_gateway.request_id import RequestId
 from sutazai_gateway.upstreams import Upstreams, open_gateway_registry
 
 log = logging.getLogger(__name__)
@@ -70,6 +79,13 @@ def create_worker_app() -> FastAPI:
     configure_logging(settings.log_level, "gateway")
     configure_tracing("gateway", settings.telemetry)
     return create_app(settings, serve_metrics=False)
+
+
+def limit_policy(settings: Settings) -> Policy:
+    defaults = {"default": settings.rate_limit_default, "chat": settings.rate_limit_chat,
+                "chat_stream": settings.rate_limit_chat_stream}
+    return Policy(defaults, settings.rate_limit_anonymous, admins=settings.rate_limit_admins,
+                  overrides=settings.rate_limit_overrides)
 
 
 def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
@@ -111,8 +127,17 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
             nats_probe(nc, settings.nats_url),
         ]
         monitor = HealthMonitor(
-            upstreams, probes, timeout_s=settings.probe_timeout_s, interval_s=settings.monitor_interval_s
+            upstreams, probes, timeout_s=settings.probe_timeout_s, interval_s=settings.monitor_interval_s,
+            min_interval_s=settings.health_min_interval_s,
         )
+        limiter = policy = None
+        if settings.rate_limit_enabled:
+            limiter = RedisRateLimiter(settings.redis_url, settings.cache_prefix, settings.rate_limit_timeout_s)
+            policy = limit_policy(settings)
+        api_cache = None
+        if settings.api_cache_ttl_s:
+            api_cache_client = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            api_cache = ApiCache(api_cache_client, settings.cache_prefix, settings.api_cache_ttl_s)
         subject = breaker_reset_subject(settings)
 
         async def on_reset(msg: Any) -> None:
@@ -128,8 +153,17 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
         reset_subscription = await nc.subscribe(subject, cb=on_reset)
         revocations = Revocations(nc, revocation_subject(settings.port), authenticator)
         await revocations.start()
+        subscriptions = [reset_subscription]
+        if api_cache is not None:
+            async def on_agent_files_changed(_: Any) -> None:
+                await api_cache.invalidate_quietly(["agents"])
+
+            # One process of all the gateways serving this stack is enough: the cache is shared.
+            subscriptions.append(await nc.subscribe(subjects.agents_changed(settings.discovery.bucket),
+                                                    queue="gateway-api-cache", cb=on_agent_files_changed))
         app.state.gateway = GatewayState(settings, upstreams, monitor, authenticator, time.monotonic(), minter,
-                                         announce_reset, revocations)
+                                         announce_reset, revocations, limiter=limiter, limit_policy=policy,
+                                         api_cache=api_cache)
         if settings.metrics_port and serve_metrics:
             serve_metrics_here(settings.metrics_port, settings.host)
         monitor_task = asyncio.create_task(monitor.run())
@@ -161,12 +195,17 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
                     await usage_task
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1.0):
-                    await reset_subscription.unsubscribe()
+                    for subscription in subscriptions:
+                        await subscription.unsubscribe()
                     await revocations.close()
                     await upstreams.close()
                     await registry.close()
                     await nc.drain()
                     await cache.aclose()
+                    if limiter is not None:
+                        await limiter.aclose()
+                    if api_cache is not None:
+                        await api_cache.aclose()
                     await pool.close()
             log.info("gateway stopped")
 
@@ -182,9 +221,24 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
     app.state.gateway_metrics = gateway_metrics
     app.state.metrics_window = metrics_window
     install_problem_handlers(app)
-    app.add_middleware(RefuseNul)  # inside BodySizeLimit (added later = outer)
+    # Added later = outer. Outermost the request id (every answer and log line carries it), then CORS (so a
+    # browser can read refusals too), compression, the rate limit, and the body checks nearest the routes.
+    app.add_middleware(RefuseNul)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        overrides={"/api/v1/documents": settings.max_upload_bytes})
+    app.add_middleware(RateLimit)
+    if settings.gzip_minimum_bytes:
+        app.add_middleware(GZipWhenAsked, minimum_size=settings.gzip_minimum_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=settings.cors_allow_credentials,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID", "Idempotency-Key"],
+            expose_headers=["X-Request-ID", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset",
+                            "Retry-After", "X-Total-Count", "Link", "Location", "X-Cache"],
+            max_age=600,
+        )
+    app.add_middleware(RequestId)
     if settings.telemetry.enabled and not settings.otel:
         app.add_middleware(HttpSpans)  # the request's SERVER span (tracing on only)
     app.add_middleware(HttpMetrics)  # outermost: counts every request, refused ones too
@@ -206,5 +260,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
     app.include_router(graph_routes.router)
     app.include_router(mesh_routes.router)
     app.include_router(performance_routes.router)
-    complete_problem_declarations(app, credential=current_user, admin=admin_user)
+    app.include_router(cache_routes.router)
+    complete_problem_declarations(app, credential=current_user, admin=admin_user,
+                                  rate_limited=settings.rate_limit_enabled, unlimited_paths=EXEMPT_PATHS)
     return app

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from sutazai_runtime.logging import REQUEST_ID
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -118,7 +119,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem(500, "an internal error occurred; it has been logged", instance=request.url.path)
+    request_id = REQUEST_ID.get()  # answered outside the request-id middleware: the header is added here
+    return problem(500, "an internal error occurred; it has been logged", instance=request.url.path,
+                   headers={"X-Request-ID": request_id} if request_id else None)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -133,12 +136,14 @@ def _dependants(dependant: Dependant) -> Iterator[Dependant]:
         yield from _dependants(dependency)
 
 
-def complete_problem_declarations(app: FastAPI, *, credential: Callable[..., Any], admin: Callable[..., Any]) -> None:
+def complete_problem_declarations(app: FastAPI, *, credential: Callable[..., Any], admin: Callable[..., Any],
+                                  rate_limited: bool = False, unlimited_paths: Collection[str] = ()) -> None:
     """Declare in ``/openapi.json``, on every route, the problems the platform itself answers, as Problems.
 
     Routes list their domain problems (404, 409, 503, ...) with ``problem_responses``; what follows from
     a route's signature is added here, so a new route cannot forget it: 401 when it depends on
-    ``credential``, 403 on ``admin``, 422 when it takes any parameter or body, 413 with a body. An error
+    ``credential``, 403 on ``admin``, 422 when it takes any parameter or body, 413 with a body, and 429 on
+    every route the rate limit counts (all but ``unlimited_paths``) when ``rate_limited``. An error
     a route declared some other way (a bare ``{"description": ...}``) gets the Problem schema and keeps
     its description. Done on the generated document (once), since included routers' routes are copies."""
     generate = app.openapi
@@ -161,6 +166,8 @@ def complete_problem_declarations(app: FastAPI, *, credential: Callable[..., Any
                 needed.add(422)
             if has_body:
                 needed.add(413)
+            if rate_limited and context.path_format not in unlimited_paths:
+                needed.add(429)
             for method in context.methods or ():
                 operation = schema["paths"].get(context.path_format, {}).get(method.lower())
                 if operation is None:

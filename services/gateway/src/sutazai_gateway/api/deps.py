@@ -11,10 +11,14 @@ import grpc
 from fastapi import Depends, HTTPException, Request
 from sutazai_runtime.identity import Identity, ProofMinter
 
+from sutazai_gateway.api_cache import ApiCache
 from sutazai_gateway.auth.revocations import Revocations
 from sutazai_gateway.auth.service import Authenticator, AuthError
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
+from sutazai_gateway.ratelimit import RedisRateLimiter
+from sutazai_gateway.ratelimit_middleware import IDENTIFIED, credential_of
+from sutazai_gateway.ratelimit_policy import Policy
 from sutazai_gateway.upstreams import Upstreams
 
 
@@ -31,6 +35,9 @@ class GatewayState:
     announce_breaker_reset: Callable[..., Awaitable[None]] | None = None  # (name: str | None = None)
     # Drops a revoked key or a disabled user's credentials on every gateway process and instance.
     revocations: Revocations | None = None
+    limiter: RedisRateLimiter | None = None  # None: rate limits off
+    limit_policy: Policy | None = None
+    api_cache: ApiCache | None = None  # None: the API cache is off
 
 
 async def get_state(request: Request) -> GatewayState:
@@ -46,13 +53,7 @@ _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 def presented_credential(request: Request) -> str | None:
     """``Authorization: Bearer <token or API key>``, else ``X-API-Key: <key>``."""
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-    key = request.headers.get("x-api-key")
-    return key.strip() if key and key.strip() else None
+    return credential_of(request.scope)
 
 
 async def current_user(request: Request) -> Identity:
@@ -62,6 +63,13 @@ async def current_user(request: Request) -> Identity:
         raise HTTPException(401, "this route needs a credential: Authorization: Bearer <token> or X-API-Key",
                             headers=_CHALLENGE)
     state: GatewayState = request.app.state.gateway
+    # The rate limit already identified the caller (ratelimit_middleware): its outcome, not a second check.
+    seen = request.scope.get("state", {}).get(IDENTIFIED)
+    if seen is not None and seen[0] == credential:
+        outcome = seen[1]
+        if isinstance(outcome, Identity):
+            return state.minter.attach(outcome)
+        raise HTTPException(401, str(outcome), headers=_CHALLENGE)
     try:
         return await caller(state, credential)
     except AuthError as exc:

@@ -3,6 +3,9 @@
 ``GET /api/v1/agents`` answers a JSON **list**, as the original did, so that its clients keep working;
 paging travels in headers: ``X-Total-Count`` (how many match), ``X-Limit``, ``X-Offset`` and an RFC 8288
 ``Link`` header with ``next`` / ``prev`` when there are more pages.
+
+Reads are served from the API cache (tags ``agents``, ``agents:list``, ``agent:<id>``); a write through the
+gateway invalidates what it changed; an agent file changed on disk is announced by the agents service over NATS.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai.common.v1 import common_pb2
 
+from sutazai_gateway.api.cached import cached_json, invalidate
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, GatewayState, StateDep, call_metadata
 from sutazai_gateway.grpc_errors import upstream_errors
 from sutazai_gateway.problems import problem_responses
-from sutazai_gateway.responses import json_response
 
 router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
 
@@ -68,7 +71,8 @@ class AgentFields(BaseModel):
     capabilities: list[str] = Field(default_factory=list, max_length=100)
     temperature: float | None = None
     max_tokens: int | None = Field(None, ge=1, le=2**31 - 1)  # an int32 on the wire; agents checks the range
-    max_steps: int | None = Field(None, description="an agent run's model calls at most (1-50)")
+    max_steps: int | None = Field(None, ge=-(2**31), le=2**31 - 1,  # an int32 on the wire; agents checks 1-50
+                                  description="an agent run's model calls at most (1-50)")
     requires_approval: list[str] = Field(default_factory=list, max_length=100,
                                          description="tools whose calls wait for the task owner's approval")
     system_prompt: str = Field(max_length=100_000)
@@ -131,16 +135,21 @@ async def list_agents(
 ) -> Response:
     """Every agent the caller may use, sorted by id. A JSON list, as the original answered; the total
     and the next page are in the ``X-Total-Count`` and ``Link`` headers."""
-    request_message = agents_pb2.ListAgentsRequest(
-        capability=capability, query=q, page=common_pb2.PageRequest(limit=limit, offset=offset)
-    )
-    with upstream_errors("agents"):
-        reply = await _stub(state).ListAgents(request_message, metadata=call_metadata(user))
-    headers = {"X-Total-Count": str(reply.page.total), "X-Limit": str(reply.page.limit),
-               "X-Offset": str(reply.page.offset)}
-    if link := _link(request, reply.page.limit, reply.page.offset, reply.page.total):
-        headers["Link"] = link
-    return json_response([_summary(a) for a in reply.agents], headers=headers)
+    async def produce() -> tuple[Any, dict[str, str]]:
+        request_message = agents_pb2.ListAgentsRequest(
+            capability=capability, query=q, page=common_pb2.PageRequest(limit=limit, offset=offset)
+        )
+        with upstream_errors("agents"):
+            reply = await _stub(state).ListAgents(request_message, metadata=call_metadata(user))
+        headers = {"X-Total-Count": str(reply.page.total), "X-Limit": str(reply.page.limit),
+                   "X-Offset": str(reply.page.offset)}
+        if link := _link(request, reply.page.limit, reply.page.offset, reply.page.total):
+            headers["Link"] = link
+        return [_summary(a) for a in reply.agents], headers
+
+    # Every caller sees the same agents: one entry per query, whoever asks.
+    name = f"agents:list:{capability}\x00{q}\x00{limit}\x00{offset}"
+    return await cached_json(state, name, ("agents", "agents:list"), produce)
 
 
 @router.get("/{agent_id}", response_model=AgentDetail, responses=problem_responses(400, 401, 404, 422, 503, 504))
@@ -148,10 +157,14 @@ async def get_agent(agent_id: AgentId, request: Request, user: CurrentUser) -> R
     # The hot read: the dict is already AgentDetail's shape, so it is serialised directly (response_model
     # stays for the OpenAPI schema; FastAPI does not validate a Response again). The state comes from the
     # request, not StateDep: one dependency fewer to solve.
-    stub = _stub(request.app.state.gateway)
-    with upstream_errors("agents"):
-        agent = await stub.GetAgent(agents_pb2.GetAgentRequest(id=agent_id), metadata=call_metadata(user))
-    return json_response(_detail(agent))
+    state: GatewayState = request.app.state.gateway
+
+    async def produce() -> tuple[Any, dict[str, str]]:
+        with upstream_errors("agents"):
+            agent = await _stub(state).GetAgent(agents_pb2.GetAgentRequest(id=agent_id), metadata=call_metadata(user))
+        return _detail(agent), {}
+
+    return await cached_json(state, f"agent:{agent_id}", ("agents", f"agent:{agent_id}"), produce)
 
 
 @router.post("", response_model=AgentDetail, status_code=201,
@@ -163,6 +176,7 @@ async def create_agent(body: NewAgent, response: Response, state: StateDep, admi
             agents_pb2.CreateAgentRequest(agent=_message(body.id, body)), metadata=admin.to_metadata()
         )
     response.headers["Location"] = f"/api/v1/agents/{agent.id}"
+    await invalidate(state, "agents:list", f"agent:{agent.id}")
     return _detail(agent)
 
 
@@ -174,6 +188,7 @@ async def replace_agent(agent_id: AgentId, body: AgentFields, state: StateDep, a
         agent = await _stub(state).UpdateAgent(
             agents_pb2.UpdateAgentRequest(agent=_message(agent_id, body)), metadata=admin.to_metadata()
         )
+    await invalidate(state, "agents:list", f"agent:{agent_id}")
     return _detail(agent)
 
 
@@ -182,5 +197,6 @@ async def delete_agent(agent_id: AgentId, state: StateDep, admin: AdminUser) -> 
     """Admin. 409 for a file-defined agent (remove its file instead); 404 when unknown."""
     with upstream_errors("agents"):
         await _stub(state).DeleteAgent(agents_pb2.DeleteAgentRequest(id=agent_id), metadata=admin.to_metadata())
+    await invalidate(state, "agents:list", f"agent:{agent_id}")
     return Response(status_code=204)
 

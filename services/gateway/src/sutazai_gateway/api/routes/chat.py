@@ -228,19 +228,3 @@ async def models(user: CurrentUser, state: StateDep) -> dict[str, Any]:
     listed = [{"name": m.name, "backend": m.backend, "aliases": list(m.aliases), "loaded": m.loaded}
               for m in reply.models]
     return {"models": listed, "count": len(listed)}
-
-
-@router.get("/cache/stats", responses=problem_responses(401, 503, 504))
-async def cache_stats(user: CurrentUser, state: StateDep) -> dict[str, Any]:
-    try:
-        stats = await stub(state).GetCacheStats(chat_pb2.CacheStatsRequest(), metadata=user.to_metadata(),
-                                                timeout=chat_client.QUICK_TIMEOUT_S)
-    except grpc.aio.AioRpcError as exc:
-        raise problem_of(exc) from exc
-    return {
-        "gets": stats.gets, "sets": stats.sets, "hits": stats.hits, "misses": stats.misses,
-        "evictions": stats.evictions, "hit_rate": round(stats.hit_rate, 4),
-        "hit_rate_percent": round(stats.hit_rate * 100, 2),
-        "redis_server": {k: int(v) for k, v in json_format.MessageToDict(stats.redis_server).items()},
-        "models": {m.model: {"hits": m.hits, "misses": m.misses} for m in stats.models},
-    }

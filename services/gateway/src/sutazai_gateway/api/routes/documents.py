@@ -13,7 +13,9 @@ from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Response,
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sutazai.common.v1 import common_pb2
 from sutazai.memory.v1 import memory_pb2
+from sutazai_runtime.identity import Identity
 
+from sutazai_gateway.api.cached import cached_json, invalidate
 from sutazai_gateway.api.deps import CurrentUser, StateDep
 from sutazai_gateway.api.routes.memory_common import COMMON, MEMORY_TIMEOUT_S, stub, when
 from sutazai_gateway.grpc_errors import upstream_errors
@@ -106,6 +108,19 @@ class StatsOut(BaseModel):
     by_content_type: dict[str, int]
 
 
+# Metadata reads come from the API cache, per user (each sees only their own documents), and only once
+# ingestion is over: a document still processing changes without a write through the gateway.
+SETTLED = frozenset({"ready", "failed"})
+
+
+def _settled(document: dict[str, Any]) -> bool:
+    return document["status"] in SETTLED
+
+
+def _tags(user: Identity) -> tuple[str, ...]:
+    return ("documents", f"documents:{user.user_id}")
+
+
 def document_dict(d: memory_pb2.Document) -> dict[str, Any]:
     return {"id": d.id, "filename": d.filename, "content_type": d.content_type, "size": d.size, "tags": list(d.tags),
             "description": d.description, "status": d.status, "progress": round(d.progress, 4), "chunks": d.chunks,
@@ -120,6 +135,7 @@ async def _upload(state: StateDep, user: CurrentUser, response: Response, filena
     with upstream_errors("memory"):
         document = await stub(state).UploadDocument(request, metadata=user.to_metadata(), timeout=UPLOAD_TIMEOUT_S)
     response.headers["Location"] = f"/api/v1/documents/{document.id}"
+    await invalidate(state, f"documents:{user.user_id}")
     return document_dict(document)
 
 
@@ -149,22 +165,31 @@ async def list_documents(
     state: StateDep, user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=100)] = 50, offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     search: Annotated[str, Query(max_length=200, description="in the file name, description or tags")] = "",
-) -> dict[str, Any]:
-    request = memory_pb2.ListDocumentsRequest(search=search, page=common_pb2.PageRequest(limit=limit, offset=offset))
-    with upstream_errors("memory"):
-        reply = await stub(state).ListDocuments(request, metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)
-    return {"documents": [document_dict(d) for d in reply.documents], "total": reply.page.total,
-            "limit": reply.page.limit, "offset": reply.page.offset}
+) -> Response:
+    async def produce() -> tuple[Any, dict[str, str]]:
+        page = common_pb2.PageRequest(limit=limit, offset=offset)
+        request = memory_pb2.ListDocumentsRequest(search=search, page=page)
+        with upstream_errors("memory"):
+            reply = await stub(state).ListDocuments(request, metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)
+        return {"documents": [document_dict(d) for d in reply.documents], "total": reply.page.total,
+                "limit": reply.page.limit, "offset": reply.page.offset}, {}
+
+    return await cached_json(state, f"documents:{user.user_id}:list:{limit}\x00{offset}\x00{search}",
+                             _tags(user), produce, keep=lambda c: all(_settled(d) for d in c["documents"]))
 
 
 @router.get("/stats", response_model=StatsOut, responses=problem_responses(*COMMON))
-async def document_stats(state: StateDep, user: CurrentUser) -> dict[str, Any]:
+async def document_stats(state: StateDep, user: CurrentUser) -> Response:
     """The original's summary: how many documents, their size and chunks, by status and type."""
-    with upstream_errors("memory"):
-        s = await stub(state).GetDocumentStats(memory_pb2.DocumentStatsRequest(), metadata=user.to_metadata(),
-                                               timeout=MEMORY_TIMEOUT_S)
-    return {"total_documents": s.total_documents, "total_size": s.total_size, "total_chunks": s.total_chunks,
-            "by_status": dict(s.by_status), "by_content_type": dict(s.by_content_type)}
+    async def produce() -> tuple[Any, dict[str, str]]:
+        with upstream_errors("memory"):
+            s = await stub(state).GetDocumentStats(memory_pb2.DocumentStatsRequest(), metadata=user.to_metadata(),
+                                                   timeout=MEMORY_TIMEOUT_S)
+        return {"total_documents": s.total_documents, "total_size": s.total_size, "total_chunks": s.total_chunks,
+                "by_status": dict(s.by_status), "by_content_type": dict(s.by_content_type)}, {}
+
+    return await cached_json(state, f"documents:{user.user_id}:stats", _tags(user), produce,
+                             keep=lambda c: set(c["by_status"]) <= SETTLED)
 
 
 @router.post("/search", response_model=DocSearchOut, responses=problem_responses(*COMMON, 400))
@@ -179,11 +204,14 @@ async def search_documents(body: DocSearchBody, state: StateDep, user: CurrentUs
 
 
 @router.get("/{document_id}", response_model=DocumentOut, responses=problem_responses(*COMMON, 404))
-async def get_document(document_id: DocumentId, state: StateDep, user: CurrentUser) -> dict[str, Any]:
-    with upstream_errors("memory"):
-        reply = await stub(state).GetDocument(memory_pb2.GetDocumentRequest(id=document_id),
-                                              metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)
-    return document_dict(reply.document)
+async def get_document(document_id: DocumentId, state: StateDep, user: CurrentUser) -> Response:
+    async def produce() -> tuple[Any, dict[str, str]]:
+        with upstream_errors("memory"):
+            reply = await stub(state).GetDocument(memory_pb2.GetDocumentRequest(id=document_id),
+                                                  metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)
+        return document_dict(reply.document), {}
+
+    return await cached_json(state, f"documents:{user.user_id}:{document_id}", _tags(user), produce, keep=_settled)
 
 
 @router.get("/{document_id}/download", response_class=Response, responses=problem_responses(*COMMON, 404))
@@ -203,4 +231,5 @@ async def delete_document(document_id: DocumentId, state: StateDep, user: Curren
     with upstream_errors("memory"):
         await stub(state).DeleteDocument(memory_pb2.DeleteDocumentRequest(id=document_id),
                                          metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)
+    await invalidate(state, f"documents:{user.user_id}")
     return Response(status_code=204)

@@ -47,8 +47,9 @@ async def health(state: StateDep) -> dict[str, object]:
 
 @router.get("/api/v1/health/detailed")
 async def health_detailed(state: StateDep) -> dict[str, object]:
-    """Checks every service and dependency now (each bounded by the probe timeout)."""
-    await state.monitor.check_now()
+    """Every service and dependency, checked now (each bounded by the probe timeout), or at most
+    ``SUTAZAI_GATEWAY_HEALTH_MIN_INTERVAL_S`` ago: one round runs at a time, callers share it."""
+    await state.monitor.fresh()
     components = state.monitor.tracker.components
     statuses = {name: c.status for name, c in components.items()}
     alerts, recommendations = alerts_and_recommendations(components)
