@@ -105,11 +105,14 @@ async def refresh(body: RefreshRequest, state: StateDep) -> TokenResponse:
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
 
 
-@router.get("/me", responses=problem_responses(401, 404))
+@router.get("/me", responses=problem_responses(401))
 async def me(user: CurrentUser, state: StateDep) -> UserInfo:
     found = await _store(state).user_by_id(user.user_id)
-    if found is None:
-        raise HTTPException(404, "the account no longer exists")
+    if found is None or not found.is_active:
+        # A credential verified (and cached) a moment before its account was deleted or disabled: the account
+        # is what the credential stood for, so it no longer authenticates anyone.
+        raise HTTPException(401, "the account no longer exists or is disabled",
+                            headers={"WWW-Authenticate": "Bearer"})
     return _info(found)
 
 
