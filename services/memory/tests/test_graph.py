@@ -140,4 +140,4 @@ async def test_bad_relations_and_depths_are_refused(memory: Any, user: str) -> N
 async def test_the_configured_backend_is_reported(memory: Any, user: str) -> None:
     stats = await memory.client(user).GetStats(m.GetStatsRequest())
     expected = "neo4j" if memory.settings.neo4j_uri else "postgres"
-    assert stats.graph_backend == expected and stats.vector_backend == "qdrant-local"
+    assert stats.graph_backend == expected and stats.vector_backend == "qdrant-edge"

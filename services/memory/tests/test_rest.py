@@ -131,7 +131,7 @@ async def test_vectors_routes_keep_the_original_shapes_per_user(api: Api) -> Non
     h, a, b = api.http, api.as_("alice"), api.as_("bob")
     stored = await ok(await h.post("/api/v1/vectors/store", headers=a, json={
         "text": "Quarterly revenue grew by 12 percent.", "metadata": {"source": "report"}}))
-    assert stored["status"] == "stored" and stored["backend"] == "qdrant-local" and stored["id"]
+    assert stored["status"] == "stored" and stored["backend"] == "qdrant-edge" and stored["id"]
     hits = await ok(await h.post("/api/v1/vectors/search", headers=a, json={"query": "quarterly revenue growth",
                                                                            "threshold": 0.3}))
     assert isinstance(hits, list) and hits[0]["id"] == stored["id"]

@@ -22,7 +22,7 @@ from sutazai_memory.graph.postgres import PostgresGraph
 from sutazai_memory.memories import Memories
 from sutazai_memory.memory_store import MemoryStore
 from sutazai_memory.server import MemoryServicer
-from sutazai_memory.vectors import VectorIndex
+from sutazai_memory.vectors import VectorIndex, open_index
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory
     chat = ChatClient(channel, embed_model=settings.embed_model, infer_model=settings.infer_model,
                       batch=settings.embed_batch, embed_timeout_s=settings.embed_timeout_s,
                       infer_timeout_s=settings.infer_timeout_s)
-    index = VectorIndex.open(settings.qdrant_url, settings.data_dir / "qdrant",
+    index = open_index(settings.qdrant_url, settings.vectors_dir,
                              api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
                              timeout_s=settings.qdrant_timeout_s)
     graph = await open_graph(settings, pool, schema)
@@ -72,7 +72,7 @@ async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory
     if resumed:
         log.info("resumed document ingestion", extra={"documents": resumed})
     probes = [Probe("qdrant", redact_url(settings.qdrant_url) if settings.qdrant_url
-                    else f"local:{settings.data_dir / 'qdrant'}", index.ping)]
+                    else f"qdrant-edge:{settings.vectors_dir}", index.ping)]
     if graph.name == "neo4j":
         probes.append(Probe("neo4j", redact_url(settings.neo4j_uri or ""), graph.ping))
     return Built(MemoryServicer(memories, documents, graph), index, graph, channel, probes)
