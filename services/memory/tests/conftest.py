@@ -26,6 +26,7 @@ from sutazai_chat.config import Settings as ChatSettings
 from sutazai_memory.config import Settings
 from sutazai_memory.memory_store import init_connection
 from sutazai_memory.wiring import Built, build, migrate
+from sutazai_runtime.discovery import DiscoverySettings, open_registry
 from sutazai_runtime.identity import Identity
 from sutazai_stack import embedded
 from sutazai_stack.ports import free_port
@@ -155,7 +156,9 @@ async def memory(chat_addr: str, postgres_url: str, tmp_path_factory: pytest.Tem
     await migrate(pool, schema)
     settings = Settings(grpc_port=0, metrics_port=0, database_url=postgres_url, chat_addr=chat_addr,
                         data_dir=tmp_path_factory.mktemp("memory-data"), chunk_tokens=60, chunk_overlap=10)
-    built = await build(settings, pool, schema=schema)
+    # chat through the balanced Upstream, as the service does (a static registry naming the test's chat)
+    registry = await open_registry(DiscoverySettings(backend="static"), static_addresses={"chat": chat_addr})
+    built = await build(settings, pool, schema=schema, registry=registry)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)])
     memory_pb2_grpc.add_MemoryServiceServicer_to_server(built.servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -169,6 +172,7 @@ async def memory(chat_addr: str, postgres_url: str, tmp_path_factory: pytest.Tem
         await server.stop(1)
         for cleanup in built.cleanups:
             await cleanup()
+        await registry.close()
         await pool.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await pool.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import grpc
@@ -35,7 +36,7 @@ async def test_remember_stores_the_answer_in_the_user_and_agent_scope(memory: An
     metadata = Identity(user).to_metadata()
     stored = await context.remember("The meeting moved to 3 pm.", "assistant", "task-1", metadata)
     got = await memory.client(user).GetMemory(m.GetMemoryRequest(id=stored["memory_stored"]))
-    assert got.scope.agent_id == "assistant" and got.metadata["task_id"] == "task-1"
+    assert got.scope.agent_id == "assistant" and json.loads(got.metadata_json)["task_id"] == "task-1"
     again = await context.remember("The meeting moved to 3 pm.", "assistant", "task-2", metadata)
     assert again["memory_stored"] == stored["memory_stored"]  # the same answer twice is one memory
 

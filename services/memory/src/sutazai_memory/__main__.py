@@ -2,6 +2,7 @@
 
 import uvloop
 from sutazai.memory.v1 import memory_pb2_grpc
+from sutazai_runtime.discovery import open_registry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.postgres import create_pool
@@ -22,7 +23,13 @@ async def run(settings: Settings) -> None:
         timeout_s=settings.startup_timeout_s,
     )
     await migrate(pool)
-    built = await build(settings, pool)
+    registry = await connect_with_retry(
+        "registry", lambda: open_registry(settings.discovery, client_name="sutazai-memory",
+                                          static_addresses={"chat": settings.chat_addr}),
+        timeout_s=settings.startup_timeout_s,
+    )
+    # chat's instances from the registry's watch, balanced and protected per call
+    built = await build(settings, pool, registry=registry)
     await serve(
         GrpcService(
             name="memory",
@@ -30,7 +37,8 @@ async def run(settings: Settings) -> None:
             register=[lambda server: memory_pb2_grpc.add_MemoryServiceServicer_to_server(built.servicer, server)],
             service_names=[SERVICE.full_name],
             probes=[postgres_probe(pool, settings.database_url), *built.probes],
-            cleanups=[*built.cleanups, pool.close],
+            cleanups=[*built.cleanups, pool.close, registry.close],
+            registry=registry,
             max_receive_bytes=MAX_REQUEST_BYTES,
         )
     )

@@ -1,5 +1,8 @@
 """The chat service, the only way memory reaches a model: embeddings (``Embed``) and, for
-``infer: true``, one chat completion per conversation (``Chat``). Memory never loads a model."""
+``infer: true`` / ``extract_graph: true``, one chat completion per item (``Chat``). Memory never loads a model.
+
+The service calls chat through a balanced, protected ``Upstream`` (instances from the registry, breaker,
+deadline; ``__main__``); tests may hand a plain channel."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from dataclasses import dataclass
 import grpc
 from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
 from sutazai_runtime.identity import Identity
+from sutazai_runtime.resilience.upstream import Upstream, stub_of
 
 from sutazai_memory.errors import InvalidInput, UpstreamError
 
@@ -20,9 +24,9 @@ class Embedded:
 
 
 class ChatClient:
-    def __init__(self, channel: grpc.aio.Channel, *, embed_model: str = "", infer_model: str = "",
+    def __init__(self, chat: grpc.aio.Channel | Upstream, *, embed_model: str = "", infer_model: str = "",
                  batch: int = 64, embed_timeout_s: float = 60.0, infer_timeout_s: float = 120.0) -> None:
-        self._stub = chat_pb2_grpc.ChatServiceStub(channel)
+        self._stub = stub_of(chat, chat_pb2_grpc.ChatServiceStub)
         self._embed_model = embed_model
         self._infer_model = infer_model
         self._batch = batch

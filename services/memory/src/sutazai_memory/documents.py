@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 MAX_TAGS = 32
 _NAMESPACE = uuid.UUID("5b0c8a6e-52a4-4b55-9d4e-6f1c2f1d7a10")
 _COLUMNS = ("id, owner_id, filename, content_type, size, tags, description, chunks, status, error, progress,"
-            " sha256, vector_collection, created_at, updated_at")
+            " sha256, vector_collection, created_at, updated_at, chunks_total")
 
 
 @dataclass(slots=True)
@@ -51,13 +51,14 @@ class DocumentRecord:
     vector_collection: str
     created_at: datetime
     updated_at: datetime
+    chunks_total: int = 0
 
 
 def _record(row: asyncpg.Record) -> DocumentRecord:
     return DocumentRecord(str(row["id"]), row["owner_id"], row["filename"], row["content_type"], row["size"],
                           list(row["tags"]), row["description"], row["chunks"], row["status"], row["error"],
                           float(row["progress"]), row["sha256"], row["vector_collection"], row["created_at"],
-                          row["updated_at"])
+                          row["updated_at"], row["chunks_total"])
 
 
 def chunk_point_id(document_id: str, index: int) -> str:
@@ -139,6 +140,9 @@ class Documents:
                                                  overlap=self.chunk_overlap)
                 if not pieces:
                     raise ValueError("the document has no text")
+                await self.pool.execute(
+                    f"UPDATE {self.schema}.documents SET chunks_total=$2, chunks=0, progress=0, updated_at=now()"
+                    " WHERE id=$1", document_id, len(pieces))
                 meta = await self.pool.fetchrow(f"SELECT tags, filename FROM {self.schema}.documents WHERE id=$1",
                                                 document_id)
                 if meta is None:

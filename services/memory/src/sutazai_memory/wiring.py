@@ -9,10 +9,12 @@ from importlib.resources import files
 
 import asyncpg
 import grpc
+from sutazai_runtime.discovery.registry import Registry
 from sutazai_runtime.grpc_client import open_channel
 from sutazai_runtime.logging import redact_url
 from sutazai_runtime.postgres import apply_migrations, load_migrations
 from sutazai_runtime.probes import Probe
+from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 
 from sutazai_memory.chat import ChatClient
 from sutazai_memory.config import Settings
@@ -32,12 +34,12 @@ class Built:
     servicer: MemoryServicer
     index: VectorIndex
     graph: GraphStore
-    chat_channel: grpc.aio.Channel
+    chat: grpc.aio.Channel | Upstream
     probes: list[Probe] = field(default_factory=list)
 
     @property
     def cleanups(self) -> list[Callable[[], Awaitable[None]]]:
-        return [self.servicer.documents.stop, self.index.close, self.graph.close, self.chat_channel.close]
+        return [self.servicer.documents.stop, self.index.close, self.graph.close, self.chat.close]
 
 
 async def migrate(pool: asyncpg.Pool, schema: str = "memory") -> None:
@@ -56,17 +58,22 @@ async def open_graph(settings: Settings, pool: asyncpg.Pool, schema: str) -> Gra
 
 
 async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory",
-                chat_channel: grpc.aio.Channel | None = None) -> Built:
-    channel = chat_channel or open_channel(settings.chat_addr, default_timeout_s=settings.embed_timeout_s)
-    chat = ChatClient(channel, embed_model=settings.embed_model, infer_model=settings.infer_model,
+                chat: grpc.aio.Channel | Upstream | None = None, registry: Registry | None = None) -> Built:
+    """``chat``: given (tests), else a balanced ``Upstream`` over ``registry``'s chat instances (the service),
+    else a plain channel to ``chat_addr``."""
+    if chat is None:
+        policy = UpstreamPolicy(timeout_s=settings.embed_timeout_s)
+        chat = (Upstream("chat", registry=registry, policy=policy) if registry is not None
+                else open_channel(settings.chat_addr, default_timeout_s=settings.embed_timeout_s))
+    client = ChatClient(chat, embed_model=settings.embed_model, infer_model=settings.infer_model,
                       batch=settings.embed_batch, embed_timeout_s=settings.embed_timeout_s,
                       infer_timeout_s=settings.infer_timeout_s)
     index = open_index(settings.qdrant_url, settings.vectors_dir,
                              api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
                              timeout_s=settings.qdrant_timeout_s)
     graph = await open_graph(settings, pool, schema)
-    memories = Memories(MemoryStore(pool, schema), index, chat)
-    documents = Documents(pool, index, chat, settings.max_document_bytes, settings.chunk_tokens,
+    memories = Memories(MemoryStore(pool, schema), index, client)
+    documents = Documents(pool, index, client, settings.max_document_bytes, settings.chunk_tokens,
                           settings.chunk_overlap, settings.embed_batch, settings.ingest_concurrency, schema)
     resumed = await documents.resume()
     if resumed:
@@ -75,4 +82,4 @@ async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory
                     else f"qdrant-edge:{settings.vectors_dir}", index.ping)]
     if graph.name == "neo4j":
         probes.append(Probe("neo4j", redact_url(settings.neo4j_uri or ""), graph.ping))
-    return Built(MemoryServicer(memories, documents, graph), index, graph, channel, probes)
+    return Built(MemoryServicer(memories, documents, graph), index, graph, chat, probes)

@@ -9,12 +9,12 @@ result says so (``memory_error``)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from google.protobuf.struct_pb2 import Struct
 from sutazai.memory.v1 import memory_pb2, memory_pb2_grpc
 from sutazai_runtime.resilience.upstream import stub_of
 
@@ -73,10 +73,9 @@ class MemoryContext:
                        metadata: tuple[tuple[str, str], ...]) -> dict[str, Any]:
         if not content.strip():
             return {}
-        meta = Struct()
-        meta.update({"source": "task", "task_id": task_id})
+        meta = json.dumps({"source": "task", "task_id": task_id}).encode()
         request = memory_pb2.AddMemoriesRequest(items=[memory_pb2.MemoryInput(
-            content=content[:32_000], metadata=meta, scope=memory_pb2.Scope(agent_id=agent_id))])
+            content=content[:32_000], metadata_json=meta, scope=memory_pb2.Scope(agent_id=agent_id))])
         try:
             reply = await self._stub.AddMemories(request, metadata=metadata, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as exc:
