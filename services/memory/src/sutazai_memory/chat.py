@@ -50,10 +50,14 @@ class ChatClient:
             raise UpstreamError(f"chat answered {len(vectors)} embeddings for {len(texts)} inputs")
         return Embedded(model, dims, vectors)
 
-    async def complete(self, system: str, prompt: str, identity: Identity, *, max_tokens: int = 512) -> str:
+    async def complete(self, system: str, prompt: str, identity: Identity, *, max_tokens: int = 512,
+                       schema_json: str = "") -> str:
+        """One completion; with ``schema_json`` the reply is constrained to that JSON schema."""
         request = chat_pb2.ChatRequest(
             messages=[chat_pb2.Message(role="user", content=prompt)], system=system, model=self._infer_model,
             use_cache=True, temperature=0.0, max_tokens=max_tokens,
+            response_format=chat_pb2.ResponseFormat(type="json_schema", schema_json=schema_json, name="graph",
+                                                    strict=True) if schema_json else None,
         )
         try:
             reply = await self._stub.Chat(request, metadata=identity.to_metadata(), timeout=self._infer_timeout_s)

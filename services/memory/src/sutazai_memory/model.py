@@ -86,11 +86,19 @@ class Change:
 
 
 @dataclass(slots=True)
+class GraphOutcome:
+    entities: int = 0
+    relations: int = 0
+    skipped: str = ""  # why nothing went into the graph
+
+
+@dataclass(slots=True)
 class AddOutcome:
     item: int
     event: str  # created | duplicate | skipped
     memory: MemoryRecord | None = None
     reason: str = ""
+    graph: GraphOutcome | None = None
 
 
 def content_hash(content: str) -> str:

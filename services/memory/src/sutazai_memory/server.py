@@ -70,10 +70,15 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         async def call() -> memory_pb2.AddMemoriesResponse:
             items = [NewMemory(i.content, convert.from_json(i.metadata_json), convert.scope(i.scope),
                                i.collection.strip(), i.document_id.strip()) for i in request.items]
-            outcomes, calls = await self.memories.add(identity, items, infer=request.infer)
+            outcomes, calls = await self.memories.add(identity, items, infer=request.infer,
+                                                      extract_graph=request.extract_graph)
             return memory_pb2.AddMemoriesResponse(model_calls=calls, backend=self.memories.index.backend, results=[
                 memory_pb2.AddResult(item=o.item, event=o.event, reason=o.reason,
-                                     memory=convert.memory(o.memory) if o.memory else None) for o in outcomes])
+                                     memory=convert.memory(o.memory) if o.memory else None,
+                                     graph=memory_pb2.GraphExtraction(entities=o.graph.entities,
+                                                                      relations=o.graph.relations,
+                                                                      skipped=o.graph.skipped) if o.graph else None)
+                for o in outcomes])
         return await _guarded(context, call)
 
     async def SearchMemories(self, request: memory_pb2.SearchMemoriesRequest, context: grpc.aio.ServicerContext

@@ -72,7 +72,7 @@ async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory
                              api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
                              timeout_s=settings.qdrant_timeout_s)
     graph = await open_graph(settings, pool, schema)
-    memories = Memories(MemoryStore(pool, schema), index, client)
+    memories = Memories(MemoryStore(pool, schema), index, client, graph)
     documents = Documents(pool, index, client, settings.max_document_bytes, settings.chunk_tokens,
                           settings.chunk_overlap, settings.embed_batch, settings.ingest_concurrency, schema)
     resumed = await documents.resume()
