@@ -22,6 +22,7 @@ from sutazai_runtime.identity import Identity
 from sutazai_memory import keywords
 from sutazai_memory.chat import ChatClient
 from sutazai_memory.chunking import chunk
+from sutazai_memory.document_events import DocumentEvents
 from sutazai_memory.errors import InvalidInput, NotFound
 from sutazai_memory.extract import extract_text, sniff
 from sutazai_memory.vectors import Point, VectorIndex, collection_name, match_filter
@@ -76,6 +77,7 @@ class Documents:
     embed_batch: int = 64
     concurrency: int = 1
     schema: str = "memory"
+    events: DocumentEvents = field(default_factory=lambda: DocumentEvents(None))
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _slots: asyncio.Semaphore | None = None
 
@@ -143,6 +145,7 @@ class Documents:
                 await self.pool.execute(
                     f"UPDATE {self.schema}.documents SET chunks_total=$2, chunks=0, progress=0, updated_at=now()"
                     " WHERE id=$1", document_id, len(pieces))
+                await self.events.progress(document_id, owner_id, "processing", 0, len(pieces))
                 meta = await self.pool.fetchrow(f"SELECT tags, filename FROM {self.schema}.documents WHERE id=$1",
                                                 document_id)
                 if meta is None:
@@ -166,10 +169,12 @@ class Documents:
                         " updated_at=now() WHERE id=$1", document_id, done / len(pieces), done, name)
                     log.info("document progress", extra={"document_id": document_id, "chunks": done,
                                                          "total": len(pieces)})
+                    await self.events.progress(document_id, owner_id, "processing", done, len(pieces))
                 await self.pool.execute(
                     f"UPDATE {self.schema}.documents SET status='ready', progress=1, updated_at=now() WHERE id=$1",
                     document_id)
                 log.info("document ready", extra={"document_id": document_id, "chunks": len(pieces)})
+                await self.events.progress(document_id, owner_id, "ready", len(pieces), len(pieces))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -177,6 +182,7 @@ class Documents:
                 await self.pool.execute(
                     f"UPDATE {self.schema}.documents SET status='failed', error=$2, updated_at=now() WHERE id=$1",
                     document_id, str(exc)[:2000])
+                await self.events.progress(document_id, owner_id, "failed", 0, 0, str(exc)[:2000])
 
     async def delete(self, identity: Identity, document_id: str) -> None:
         record = await self.get(identity, document_id)

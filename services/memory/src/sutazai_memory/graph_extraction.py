@@ -16,11 +16,10 @@ MAX_NAME = 200
 MAX_TYPE = 64
 
 SYSTEM = (
-    "You extract a knowledge graph from a short text. Answer with JSON only: "
-    '{"entities": [{"name": "<as written>", "type": "<person|organization|place|thing|event|concept>"}], '
-    '"relations": [{"source": "<entity name>", "target": "<entity name>", "type": "<verb_phrase>"}]}. '
-    "Every relation names two of the listed entities. When the text names nothing, answer "
-    '{"entities": [], "relations": []}.'
+    "You extract a knowledge graph from a short text. List the people, organizations, places, things and "
+    "events the text names as entities (each with its name as written and a one-word type), and how they are "
+    "related as relations (source and target are names from your entity list, type is a short verb phrase). "
+    "Answer with the JSON object only. When the text names nothing, both lists are empty."
 )
 
 SCHEMA = {

@@ -12,12 +12,14 @@ import grpc
 from sutazai_runtime.discovery.registry import Registry
 from sutazai_runtime.grpc_client import open_channel
 from sutazai_runtime.logging import redact_url
+from sutazai_runtime.nats import connect_nats
 from sutazai_runtime.postgres import apply_migrations, load_migrations
 from sutazai_runtime.probes import Probe
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 
 from sutazai_memory.chat import ChatClient
 from sutazai_memory.config import Settings
+from sutazai_memory.document_events import DocumentEvents
 from sutazai_memory.documents import Documents
 from sutazai_memory.graph.base import GraphStore
 from sutazai_memory.graph.postgres import PostgresGraph
@@ -46,6 +48,17 @@ async def migrate(pool: asyncpg.Pool, schema: str = "memory") -> None:
     await apply_migrations(pool, schema, load_migrations(files("sutazai_memory") / "migrations"))
 
 
+async def open_events(settings: Settings) -> DocumentEvents:
+    """Document ingestion events on NATS (``document_events``); without NATS, none (ingestion goes on)."""
+    try:
+        nc = await connect_nats(settings.discovery.nats_url, name="sutazai-memory",
+                                connect_timeout_s=settings.discovery.connect_timeout_s)
+    except Exception as exc:
+        log.warning("no NATS: document ingestion events are off", extra={"error": str(exc)})
+        return DocumentEvents(None)
+    return DocumentEvents(nc)
+
+
 async def open_graph(settings: Settings, pool: asyncpg.Pool, schema: str) -> GraphStore:
     if settings.neo4j_uri:
         from sutazai_memory.graph.neo4j_store import Neo4jGraph
@@ -58,7 +71,8 @@ async def open_graph(settings: Settings, pool: asyncpg.Pool, schema: str) -> Gra
 
 
 async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory",
-                chat: grpc.aio.Channel | Upstream | None = None, registry: Registry | None = None) -> Built:
+                chat: grpc.aio.Channel | Upstream | None = None, registry: Registry | None = None,
+                events: DocumentEvents | None = None, resume: bool = True) -> Built:
     """``chat``: given (tests), else a balanced ``Upstream`` over ``registry``'s chat instances (the service),
     else a plain channel to ``chat_addr``."""
     if chat is None:
@@ -74,8 +88,9 @@ async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory
     graph = await open_graph(settings, pool, schema)
     memories = Memories(MemoryStore(pool, schema), index, client, graph)
     documents = Documents(pool, index, client, settings.max_document_bytes, settings.chunk_tokens,
-                          settings.chunk_overlap, settings.embed_batch, settings.ingest_concurrency, schema)
-    resumed = await documents.resume()
+                          settings.chunk_overlap, settings.embed_batch, settings.ingest_concurrency, schema,
+                          events or DocumentEvents(None))
+    resumed = await documents.resume() if resume else 0
     if resumed:
         log.info("resumed document ingestion", extra={"documents": resumed})
     probes = [Probe("qdrant", redact_url(settings.qdrant_url) if settings.qdrant_url
