@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from sutazai.agents.v1 import agents_pb2
 from sutazai.memory.v1 import memory_pb2, memory_pb2_grpc
 from sutazai_runtime.resilience.upstream import stub_of
 
@@ -43,6 +44,17 @@ class Recall:
         return fields
 
 
+def with_recall(agent: agents_pb2.Agent, recall: Recall | None) -> agents_pb2.Agent:
+    """The agent as the model should see it: its system prompt with the recalled memories (a copy; the
+    tool loop of ``agent_run`` takes the prompt from the definition it is given)."""
+    if recall is None or not recall.memories:
+        return agent
+    copy = agents_pb2.Agent()
+    copy.CopyFrom(agent)
+    copy.system_prompt = recall.system_prompt(agent.system_prompt)
+    return copy
+
+
 class MemoryContext:
     def __init__(self, channel: grpc.aio.Channel, *, limit: int = 5, timeout_s: float = 10.0) -> None:
         self._stub = stub_of(channel, memory_pb2_grpc.MemoryServiceStub)
@@ -68,6 +80,17 @@ class MemoryContext:
             recall.error = f"{exc.code().name}: {exc.details()}"
             log.warning("memory recall failed; the agent runs without memories", extra={"error": recall.error})
         return recall
+
+    async def finish(self, result: dict[str, Any], recall: Recall, task: Any,
+                     metadata: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+        """The result with ``memories_used`` (and ``memory_error``), and, when the payload says
+        ``"remember": true``, the answer stored as a memory (``memory_stored``). Both paths (one model call, or
+        the tool loop) end here."""
+        result = {**result, **recall.result_fields()}
+        if task.payload().get("remember") is True and result.get("output"):
+            result.update(await self.remember(str(result["output"]), str(result.get("agent_id") or task.agent_id),
+                                              str(task.id), metadata))
+        return result
 
     async def remember(self, content: str, agent_id: str, task_id: str,
                        metadata: tuple[tuple[str, str], ...]) -> dict[str, Any]:
