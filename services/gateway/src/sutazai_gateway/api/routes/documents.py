@@ -72,7 +72,7 @@ class NewDocument(BaseModel):
             return self.content.encode()
         try:
             return base64.b64decode(self.content_base64 or "", validate=True)
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # ValueError: a non-ASCII character
             raise HTTPException(400, "content_base64: not valid base64") from None
 
 
