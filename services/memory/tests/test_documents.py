@@ -171,3 +171,25 @@ async def test_an_unreadable_pdf_fails_with_a_reason(memory: Any, user: str) -> 
     doc = await c.UploadDocument(m.UploadDocumentRequest(filename="broken.pdf", content=b"%PDF-1.7\n garbage"))
     done = await wait_ready(c, doc.id)
     assert done.status == "failed" and done.error
+
+
+@pytest.mark.parametrize("fields", [{"description": "r\x00x"}, {"filename": "a\x00.md"}, {"tags": ["ok", "b\x00d"]}])
+async def test_a_nul_in_a_documents_fields_is_refused(memory: Any, user: str, fields: dict[str, Any]) -> None:
+    """Multipart fields pass the gateway's JSON NUL guard; PostgreSQL stores no NUL: bad input, not a 502."""
+    c = memory.client(user)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await c.UploadDocument(m.UploadDocumentRequest(**{"filename": "x.md", "content": b"hello", **fields}))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "NUL" in info.value.details()
+    assert not (await c.ListDocuments(m.ListDocumentsRequest())).documents
+
+
+async def test_a_nul_in_memory_text_or_metadata_is_refused(memory: Any, user: str) -> None:
+    c = memory.client(user)
+    for request in [m.AddMemoriesRequest(items=[m.MemoryInput(content="a\x00b")]),
+                    m.AddMemoriesRequest(items=[m.MemoryInput(content="ok", metadata_json=b'{"k": "\\u0000"}')])]:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await c.AddMemories(request)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "NUL" in info.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await c.UpsertEntity(m.UpsertEntityRequest(name="n\x00", type="t"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT

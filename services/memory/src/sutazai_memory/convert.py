@@ -37,7 +37,19 @@ def from_json(raw: bytes, what: str = "metadata", *, limit: int = MAX_METADATA_B
         raise InvalidInput(f"{what}: not a valid JSON object ({exc})") from None
     if not isinstance(value, dict):
         raise InvalidInput(f"{what}: must be a JSON object, not {type(value).__name__}")
+    if _has_nul(value):
+        raise InvalidInput(f"{what}: must not contain U+0000 (NUL)")
     return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def canonical_text(value: Any) -> str:

@@ -23,7 +23,7 @@ from sutazai_memory import keywords
 from sutazai_memory.chat import ChatClient
 from sutazai_memory.chunking import chunk
 from sutazai_memory.document_events import DocumentEvents
-from sutazai_memory.errors import InvalidInput, NotFound
+from sutazai_memory.errors import InvalidInput, NotFound, refuse_nul
 from sutazai_memory.extract import extract_text, sniff
 from sutazai_memory.vectors import Point, VectorIndex, collection_name, match_filter
 
@@ -88,6 +88,7 @@ class Documents:
             raise InvalidInput("file: empty")
         if len(content) > self.max_bytes:
             raise InvalidInput(f"file: {len(content)} bytes, over the limit of {self.max_bytes}")
+        refuse_nul("filename, content_type, tags and description", filename, declared_type, description, *tags)
         filename = (filename or "document").strip()[:255]
         tags = sorted({t.strip() for t in tags if t.strip()})
         if len(tags) > MAX_TAGS or any(len(t) > 64 for t in tags):
@@ -233,6 +234,7 @@ class Documents:
             raise InvalidInput("query: must not be empty")
         if not 1 <= limit <= 100:
             raise InvalidInput("limit: between 1 and 100")
+        refuse_nul("query and tags", query, *tags)
         embedded = await self.chat.embed([query], identity)
         hits = await self.index.search(
             collection_name(embedded.model, embedded.dimensions), dense=embedded.vectors[0],

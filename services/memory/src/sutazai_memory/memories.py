@@ -18,7 +18,7 @@ from sutazai_runtime.identity import Identity
 
 from sutazai_memory import graph_extraction, inference, keywords
 from sutazai_memory.chat import ChatClient
-from sutazai_memory.errors import Conflict, InvalidInput, MemoryServiceError, NotFound
+from sutazai_memory.errors import Conflict, InvalidInput, MemoryServiceError, NotFound, refuse_nul
 from sutazai_memory.graph.base import GraphStore
 from sutazai_memory.memory_store import MemoryStore
 from sutazai_memory.model import AddOutcome, Change, GraphOutcome, MemoryRecord, NewMemory, Scope, content_hash
@@ -69,6 +69,8 @@ class Memories:
                 raise InvalidInput(f"items[{i}].content: must not be empty")
             if len(item.content) > MAX_CONTENT:
                 raise InvalidInput(f"items[{i}].content: at most {MAX_CONTENT} characters")
+            refuse_nul(f"items[{i}]", item.content, item.collection, item.document_id,
+                       *item.scope.conditions().values())
             _check_scope(item.scope)
         outcomes: list[AddOutcome] = []
         model_calls = 0
@@ -162,6 +164,7 @@ class Memories:
             raise InvalidInput("limit: between 1 and 100")
         if mode not in MODES:
             raise InvalidInput(f"mode: one of {', '.join(MODES)}")
+        refuse_nul("query, scope and collection", query, collection, *(scope or Scope()).conditions().values())
         if threshold is not None and not -1.0 <= threshold <= 1.0:
             raise InvalidInput("threshold: between -1 and 1")
         scope = scope or Scope()
@@ -195,6 +198,7 @@ class Memories:
             raise InvalidInput("give content, metadata or both")
         if content is not None and (not content.strip() or len(content) > MAX_CONTENT):
             raise InvalidInput(f"content: 1 to {MAX_CONTENT} characters")
+        refuse_nul("content", content or "")
         current = await self.get(identity, memory_id)
         vector = None
         if content is not None and content != current.content:
