@@ -86,6 +86,10 @@ async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory
                              api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
                              timeout_s=settings.qdrant_timeout_s)
     graph = await open_graph(settings, pool, schema)
+    if not await index.collections() and await pool.fetchval(f"SELECT EXISTS (SELECT 1 FROM {schema}.memories)"):
+        # e.g. the vector folder was lost, or it was qdrant-client's local mode before (.sutazai/memory/qdrant)
+        log.warning("the vector index is empty but PostgreSQL holds memories: searches find nothing until "
+                    "`python -m sutazai_memory reindex` has run (with the service stopped)")
     memories = Memories(MemoryStore(pool, schema), index, client, graph)
     documents = Documents(pool, index, client, settings.max_document_bytes, settings.chunk_tokens,
                           settings.chunk_overlap, settings.embed_batch, settings.ingest_concurrency, schema,
