@@ -19,6 +19,7 @@ from sutazai_gateway.api.routes.memory_common import (
     INFER_TIMEOUT_S,
     MEMORY_TIMEOUT_S,
     JsonObject,
+    UserJsonResponse,
     json_bytes,
     json_value,
     memory_dict,
@@ -210,7 +211,7 @@ async def add_memories(body: AddBody, state: StateDep, user: CurrentUser) -> dic
 
 
 @router.post("/search", response_model=SearchOut, responses=problem_responses(*COMMON, 400))
-async def search_memories(body: SearchBody, state: StateDep, user: CurrentUser) -> dict[str, Any]:
+async def search_memories(body: SearchBody, state: StateDep, user: CurrentUser) -> Response:
     """Hybrid search (semantic + keyword, fused by rank) over the caller's memories, narrowed by the given
     scope fields and metadata. ``score`` is the fused score in hybrid mode, the cosine similarity in dense
     mode, BM25 in keyword mode."""
@@ -220,8 +221,9 @@ async def search_memories(body: SearchBody, state: StateDep, user: CurrentUser) 
         request.threshold = body.threshold
     with upstream_errors("memory"):
         reply = await stub(state).SearchMemories(request, metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)
-    return {"query": body.query, "mode": body.mode,
-            "results": [{**memory_dict(r.memory), "score": r.score} for r in reply.results]}
+    # the hot read: already SearchOut's shape, serialised once (no second validation)
+    return UserJsonResponse({"query": body.query, "mode": body.mode,
+                             "results": [{**memory_dict(r.memory), "score": r.score} for r in reply.results]})
 
 
 @router.get("", response_model=ListOut, responses=problem_responses(*COMMON, 400))

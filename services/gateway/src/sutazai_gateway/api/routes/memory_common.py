@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from google.protobuf.message import Message
 from pydantic import AfterValidator
+from starlette.responses import Response
 from sutazai.memory.v1 import memory_pb2, memory_pb2_grpc
 
 from sutazai_gateway.api.deps import GatewayState
@@ -36,6 +37,17 @@ def json_bytes(value: Any) -> bytes:
     """User data to the memory service as JSON text, exactly as the client sent it (stdlib json keeps big
     integers and 1.0 apart from 1; never orjson for user data)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class UserJsonResponse(Response):
+    """A reply that holds user data, serialised with stdlib json (exact for integers of any size; orjson
+    refuses those beyond 64 bits). Returned directly by hot routes whose dict already has the shape of their
+    ``response_model``, which stays for the OpenAPI schema: FastAPI then does not validate it a second time."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return json_bytes(content)
 
 
 def json_value(raw: bytes, empty: Any = None) -> Any:
