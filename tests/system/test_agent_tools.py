@@ -237,3 +237,24 @@ def test_the_mcp_endpoint_needs_the_gateways_credentials(stack: RunningStack) ->
     for headers in ({}, {"X-API-Key": "wrong"}):
         refused = httpx.post(stack.url + "/mcp", json={}, headers=headers, timeout=10)
         assert refused.status_code == 401 and refused.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.timeout(900)
+def test_an_agent_with_memory_and_tools_recalls_memories_on_the_tool_loop(admin: httpx.Client) -> None:
+    """``memory: true`` with tools: the tool loop's system prompt carries the recalled memories and the
+    result names them (``memories_used``), as on the one-call path (issue #9)."""
+    created = admin.post("/api/v1/agents", json={
+        "id": "recall-agent", "name": "recall-agent", "description": "Counts and remembers.",
+        "tools": ["counter/count"], "memory": True, "max_steps": 2, "max_tokens": 24, "temperature": 0,
+        "system_prompt": "You count things. Use the tool, then answer."})
+    assert created.status_code in (200, 201), created.text
+    stored = admin.post("/api/v1/memory", json={"content": "The apples are kept in crate C-17.",
+                                                "agent_id": "recall-agent"})
+    assert stored.status_code == 201, stored.text
+    memory_id = stored.json()["results"][0]["id"]
+    task_id = _submit(admin, "recall-agent", "Count the apples in crate C-17.", "counter/count")
+    _events(admin, task_id)
+    task = admin.get(f"/api/v1/tasks/{task_id}").json()
+    assert task["status"] == "completed", task
+    assert any(s["kind"] == "tool_result" for s in task["result"]["steps"])  # it ran the tool loop
+    assert memory_id in task["result"]["memories_used"]

@@ -24,9 +24,12 @@ from sutazai.memory.v1 import memory_pb2_grpc
 from sutazai_chat.__main__ import build_service, build_servicer
 from sutazai_chat.config import Settings as ChatSettings
 from sutazai_memory.config import Settings
+from sutazai_memory.document_events import DocumentEvents
 from sutazai_memory.memory_store import init_connection
 from sutazai_memory.wiring import Built, build, migrate
+from sutazai_runtime.discovery import DiscoverySettings, open_registry
 from sutazai_runtime.identity import IdentityInterceptor, testing
+from sutazai_runtime.nats import connect_nats
 from sutazai_stack import embedded
 from sutazai_stack.ports import free_port
 from sutazai_stack.processes import ManagedProcess
@@ -148,7 +151,7 @@ class Client:
 
 
 @pytest.fixture(scope="session")
-async def memory(chat_addr: str, postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+async def memory(chat_addr: str, postgres_url: str, nats_url: str, tmp_path_factory: pytest.TempPathFactory
                  ) -> AsyncIterator[MemoryHarness]:
     schema = f"mem_{uuid.uuid4().hex[:10]}"
     pool = await asyncpg.create_pool(postgres_url, min_size=1, max_size=8, timeout=5, init=init_connection)
@@ -156,7 +159,10 @@ async def memory(chat_addr: str, postgres_url: str, tmp_path_factory: pytest.Tem
     await migrate(pool, schema)
     settings = Settings(grpc_port=0, metrics_port=0, database_url=postgres_url, chat_addr=chat_addr,
                         data_dir=tmp_path_factory.mktemp("memory-data"), chunk_tokens=60, chunk_overlap=10)
-    built = await build(settings, pool, schema=schema)
+    # chat through the balanced Upstream, as the service does (a static registry naming the test's chat)
+    registry = await open_registry(DiscoverySettings(backend="static"), static_addresses={"chat": chat_addr})
+    events = DocumentEvents(await connect_nats(nats_url, name="memory-tests"))
+    built = await build(settings, pool, schema=schema, registry=registry, events=events)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)],
                              interceptors=[IdentityInterceptor(settings.identity.verifier())])
     memory_pb2_grpc.add_MemoryServiceServicer_to_server(built.servicer, server)
@@ -171,6 +177,8 @@ async def memory(chat_addr: str, postgres_url: str, tmp_path_factory: pytest.Tem
         await server.stop(1)
         for cleanup in built.cleanups:
             await cleanup()
+        await registry.close()
+        await events.close()
         await pool.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await pool.close()
 

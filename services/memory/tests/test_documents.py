@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 from pypdf import PdfWriter
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 from sutazai.memory.v1 import memory_pb2 as m
+from sutazai_memory.document_events import SUBJECT
+from sutazai_runtime.nats import connect_nats
 
 MARKDOWN = """# Runbook: payments service
 
@@ -55,6 +58,36 @@ async def wait_ready(client: Any, document_id: str, timeout_s: float = 120) -> m
             return doc
         assert time.monotonic() < deadline, "ingestion did not finish"
         await asyncio.sleep(0.1)
+
+
+async def test_ingestion_progress_is_published_per_document_and_in_the_status(memory: Any, user: str,
+                                                                              nats_url: str) -> None:
+    nc = await connect_nats(nats_url, name="memory-events-test")
+    seen: list[dict[str, Any]] = []
+
+    async def collect(msg: Any) -> None:
+        seen.append(json.loads(msg.data))
+
+    sub = await nc.subscribe(f"{SUBJECT}.*", cb=collect)
+    try:
+        c = memory.client(user)
+        long_text = "\n\n".join(f"## Part {i}\n\n" + "The quick brown fox jumps over the lazy dog. " * 30
+                                 for i in range(8))
+        doc = await c.UploadDocument(m.UploadDocumentRequest(filename="long.md", content=long_text.encode()))
+        ready = await wait_ready(c, doc.id)
+        assert ready.status == "ready" and ready.chunks == ready.chunks_total > 1 and ready.progress == 1
+        deadline = time.monotonic() + 10
+        while not any(e["document_id"] == doc.id and e["status"] == "ready" for e in seen):
+            assert time.monotonic() < deadline, "no ready event"
+            await asyncio.sleep(0.05)
+    finally:
+        await sub.unsubscribe()
+        await nc.close()
+    mine = [e for e in seen if e["document_id"] == doc.id]
+    assert [e["status"] for e in mine][-1] == "ready" and mine[0]["chunks"] == 0
+    assert all(e["chunks_total"] == ready.chunks_total and e["owner_id"] == user for e in mine)
+    done = [e["chunks"] for e in mine]
+    assert done == sorted(done) and done[-1] == ready.chunks_total  # chunks done / total, never backwards
 
 
 async def test_markdown_and_pdf_are_ingested_and_searchable(memory: Any, user: str) -> None:
@@ -138,3 +171,25 @@ async def test_an_unreadable_pdf_fails_with_a_reason(memory: Any, user: str) -> 
     doc = await c.UploadDocument(m.UploadDocumentRequest(filename="broken.pdf", content=b"%PDF-1.7\n garbage"))
     done = await wait_ready(c, doc.id)
     assert done.status == "failed" and done.error
+
+
+@pytest.mark.parametrize("fields", [{"description": "r\x00x"}, {"filename": "a\x00.md"}, {"tags": ["ok", "b\x00d"]}])
+async def test_a_nul_in_a_documents_fields_is_refused(memory: Any, user: str, fields: dict[str, Any]) -> None:
+    """Multipart fields pass the gateway's JSON NUL guard; PostgreSQL stores no NUL: bad input, not a 502."""
+    c = memory.client(user)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await c.UploadDocument(m.UploadDocumentRequest(**{"filename": "x.md", "content": b"hello", **fields}))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "NUL" in info.value.details()
+    assert not (await c.ListDocuments(m.ListDocumentsRequest())).documents
+
+
+async def test_a_nul_in_memory_text_or_metadata_is_refused(memory: Any, user: str) -> None:
+    c = memory.client(user)
+    for request in [m.AddMemoriesRequest(items=[m.MemoryInput(content="a\x00b")]),
+                    m.AddMemoriesRequest(items=[m.MemoryInput(content="ok", metadata_json=b'{"k": "\\u0000"}')])]:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await c.AddMemories(request)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "NUL" in info.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await c.UpsertEntity(m.UpsertEntityRequest(name="n\x00", type="t"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 from sutazai.memory.v1 import memory_pb2 as m
 
 
-def props(**values: object) -> Struct:
-    s = Struct()
-    s.update(values)
-    return s
+def props(**values: object) -> bytes:
+    return json.dumps(values).encode()
 
 
 async def entity(c: Any, name: str, type_: str = "person", **properties: object) -> m.UpsertEntityResponse:
-    return await c.UpsertEntity(m.UpsertEntityRequest(name=name, type=type_, properties=props(**properties)))
+    return await c.UpsertEntity(m.UpsertEntityRequest(name=name, type=type_, properties_json=props(**properties)))
 
 
 async def relate(c: Any, a: str, b: str, type_: str, **kwargs: Any) -> m.Relation:
@@ -33,7 +31,7 @@ async def test_upsert_by_name_and_type_merges_properties(memory: Any, user: str)
     other_type = await entity(c, "Ada Lovelace", "ship")
     assert first.created and not again.created and other_type.created
     assert again.entity.id == first.entity.id
-    assert dict(again.entity.properties) == {"role": "author", "born": 1815}
+    assert json.loads(again.entity.properties_json) == {"role": "author", "born": 1815}
     assert other_type.entity.id != first.entity.id
 
 
@@ -140,4 +138,4 @@ async def test_bad_relations_and_depths_are_refused(memory: Any, user: str) -> N
 async def test_the_configured_backend_is_reported(memory: Any, user: str) -> None:
     stats = await memory.client(user).GetStats(m.GetStatsRequest())
     expected = "neo4j" if memory.settings.neo4j_uri else "postgres"
-    assert stats.graph_backend == expected and stats.vector_backend == "qdrant-local"
+    assert stats.graph_backend == expected and stats.vector_backend == "qdrant-edge"

@@ -4,6 +4,7 @@ On the real local model (SmolLM2-135M through llama.cpp) behind the real chat se
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ async def test_infer_asks_the_model_once_per_item_and_stores_or_skips_with_a_rea
             assert "JSON" in result.reason or "no facts" in result.reason
             assert not result.HasField("memory")
         else:
-            assert result.event == "created" and result.memory.metadata["inferred"] is True
+            assert result.event == "created" and json.loads(result.memory.metadata_json)["inferred"] is True
     listed = await c.ListMemories(m.ListMemoriesRequest())
     assert listed.page.total == sum(r.event == "created" for r in reply.results)
 

@@ -1,21 +1,20 @@
-"""Memories through the gRPC servicer on real Qdrant (local mode), PostgreSQL and embeddings."""
+"""Memories through the gRPC servicer on the real engine (Qdrant Edge), PostgreSQL and embeddings."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.struct_pb2 import Struct
 from sutazai.memory.v1 import memory_pb2 as m
+from sutazai_runtime.resilience.upstream import Upstream
 
 MemoryHarness = Any  # the conftest fixture (importlib mode cannot import conftest)
 
 
 def item(content: str, agent: str = "", **metadata: object) -> m.MemoryInput:
-    meta = Struct()
-    meta.update(metadata)
-    return m.MemoryInput(content=content, metadata=meta, scope=m.Scope(agent_id=agent))
+    return m.MemoryInput(content=content, metadata_json=json.dumps(metadata).encode(), scope=m.Scope(agent_id=agent))
 
 
 async def add(client, *items: m.MemoryInput, infer: bool = False) -> m.AddMemoriesResponse:  # type: ignore[no-untyped-def]
@@ -29,6 +28,8 @@ async def test_add_then_search_finds_by_meaning_and_by_identifier(memory: Memory
                       item("Maria prefers tea over coffee in the morning."))
     assert [r.event for r in reply.results] == ["created"] * 3
     assert reply.model_calls == 0
+    # embeddings went through the balanced, protected upstream (not a channel of its own)
+    assert isinstance(memory.built.chat, Upstream) and memory.built.chat.endpoints
     found = await c.SearchMemories(m.SearchMemoriesRequest(query="what does Maria like to drink?", limit=3))
     assert "tea" in found.results[0].memory.content
     found = await c.SearchMemories(m.SearchMemoriesRequest(query="INV-2024-0042", limit=1))
@@ -58,13 +59,11 @@ async def test_update_re_embeds_and_history_records_every_change(memory: MemoryH
     c = memory.client(user)
     created = (await add(c, item("The office is on the third floor.", room=3))).results[0].memory
     updated = await c.UpdateMemory(m.UpdateMemoryRequest(id=created.id, content="The office moved to Lisbon."))
-    assert updated.content == "The office moved to Lisbon." and updated.metadata["room"] == 3
+    assert updated.content == "The office moved to Lisbon." and json.loads(updated.metadata_json) == {"room": 3}
     found = await c.SearchMemories(m.SearchMemoriesRequest(query="which city is the office in", limit=1,
                                                            mode="dense"))
     assert found.results[0].memory.id == created.id
-    meta = Struct()
-    meta.update({"room": 12})
-    await c.UpdateMemory(m.UpdateMemoryRequest(id=created.id, metadata=meta))
+    await c.UpdateMemory(m.UpdateMemoryRequest(id=created.id, metadata_json=b'{"room": 12}'))
     await c.DeleteMemory(m.DeleteMemoryRequest(id=created.id))
     history = await c.MemoryHistory(m.MemoryHistoryRequest(id=created.id))
     assert [h.event for h in history.changes] == ["ADD", "UPDATE", "UPDATE", "DELETE"]
@@ -108,9 +107,8 @@ async def test_scope_and_metadata_filters_narrow_a_search(memory: MemoryHarness,
               item("Deploys happen on Fridays.", agent="web", team="front"))
     ops = await c.SearchMemories(m.SearchMemoriesRequest(query="when are deploys", scope=m.Scope(agent_id="ops")))
     assert [r.memory.content for r in ops.results] == ["Deploys happen on Tuesdays."]
-    meta = Struct()
-    meta.update({"team": "front"})
-    front = await c.SearchMemories(m.SearchMemoriesRequest(query="when are deploys", metadata=meta))
+    front = await c.SearchMemories(m.SearchMemoriesRequest(query="when are deploys",
+                                                           metadata_json=b'{"team": "front"}'))
     assert [r.memory.content for r in front.results] == ["Deploys happen on Fridays."]
 
 
@@ -119,6 +117,10 @@ async def test_scope_and_metadata_filters_narrow_a_search(memory: MemoryHarness,
     (m.AddMemoriesRequest(items=[m.MemoryInput(content="   ")]), "content"),
     (m.AddMemoriesRequest(items=[m.MemoryInput(content="x" * 32_001)]), "content"),
     (m.AddMemoriesRequest(items=[m.MemoryInput(content="ok", scope=m.Scope(agent_id="a" * 200))]), "agent_id"),
+    (m.AddMemoriesRequest(items=[m.MemoryInput(content="ok", metadata_json=b"[1, 2]")]), "metadata"),
+    (m.AddMemoriesRequest(items=[m.MemoryInput(content="ok", metadata_json=b'{"a": NaN}')]), "metadata"),
+    (m.AddMemoriesRequest(items=[m.MemoryInput(content="ok", metadata_json=b'{"\\ud800": 1}')]), "metadata"),
+    (m.AddMemoriesRequest(items=[m.MemoryInput(content="ok", metadata_json=b"{not json")]), "metadata"),
 ])
 async def test_bad_adds_are_refused_and_change_nothing(memory: MemoryHarness, user: str,
                                                        request_: m.AddMemoriesRequest, detail: str) -> None:

@@ -42,6 +42,8 @@ async def api(memory: Any, postgres_url: str, redis_url: str, nats_url: str) -> 
         memory_addr=memory.address, chat_addr=memory.settings.chat_addr,
         jwt_secret=secrets.token_urlsafe(48), bootstrap_admin_password=None, max_upload_bytes=64 * 1024,
         discovery=DiscoverySettings(backend="static"),  # the addresses above; these servers are not registered
+        # rate limits are the edge's tests' business; here they would refuse the 61st request of the module
+        rate_limit_enabled=False, cache_prefix=f"sutazai:{database}:gateway:",
     )
     app = create_app(settings)
     await admin.execute(f'CREATE DATABASE "{database}"')
@@ -127,11 +129,46 @@ async def test_memory_bad_input_is_a_problem_and_changes_nothing(api: Api) -> No
     assert (await ok(await h.get("/api/v1/memory", headers=a)))["total"] == before
 
 
+async def test_metadata_and_properties_come_back_exactly_as_sent(api: Api) -> None:
+    """JSON bytes end to end (no protobuf Struct): integers beyond 2**53 and 1.0 apart from 1 survive the
+    gateway, gRPC, PostgreSQL, the vector engine's payload, search and history."""
+    h, a = api.http, {**api.as_("alice"), "content-type": "application/json"}
+    raw = '{"content": "The exact ledger entry is LEDGER-77.", "metadata": {"big": 12345678901234567891, "f": 1.0}}'
+    added = await ok(await h.post("/api/v1/memory", headers=a, content=raw), 201)
+    memory_id = added["results"][0]["id"]
+    for got in [added["results"][0]["memory"]["metadata"],
+                (await ok(await h.get(f"/api/v1/memory/{memory_id}", headers=a)))["metadata"],
+                (await ok(await h.post("/api/v1/memory/search", headers=a,
+                                       json={"query": "LEDGER-77", "limit": 1})))["results"][0]["metadata"],
+                (await ok(await h.get(f"/api/v1/memory/{memory_id}/history", headers=a)))["changes"][0]
+                ["new_metadata"]]:
+        assert got == {"big": 12345678901234567891, "f": 1.0} and isinstance(got["f"], float)
+    text = (await h.get(f"/api/v1/memory/{memory_id}", headers=a)).text
+    assert '12345678901234567891' in text and '1.0' in text
+    entity = await ok(await h.post("/api/v1/graph/entities", headers=a,
+                                   content='{"name": "ledger", "type": "thing", "properties": {"big": '
+                                           '12345678901234567891, "f": 1.0}}'), 201)
+    assert entity["properties"] == {"big": 12345678901234567891, "f": 1.0}
+    assert isinstance(entity["properties"]["f"], float)
+
+
+async def test_a_lone_surrogate_is_refused_with_422_and_nothing_is_stored(api: Api) -> None:
+    h, a = api.http, {**api.as_("alice"), "content-type": "application/json"}
+    before = (await ok(await h.get("/api/v1/memory", headers=a)))["total"]
+    for path, raw in [("/api/v1/memory", '{"content": "x", "metadata": {"\\ud800": 1}}'),
+                      ("/api/v1/memory", '{"content": "bad \\udc00 text"}'),
+                      ("/api/v1/memory/search", '{"query": "x", "metadata": {"\\ud800": "a"}}'),
+                      ("/api/v1/memory/search", '{"query": "\\ud800"}'),
+                      ("/api/v1/graph/entities", '{"name": "n", "type": "t", "properties": {"k": "\\ud800"}}')]:
+        is_problem(await h.post(path, headers=a, content=raw), 422)
+    assert (await ok(await h.get("/api/v1/memory", headers=a)))["total"] == before
+
+
 async def test_vectors_routes_keep_the_original_shapes_per_user(api: Api) -> None:
     h, a, b = api.http, api.as_("alice"), api.as_("bob")
     stored = await ok(await h.post("/api/v1/vectors/store", headers=a, json={
         "text": "Quarterly revenue grew by 12 percent.", "metadata": {"source": "report"}}))
-    assert stored["status"] == "stored" and stored["backend"] == "qdrant-local" and stored["id"]
+    assert stored["status"] == "stored" and stored["backend"] == "qdrant-edge" and stored["id"]
     hits = await ok(await h.post("/api/v1/vectors/search", headers=a, json={"query": "quarterly revenue growth",
                                                                            "threshold": 0.3}))
     assert isinstance(hits, list) and hits[0]["id"] == stored["id"]

@@ -83,7 +83,8 @@ def service_env(
         env[prefix + "INSTANCE_ID"] = f"{name}-{index}"
     if name == "memory":
         env[prefix + "CHAT_ADDR"] = f"127.0.0.1:{ports['chat'].port}"  # embeddings and fact inference
-        # Qdrant local mode locks its folder: one memory process per folder (scale with a Qdrant server).
+        # The in-process vector engine (Qdrant Edge) locks its folder: one memory process per folder (scale with a
+        # Qdrant server, QDRANT_URL).
         env.setdefault(prefix + "DATA_DIR", str(settings.home.resolve() / "memory"))
     if name == "chat":
         env[prefix + "AGENTS_ADDR"] = f"127.0.0.1:{ports['agents'].port}"  # a chat's agent_id: the agent's prompt

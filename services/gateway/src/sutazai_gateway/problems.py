@@ -117,6 +117,14 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return problem(422, "the request is not valid", instance=request.url.path, errors=errors)
 
 
+async def _not_unicode(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+    """Text with a lone surrogate (JSON allows ``"\\ud800"``) cannot become UTF-8 for a gRPC message or a
+    store: the request's fault, wherever a route meets it."""
+    return problem(422, "text must be valid Unicode (a lone surrogate cannot be encoded as UTF-8)",
+                   instance=request.url.path,
+                   errors=[{"location": ["body"], "message": "lone surrogate", "type": "unicode"}])
+
+
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     request_id = REQUEST_ID.get()  # answered outside the request-id middleware: the header is added here
@@ -127,6 +135,7 @@ async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(UnicodeEncodeError, _not_unicode)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unhandled)
 
 

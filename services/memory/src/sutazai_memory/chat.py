@@ -1,5 +1,8 @@
 """The chat service, the only way memory reaches a model: embeddings (``Embed``) and, for
-``infer: true``, one chat completion per conversation (``Chat``). Memory never loads a model."""
+``infer: true`` / ``extract_graph: true``, one chat completion per item (``Chat``). Memory never loads a model.
+
+The service calls chat through a balanced, protected ``Upstream`` (instances from the registry, breaker,
+deadline; ``__main__``); tests may hand a plain channel."""
 
 from __future__ import annotations
 
@@ -21,9 +24,8 @@ class Embedded:
 
 
 class ChatClient:
-    def __init__(self, chat: Upstream | grpc.aio.Channel, *, embed_model: str = "", infer_model: str = "",
+    def __init__(self, chat: grpc.aio.Channel | Upstream, *, embed_model: str = "", infer_model: str = "",
                  batch: int = 64, embed_timeout_s: float = 60.0, infer_timeout_s: float = 120.0) -> None:
-        # balanced and protected (sutazai_runtime's Upstream), or a plain channel in tests
         self._stub = stub_of(chat, chat_pb2_grpc.ChatServiceStub)
         self._embed_model = embed_model
         self._infer_model = infer_model
@@ -48,10 +50,14 @@ class ChatClient:
             raise UpstreamError(f"chat answered {len(vectors)} embeddings for {len(texts)} inputs")
         return Embedded(model, dims, vectors)
 
-    async def complete(self, system: str, prompt: str, identity: Identity, *, max_tokens: int = 512) -> str:
+    async def complete(self, system: str, prompt: str, identity: Identity, *, max_tokens: int = 512,
+                       schema_json: str = "") -> str:
+        """One completion; with ``schema_json`` the reply is constrained to that JSON schema."""
         request = chat_pb2.ChatRequest(
             messages=[chat_pb2.Message(role="user", content=prompt)], system=system, model=self._infer_model,
             use_cache=True, temperature=0.0, max_tokens=max_tokens,
+            response_format=chat_pb2.ResponseFormat(type="json_schema", schema_json=schema_json, name="graph",
+                                                    strict=True) if schema_json else None,
         )
         try:
             reply = await self._stub.Chat(request, metadata=identity.to_metadata(), timeout=self._infer_timeout_s)

@@ -21,7 +21,7 @@ class Settings(ServiceSettings):
     embed_timeout_s: float = Field(60.0, gt=0)
     infer_timeout_s: float = Field(120.0, gt=0)
 
-    # Qdrant: a server when QDRANT_URL is set, else qdrant-client's local mode in data_dir/qdrant. Local mode
+    # Qdrant: a server when QDRANT_URL is set, else Qdrant Edge (the engine in process) in data_dir/vectors. Edge
     # locks its folder: one memory process per folder; run a Qdrant server to scale out.
     qdrant_url: str | None = Field(None, validation_alias=AliasChoices("QDRANT_URL", "SUTAZAI_MEMORY_QDRANT_URL"))
     qdrant_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("QDRANT_API_KEY"))
@@ -39,3 +39,8 @@ class Settings(ServiceSettings):
     chunk_tokens: int = Field(180, ge=16, le=2000)     # words and punctuation marks, below the model's 256
     chunk_overlap: int = Field(30, ge=0, le=500)
     ingest_concurrency: int = Field(1, ge=1, le=8)
+
+    @property
+    def vectors_dir(self) -> Path:
+        """The in-process engine's shards (one folder per collection) when no Qdrant server is configured."""
+        return self.data_dir / "vectors"

@@ -22,7 +22,8 @@ from sutazai_runtime.identity import Identity
 from sutazai_memory import keywords
 from sutazai_memory.chat import ChatClient
 from sutazai_memory.chunking import chunk
-from sutazai_memory.errors import InvalidInput, NotFound
+from sutazai_memory.document_events import DocumentEvents
+from sutazai_memory.errors import InvalidInput, NotFound, refuse_nul
 from sutazai_memory.extract import extract_text, sniff
 from sutazai_memory.vectors import Point, VectorIndex, collection_name, match_filter
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 MAX_TAGS = 32
 _NAMESPACE = uuid.UUID("5b0c8a6e-52a4-4b55-9d4e-6f1c2f1d7a10")
 _COLUMNS = ("id, owner_id, filename, content_type, size, tags, description, chunks, status, error, progress,"
-            " sha256, vector_collection, created_at, updated_at")
+            " sha256, vector_collection, created_at, updated_at, chunks_total")
 
 
 @dataclass(slots=True)
@@ -51,13 +52,14 @@ class DocumentRecord:
     vector_collection: str
     created_at: datetime
     updated_at: datetime
+    chunks_total: int = 0
 
 
 def _record(row: asyncpg.Record) -> DocumentRecord:
     return DocumentRecord(str(row["id"]), row["owner_id"], row["filename"], row["content_type"], row["size"],
                           list(row["tags"]), row["description"], row["chunks"], row["status"], row["error"],
                           float(row["progress"]), row["sha256"], row["vector_collection"], row["created_at"],
-                          row["updated_at"])
+                          row["updated_at"], row["chunks_total"])
 
 
 def chunk_point_id(document_id: str, index: int) -> str:
@@ -75,6 +77,7 @@ class Documents:
     embed_batch: int = 64
     concurrency: int = 1
     schema: str = "memory"
+    events: DocumentEvents = field(default_factory=lambda: DocumentEvents(None))
     _tasks: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _slots: asyncio.Semaphore | None = None
 
@@ -85,6 +88,7 @@ class Documents:
             raise InvalidInput("file: empty")
         if len(content) > self.max_bytes:
             raise InvalidInput(f"file: {len(content)} bytes, over the limit of {self.max_bytes}")
+        refuse_nul("filename, content_type, tags and description", filename, declared_type, description, *tags)
         filename = (filename or "document").strip()[:255]
         tags = sorted({t.strip() for t in tags if t.strip()})
         if len(tags) > MAX_TAGS or any(len(t) > 64 for t in tags):
@@ -139,6 +143,10 @@ class Documents:
                                                  overlap=self.chunk_overlap)
                 if not pieces:
                     raise ValueError("the document has no text")
+                await self.pool.execute(
+                    f"UPDATE {self.schema}.documents SET chunks_total=$2, chunks=0, progress=0, updated_at=now()"
+                    " WHERE id=$1", document_id, len(pieces))
+                await self.events.progress(document_id, owner_id, "processing", 0, len(pieces))
                 meta = await self.pool.fetchrow(f"SELECT tags, filename FROM {self.schema}.documents WHERE id=$1",
                                                 document_id)
                 if meta is None:
@@ -162,10 +170,12 @@ class Documents:
                         " updated_at=now() WHERE id=$1", document_id, done / len(pieces), done, name)
                     log.info("document progress", extra={"document_id": document_id, "chunks": done,
                                                          "total": len(pieces)})
+                    await self.events.progress(document_id, owner_id, "processing", done, len(pieces))
                 await self.pool.execute(
                     f"UPDATE {self.schema}.documents SET status='ready', progress=1, updated_at=now() WHERE id=$1",
                     document_id)
                 log.info("document ready", extra={"document_id": document_id, "chunks": len(pieces)})
+                await self.events.progress(document_id, owner_id, "ready", len(pieces), len(pieces))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -173,6 +183,7 @@ class Documents:
                 await self.pool.execute(
                     f"UPDATE {self.schema}.documents SET status='failed', error=$2, updated_at=now() WHERE id=$1",
                     document_id, str(exc)[:2000])
+                await self.events.progress(document_id, owner_id, "failed", 0, 0, str(exc)[:2000])
 
     async def delete(self, identity: Identity, document_id: str) -> None:
         record = await self.get(identity, document_id)
@@ -223,6 +234,7 @@ class Documents:
             raise InvalidInput("query: must not be empty")
         if not 1 <= limit <= 100:
             raise InvalidInput("limit: between 1 and 100")
+        refuse_nul("query and tags", query, *tags)
         embedded = await self.chat.embed([query], identity)
         hits = await self.index.search(
             collection_name(embedded.model, embedded.dimensions), dense=embedded.vectors[0],

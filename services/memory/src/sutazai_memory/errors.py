@@ -35,3 +35,10 @@ class Unsupported(MemoryServiceError):
 
 class UpstreamError(MemoryServiceError, ConnectionError):
     pass
+
+
+def refuse_nul(what: str, *values: str) -> None:
+    """PostgreSQL stores no U+0000 in text or jsonb: a NUL from a caller is bad input, said as such (the
+    gateway refuses NUL in JSON bodies, but multipart fields and other gRPC callers reach us too)."""
+    if any("\x00" in v for v in values):
+        raise InvalidInput(f"{what}: must not contain U+0000 (NUL)")

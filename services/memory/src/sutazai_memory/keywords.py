@@ -17,7 +17,8 @@ from collections import Counter
 from functools import lru_cache
 
 import snowballstemmer
-from qdrant_client import models
+
+from sutazai_memory.vectors import Sparse
 
 _WORD = re.compile(r"\w+(?:[-_./:#]\w+)*", re.UNICODE)
 _SPLIT = re.compile(r"[-_./:#]")
@@ -65,15 +66,15 @@ def term_id(term: str) -> int:
     return int.from_bytes(hashlib.blake2b(term.encode(), digest_size=4).digest(), "little") & 0x7FFFFFFF
 
 
-def document_vector(text: str) -> models.SparseVector:
+def document_vector(text: str) -> Sparse:
     found = terms(text)
     counts = Counter(term_id(t) for t in found)
     length = len(found)
     norm = K1 * (1 - B + B * length / AVG_LEN)
     indices = sorted(counts)
-    return models.SparseVector(indices=indices, values=[counts[i] * (K1 + 1) / (counts[i] + norm) for i in indices])
+    return Sparse(indices, [counts[i] * (K1 + 1) / (counts[i] + norm) for i in indices])
 
 
-def query_vector(text: str) -> models.SparseVector:
+def query_vector(text: str) -> Sparse:
     indices = sorted({term_id(t) for t in terms(text)})
-    return models.SparseVector(indices=indices, values=[1.0] * len(indices))
+    return Sparse(indices, [1.0] * len(indices))

@@ -8,6 +8,7 @@ leaves neither changed."""
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -15,11 +16,12 @@ from typing import Any
 
 from sutazai_runtime.identity import Identity
 
-from sutazai_memory import inference, keywords
+from sutazai_memory import graph_extraction, inference, keywords
 from sutazai_memory.chat import ChatClient
-from sutazai_memory.errors import Conflict, InvalidInput, NotFound
+from sutazai_memory.errors import Conflict, InvalidInput, MemoryServiceError, NotFound, refuse_nul
+from sutazai_memory.graph.base import GraphStore
 from sutazai_memory.memory_store import MemoryStore
-from sutazai_memory.model import AddOutcome, Change, MemoryRecord, NewMemory, Scope, content_hash
+from sutazai_memory.model import AddOutcome, Change, GraphOutcome, MemoryRecord, NewMemory, Scope, content_hash
 from sutazai_memory.vectors import Hit, Point, VectorIndex, collection_name, match_filter
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ MAX_CONTENT = 32_000
 MAX_ITEMS = 100
 MAX_ID = 128
 MODES = ("hybrid", "dense", "keyword")
+_FILTER_KEY = re.compile(rf"[\w-]{{1,{MAX_ID}}}")
 
 
 def _check_scope(scope: Scope) -> None:
@@ -37,23 +40,28 @@ def _check_scope(scope: Scope) -> None:
 
 
 def check_metadata_filter(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Exact-match filters on top-level metadata keys. Keys are words (letters, digits, ``_``, ``-``): the
+    engine reads ``metadata.<key>`` as a JSON path, where spaces or brackets would not parse."""
     out = {}
     for key, value in metadata.items():
-        if not key or len(key) > MAX_ID or not isinstance(value, str | int | bool) or isinstance(value, float):
-            raise InvalidInput(f"metadata filter {key!r}: keys up to {MAX_ID} characters, values strings, "
-                               "integers or booleans")
+        if (not _FILTER_KEY.fullmatch(key) or not isinstance(value, str | int | bool) or isinstance(value, float)
+                or (isinstance(value, int) and not -2**63 <= value < 2**63)):
+            raise InvalidInput(f"metadata filter {key!r}: keys of 1 to {MAX_ID} letters, digits, _ or -; values "
+                               "strings, 64-bit integers or booleans")
         out[f"metadata.{key}"] = value
     return out
 
 
 class Memories:
-    def __init__(self, store: MemoryStore, index: VectorIndex, chat: ChatClient) -> None:
+    def __init__(self, store: MemoryStore, index: VectorIndex, chat: ChatClient,
+                 graph: GraphStore | None = None) -> None:
         self.store = store
         self.index = index
         self.chat = chat
+        self.graph = graph
 
-    async def add(self, identity: Identity, items: Sequence[NewMemory], *, infer: bool = False
-                  ) -> tuple[list[AddOutcome], int]:
+    async def add(self, identity: Identity, items: Sequence[NewMemory], *, infer: bool = False,
+                  extract_graph: bool = False) -> tuple[list[AddOutcome], int]:
         if not 1 <= len(items) <= MAX_ITEMS:
             raise InvalidInput(f"items: between 1 and {MAX_ITEMS}")
         for i, item in enumerate(items):
@@ -61,6 +69,8 @@ class Memories:
                 raise InvalidInput(f"items[{i}].content: must not be empty")
             if len(item.content) > MAX_CONTENT:
                 raise InvalidInput(f"items[{i}].content: at most {MAX_CONTENT} characters")
+            refuse_nul(f"items[{i}]", item.content, item.collection, item.document_id,
+                       *item.scope.conditions().values())
             _check_scope(item.scope)
         outcomes: list[AddOutcome] = []
         model_calls = 0
@@ -91,8 +101,37 @@ class Memories:
                 fresh.append((i, item, digest))
         if fresh:
             outcomes.extend(await self._insert(identity, fresh))
+        if extract_graph:
+            for outcome in outcomes:
+                if outcome.event == "created" and outcome.memory is not None:
+                    model_calls += 1
+                    outcome.graph = await self._extract_graph(identity, outcome.memory)
         outcomes.sort(key=lambda o: o.item)
         return outcomes, model_calls
+
+    async def _extract_graph(self, identity: Identity, memory: MemoryRecord) -> GraphOutcome:
+        """One model call (JSON schema) for the memory's entities and relations, upserted in its scope. The
+        memory is already stored: a model failure or an invalid reply is a skip with the reason, never an error."""
+        if self.graph is None:
+            return GraphOutcome(skipped="no graph store")
+        try:
+            reply = await self.chat.complete(graph_extraction.SYSTEM, graph_extraction.prompt(memory.content),
+                                             identity, schema_json=graph_extraction.SCHEMA_JSON)
+            found = graph_extraction.parse_graph(reply)
+        except graph_extraction.InvalidGraph as exc:
+            log.info("graph extraction skipped: %s", exc, extra={"memory_id": memory.id})
+            return GraphOutcome(skipped=str(exc))
+        except MemoryServiceError as exc:  # chat failed or refused: the memory stays, the graph waits
+            return GraphOutcome(skipped=f"the model call failed: {exc}")
+        ids: dict[str, str] = {}
+        for name, type_ in found.entities:
+            entity, _ = await self.graph.upsert_entity(identity.user_id, name, type_, {}, memory.scope)
+            ids[name] = entity.id
+        for source, target, type_ in found.relations:
+            await self.graph.create_relation(identity.user_id, ids[source], ids[target], type_,
+                                             {"memory_id": memory.id}, None, None)
+        return GraphOutcome(len(found.entities), len(found.relations),
+                            "" if found.entities else "the model found no entities")
 
     async def _insert(self, identity: Identity, fresh: list[tuple[int, NewMemory, str]]) -> list[AddOutcome]:
         embedded = await self.chat.embed([item.content for _, item, _ in fresh], identity)
@@ -125,6 +164,7 @@ class Memories:
             raise InvalidInput("limit: between 1 and 100")
         if mode not in MODES:
             raise InvalidInput(f"mode: one of {', '.join(MODES)}")
+        refuse_nul("query, scope and collection", query, collection, *(scope or Scope()).conditions().values())
         if threshold is not None and not -1.0 <= threshold <= 1.0:
             raise InvalidInput("threshold: between -1 and 1")
         scope = scope or Scope()
@@ -158,6 +198,7 @@ class Memories:
             raise InvalidInput("give content, metadata or both")
         if content is not None and (not content.strip() or len(content) > MAX_CONTENT):
             raise InvalidInput(f"content: 1 to {MAX_CONTENT} characters")
+        refuse_nul("content", content or "")
         current = await self.get(identity, memory_id)
         vector = None
         if content is not None and content != current.content:

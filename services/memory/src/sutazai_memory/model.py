@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,6 +41,8 @@ class MemoryRecord:
             "kind": "memory", "user_id": self.user_id, "agent_id": self.scope.agent_id,
             "session_id": self.scope.session_id, "run_id": self.scope.run_id, "collection": self.collection,
             "document_id": self.document_id, "content": self.content, "metadata": self.metadata,
+            # the metadata exactly (an engine keeps numbers as 64-bit ints or doubles); "metadata" is for filters
+            "metadata_json": json.dumps(self.metadata, ensure_ascii=False, separators=(",", ":")),
             "content_hash": self.content_hash,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
@@ -53,7 +56,8 @@ class MemoryRecord:
 
         return cls(
             id=point_id, user_id=payload.get("user_id", ""), content=payload.get("content", ""),
-            metadata=payload.get("metadata") or {},
+            metadata=json.loads(payload["metadata_json"]) if payload.get("metadata_json")
+            else payload.get("metadata") or {},
             scope=Scope(payload.get("agent_id", ""), payload.get("session_id", ""), payload.get("run_id", "")),
             collection=payload.get("collection", ""), document_id=payload.get("document_id", ""),
             content_hash=payload.get("content_hash", ""), created_at=when("created_at"),
@@ -82,11 +86,19 @@ class Change:
 
 
 @dataclass(slots=True)
+class GraphOutcome:
+    entities: int = 0
+    relations: int = 0
+    skipped: str = ""  # why nothing went into the graph
+
+
+@dataclass(slots=True)
 class AddOutcome:
     item: int
     event: str  # created | duplicate | skipped
     memory: MemoryRecord | None = None
     reason: str = ""
+    graph: GraphOutcome | None = None
 
 
 def content_hash(content: str) -> str:

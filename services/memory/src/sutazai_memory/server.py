@@ -68,12 +68,17 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         identity = await require_identity(context)
 
         async def call() -> memory_pb2.AddMemoriesResponse:
-            items = [NewMemory(i.content, convert.from_struct(i.metadata), convert.scope(i.scope),
+            items = [NewMemory(i.content, convert.from_json(i.metadata_json), convert.scope(i.scope),
                                i.collection.strip(), i.document_id.strip()) for i in request.items]
-            outcomes, calls = await self.memories.add(identity, items, infer=request.infer)
+            outcomes, calls = await self.memories.add(identity, items, infer=request.infer,
+                                                      extract_graph=request.extract_graph)
             return memory_pb2.AddMemoriesResponse(model_calls=calls, backend=self.memories.index.backend, results=[
                 memory_pb2.AddResult(item=o.item, event=o.event, reason=o.reason,
-                                     memory=convert.memory(o.memory) if o.memory else None) for o in outcomes])
+                                     memory=convert.memory(o.memory) if o.memory else None,
+                                     graph=memory_pb2.GraphExtraction(entities=o.graph.entities,
+                                                                      relations=o.graph.relations,
+                                                                      skipped=o.graph.skipped) if o.graph else None)
+                for o in outcomes])
         return await _guarded(context, call)
 
     async def SearchMemories(self, request: memory_pb2.SearchMemoriesRequest, context: grpc.aio.ServicerContext
@@ -84,7 +89,8 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
             found = await self.memories.search(
                 identity, request.query, limit=request.limit or 10,
                 threshold=request.threshold if request.HasField("threshold") else None,
-                scope=convert.scope(request.scope), metadata=convert.from_struct(request.metadata),
+                scope=convert.scope(request.scope),
+                metadata=convert.from_json(request.metadata_json, "metadata filter"),
                 collection=request.collection.strip(), mode=request.mode or "hybrid")
             return memory_pb2.SearchMemoriesResponse(results=[
                 memory_pb2.ScoredMemory(memory=convert.memory(m), score=s) for m, s in found])
@@ -118,7 +124,7 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         async def call() -> memory_pb2.Memory:
             record = await self.memories.update(
                 identity, request.id, request.content if request.HasField("content") else None,
-                convert.from_struct(request.metadata) if request.HasField("metadata") else None)
+                convert.from_json(request.metadata_json) if request.HasField("metadata_json") else None)
             return convert.memory(record)
         return await _guarded(context, call)
 
@@ -237,7 +243,8 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
         async def call() -> memory_pb2.UpsertEntityResponse:
             name, type_ = check_entity(request.name, request.type)
             entity, created = await self.graph.upsert_entity(
-                identity.user_id, name, type_, convert.from_struct(request.properties), convert.scope(request.scope))
+                identity.user_id, name, type_, convert.from_json(request.properties_json, "properties"),
+                convert.scope(request.scope))
             return memory_pb2.UpsertEntityResponse(entity=convert.entity(entity), created=created)
         return await _guarded(context, call)
 
@@ -251,7 +258,7 @@ class MemoryServicer(memory_pb2_grpc.MemoryServiceServicer):
             type_ = check_relation(request.type, valid_from, valid_to)
             relation = await self.graph.create_relation(
                 identity.user_id, request.source_id, request.target_id, type_,
-                convert.from_struct(request.properties), valid_from, valid_to)
+                convert.from_json(request.properties_json, "properties"), valid_from, valid_to)
             return convert.relation(relation)
         return await _guarded(context, call)
 

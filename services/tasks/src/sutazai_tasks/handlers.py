@@ -27,7 +27,7 @@ from sutazai_tasks.agent_run import AgentRun
 from sutazai_tasks.bus import Work
 from sutazai_tasks.capacity import UNKNOWN, ModelSlots
 from sutazai_tasks.errors import Busy, PermanentError
-from sutazai_tasks.memory_context import MemoryContext, Recall
+from sutazai_tasks.memory_context import MemoryContext, Recall, with_recall
 from sutazai_tasks.model import CallMetadata, RawJson, TaskRow
 from sutazai_tasks.tools import Toolbox
 
@@ -135,8 +135,9 @@ class AgentRunner:
                       if agent.memory and self._memory else None)  # memory_context.py
             if agent.tools and self._toolbox is not None and self._run is not None:
                 tools = await self._toolbox.resolve(list(agent.tools), list(agent.requires_approval), metadata)
-                if tools:
-                    return await self._run(task, agent, tools, background, progress)
+                if tools:  # the tool loop gets the same recall, in its system prompt (memory_context.py)
+                    ran = await self._run(task, with_recall(agent, recall), tools, background, progress)
+                    return await self._memory.finish(ran, recall, task, metadata) if recall and self._memory else ran
             text, done = await self._stream(self._chat_request(agent, task, recall), background(),
                                             task.timeout_s, progress)
         except grpc.aio.AioRpcError as exc:
@@ -148,9 +149,7 @@ class AgentRunner:
             raise PermanentError(message) from exc
         result = self._result(agent, text, done)
         if recall is not None and self._memory is not None:
-            result.update(recall.result_fields())
-            if task.payload().get("remember") is True:
-                result.update(await self._memory.remember(result["output"], agent.id, str(task.id), metadata))
+            result = await self._memory.finish(result, recall, task, metadata)
         return result
 
     def on_behalf_of(self, owner_id: str) -> tuple[CallMetadata, CallMetadata]:

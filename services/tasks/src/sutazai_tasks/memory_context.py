@@ -9,12 +9,13 @@ result says so (``memory_error``)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from google.protobuf.struct_pb2 import Struct
+from sutazai.agents.v1 import agents_pb2
 from sutazai.memory.v1 import memory_pb2, memory_pb2_grpc
 from sutazai_runtime.resilience.upstream import stub_of
 
@@ -45,6 +46,17 @@ class Recall:
         return fields
 
 
+def with_recall(agent: agents_pb2.Agent, recall: Recall | None) -> agents_pb2.Agent:
+    """The agent as the model should see it: its system prompt with the recalled memories (a copy; the
+    tool loop of ``agent_run`` takes the prompt from the definition it is given)."""
+    if recall is None or not recall.memories:
+        return agent
+    copy = agents_pb2.Agent()
+    copy.CopyFrom(agent)
+    copy.system_prompt = recall.system_prompt(agent.system_prompt)
+    return copy
+
+
 class MemoryContext:
     def __init__(self, channel: grpc.aio.Channel, *, limit: int = 5, timeout_s: float = 10.0) -> None:
         self._stub = stub_of(channel, memory_pb2_grpc.MemoryServiceStub)
@@ -71,14 +83,24 @@ class MemoryContext:
             log.warning("memory recall failed; the agent runs without memories", extra={"error": recall.error})
         return recall
 
+    async def finish(self, result: dict[str, Any], recall: Recall, task: Any,
+                     metadata: CallMetadata) -> dict[str, Any]:
+        """The result with ``memories_used`` (and ``memory_error``), and, when the payload says
+        ``"remember": true``, the answer stored as a memory (``memory_stored``). Both paths (one model call, or
+        the tool loop) end here."""
+        result = {**result, **recall.result_fields()}
+        if task.payload().get("remember") is True and result.get("output"):
+            result.update(await self.remember(str(result["output"]), str(result.get("agent_id") or task.agent_id),
+                                              str(task.id), metadata))
+        return result
+
     async def remember(self, content: str, agent_id: str, task_id: str,
                        metadata: CallMetadata) -> dict[str, Any]:
         if not content.strip():
             return {}
-        meta = Struct()
-        meta.update({"source": "task", "task_id": task_id})
+        meta = json.dumps({"source": "task", "task_id": task_id}).encode()
         request = memory_pb2.AddMemoriesRequest(items=[memory_pb2.MemoryInput(
-            content=content[:32_000], metadata=meta, scope=memory_pb2.Scope(agent_id=agent_id))])
+            content=content[:32_000], metadata_json=meta, scope=memory_pb2.Scope(agent_id=agent_id))])
         try:
             reply = await self._stub.AddMemories(request, metadata=metadata(), timeout=self._timeout_s)
         except grpc.aio.AioRpcError as exc:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sutazai_memory.errors import InvalidInput, NotFound
+from sutazai_memory.errors import InvalidInput, NotFound, refuse_nul
 from sutazai_memory.model import Scope
 
 MAX_DEPTH = 5
@@ -84,6 +84,7 @@ class GraphStore(Protocol):
 
 
 def check_entity(name: str, type_: str) -> tuple[str, str]:
+    refuse_nul("name and type", name, type_)
     name, type_ = name.strip(), type_.strip()
     if not name or len(name) > MAX_NAME:
         raise InvalidInput(f"name: 1 to {MAX_NAME} characters")
@@ -93,6 +94,7 @@ def check_entity(name: str, type_: str) -> tuple[str, str]:
 
 
 def check_relation(type_: str, valid_from: datetime | None, valid_to: datetime | None) -> str:
+    refuse_nul("type", type_)
     type_ = type_.strip()
     if not type_ or len(type_) > 64:
         raise InvalidInput("type: 1 to 64 characters")

@@ -1,6 +1,5 @@
 import datetime
 
-from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from sutazai.common.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
@@ -22,10 +21,10 @@ class Scope(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., session_id: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class Memory(_message.Message):
-    __slots__ = ("id", "content", "metadata", "scope", "user_id", "collection", "document_id", "content_hash", "created_at", "updated_at")
+    __slots__ = ("id", "content", "metadata_json", "scope", "user_id", "collection", "document_id", "content_hash", "created_at", "updated_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
-    METADATA_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
@@ -35,7 +34,7 @@ class Memory(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     content: str
-    metadata: _struct_pb2.Struct
+    metadata_json: bytes
     scope: Scope
     user_id: str
     collection: str
@@ -43,41 +42,55 @@ class Memory(_message.Message):
     content_hash: str
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., content: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., user_id: _Optional[str] = ..., collection: _Optional[str] = ..., document_id: _Optional[str] = ..., content_hash: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., content: _Optional[str] = ..., metadata_json: _Optional[bytes] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., user_id: _Optional[str] = ..., collection: _Optional[str] = ..., document_id: _Optional[str] = ..., content_hash: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MemoryInput(_message.Message):
-    __slots__ = ("content", "metadata", "scope", "collection", "document_id")
+    __slots__ = ("content", "metadata_json", "scope", "collection", "document_id")
     CONTENT_FIELD_NUMBER: _ClassVar[int]
-    METADATA_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     content: str
-    metadata: _struct_pb2.Struct
+    metadata_json: bytes
     scope: Scope
     collection: str
     document_id: str
-    def __init__(self, content: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., collection: _Optional[str] = ..., document_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, content: _Optional[str] = ..., metadata_json: _Optional[bytes] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., collection: _Optional[str] = ..., document_id: _Optional[str] = ...) -> None: ...
 
 class AddMemoriesRequest(_message.Message):
-    __slots__ = ("items", "infer")
+    __slots__ = ("items", "infer", "extract_graph")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     INFER_FIELD_NUMBER: _ClassVar[int]
+    EXTRACT_GRAPH_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[MemoryInput]
     infer: bool
-    def __init__(self, items: _Optional[_Iterable[_Union[MemoryInput, _Mapping]]] = ..., infer: _Optional[bool] = ...) -> None: ...
+    extract_graph: bool
+    def __init__(self, items: _Optional[_Iterable[_Union[MemoryInput, _Mapping]]] = ..., infer: _Optional[bool] = ..., extract_graph: _Optional[bool] = ...) -> None: ...
+
+class GraphExtraction(_message.Message):
+    __slots__ = ("entities", "relations", "skipped")
+    ENTITIES_FIELD_NUMBER: _ClassVar[int]
+    RELATIONS_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    entities: int
+    relations: int
+    skipped: str
+    def __init__(self, entities: _Optional[int] = ..., relations: _Optional[int] = ..., skipped: _Optional[str] = ...) -> None: ...
 
 class AddResult(_message.Message):
-    __slots__ = ("memory", "event", "reason", "item")
+    __slots__ = ("memory", "event", "reason", "item", "graph")
     MEMORY_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     ITEM_FIELD_NUMBER: _ClassVar[int]
+    GRAPH_FIELD_NUMBER: _ClassVar[int]
     memory: Memory
     event: str
     reason: str
     item: int
-    def __init__(self, memory: _Optional[_Union[Memory, _Mapping]] = ..., event: _Optional[str] = ..., reason: _Optional[str] = ..., item: _Optional[int] = ...) -> None: ...
+    graph: GraphExtraction
+    def __init__(self, memory: _Optional[_Union[Memory, _Mapping]] = ..., event: _Optional[str] = ..., reason: _Optional[str] = ..., item: _Optional[int] = ..., graph: _Optional[_Union[GraphExtraction, _Mapping]] = ...) -> None: ...
 
 class AddMemoriesResponse(_message.Message):
     __slots__ = ("results", "model_calls", "backend")
@@ -90,22 +103,22 @@ class AddMemoriesResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[AddResult, _Mapping]]] = ..., model_calls: _Optional[int] = ..., backend: _Optional[str] = ...) -> None: ...
 
 class SearchMemoriesRequest(_message.Message):
-    __slots__ = ("query", "limit", "threshold", "scope", "metadata", "collection", "mode")
+    __slots__ = ("query", "limit", "threshold", "scope", "metadata_json", "collection", "mode")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
-    METADATA_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     query: str
     limit: int
     threshold: float
     scope: Scope
-    metadata: _struct_pb2.Struct
+    metadata_json: bytes
     collection: str
     mode: str
-    def __init__(self, query: _Optional[str] = ..., limit: _Optional[int] = ..., threshold: _Optional[float] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., collection: _Optional[str] = ..., mode: _Optional[str] = ...) -> None: ...
+    def __init__(self, query: _Optional[str] = ..., limit: _Optional[int] = ..., threshold: _Optional[float] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., metadata_json: _Optional[bytes] = ..., collection: _Optional[str] = ..., mode: _Optional[str] = ...) -> None: ...
 
 class ScoredMemory(_message.Message):
     __slots__ = ("memory", "score")
@@ -146,14 +159,14 @@ class GetMemoryRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class UpdateMemoryRequest(_message.Message):
-    __slots__ = ("id", "content", "metadata")
+    __slots__ = ("id", "content", "metadata_json")
     ID_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
-    METADATA_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     id: str
     content: str
-    metadata: _struct_pb2.Struct
-    def __init__(self, id: _Optional[str] = ..., content: _Optional[str] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    metadata_json: bytes
+    def __init__(self, id: _Optional[str] = ..., content: _Optional[str] = ..., metadata_json: _Optional[bytes] = ...) -> None: ...
 
 class DeleteMemoryRequest(_message.Message):
     __slots__ = ("id",)
@@ -168,22 +181,22 @@ class DeleteMemoryResponse(_message.Message):
     def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
 
 class MemoryChange(_message.Message):
-    __slots__ = ("memory_id", "event", "old_content", "new_content", "old_metadata", "new_metadata", "at")
+    __slots__ = ("memory_id", "event", "old_content", "new_content", "old_metadata_json", "new_metadata_json", "at")
     MEMORY_ID_FIELD_NUMBER: _ClassVar[int]
     EVENT_FIELD_NUMBER: _ClassVar[int]
     OLD_CONTENT_FIELD_NUMBER: _ClassVar[int]
     NEW_CONTENT_FIELD_NUMBER: _ClassVar[int]
-    OLD_METADATA_FIELD_NUMBER: _ClassVar[int]
-    NEW_METADATA_FIELD_NUMBER: _ClassVar[int]
+    OLD_METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    NEW_METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     memory_id: str
     event: str
     old_content: str
     new_content: str
-    old_metadata: _struct_pb2.Struct
-    new_metadata: _struct_pb2.Struct
+    old_metadata_json: bytes
+    new_metadata_json: bytes
     at: _timestamp_pb2.Timestamp
-    def __init__(self, memory_id: _Optional[str] = ..., event: _Optional[str] = ..., old_content: _Optional[str] = ..., new_content: _Optional[str] = ..., old_metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., new_metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, memory_id: _Optional[str] = ..., event: _Optional[str] = ..., old_content: _Optional[str] = ..., new_content: _Optional[str] = ..., old_metadata_json: _Optional[bytes] = ..., new_metadata_json: _Optional[bytes] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class MemoryHistoryRequest(_message.Message):
     __slots__ = ("id",)
@@ -248,7 +261,7 @@ class GetStatsResponse(_message.Message):
     def __init__(self, memories: _Optional[int] = ..., documents: _Optional[int] = ..., graph_entities: _Optional[int] = ..., graph_relations: _Optional[int] = ..., vector_backend: _Optional[str] = ..., graph_backend: _Optional[str] = ..., chunks: _Optional[int] = ..., embedding_model: _Optional[str] = ..., dimensions: _Optional[int] = ..., collections: _Optional[int] = ...) -> None: ...
 
 class Document(_message.Message):
-    __slots__ = ("id", "filename", "content_type", "size", "tags", "description", "chunks", "created_at", "status", "error", "progress", "sha256", "updated_at")
+    __slots__ = ("id", "filename", "content_type", "size", "tags", "description", "chunks", "created_at", "status", "error", "progress", "chunks_total", "sha256", "updated_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -260,6 +273,7 @@ class Document(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
@@ -273,9 +287,10 @@ class Document(_message.Message):
     status: str
     error: str
     progress: float
+    chunks_total: int
     sha256: str
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., filename: _Optional[str] = ..., content_type: _Optional[str] = ..., size: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., chunks: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., error: _Optional[str] = ..., progress: _Optional[float] = ..., sha256: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., filename: _Optional[str] = ..., content_type: _Optional[str] = ..., size: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., chunks: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., error: _Optional[str] = ..., progress: _Optional[float] = ..., chunks_total: _Optional[int] = ..., sha256: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class UploadDocumentRequest(_message.Message):
     __slots__ = ("filename", "content_type", "content", "tags", "description")
@@ -396,30 +411,30 @@ class DocumentStats(_message.Message):
     def __init__(self, total_documents: _Optional[int] = ..., total_size: _Optional[int] = ..., total_chunks: _Optional[int] = ..., by_status: _Optional[_Mapping[str, int]] = ..., by_content_type: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class Entity(_message.Message):
-    __slots__ = ("id", "name", "type", "properties", "scope", "created_at", "updated_at")
+    __slots__ = ("id", "name", "type", "properties_json", "scope", "created_at", "updated_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
-    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_JSON_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     type: str
-    properties: _struct_pb2.Struct
+    properties_json: bytes
     scope: Scope
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., properties_json: _Optional[bytes] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Relation(_message.Message):
-    __slots__ = ("id", "source_id", "target_id", "type", "properties", "valid_from", "valid_to", "created_at")
+    __slots__ = ("id", "source_id", "target_id", "type", "properties_json", "valid_from", "valid_to", "created_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
-    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_JSON_FIELD_NUMBER: _ClassVar[int]
     VALID_FROM_FIELD_NUMBER: _ClassVar[int]
     VALID_TO_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -427,23 +442,23 @@ class Relation(_message.Message):
     source_id: str
     target_id: str
     type: str
-    properties: _struct_pb2.Struct
+    properties_json: bytes
     valid_from: _timestamp_pb2.Timestamp
     valid_to: _timestamp_pb2.Timestamp
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., source_id: _Optional[str] = ..., target_id: _Optional[str] = ..., type: _Optional[str] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., source_id: _Optional[str] = ..., target_id: _Optional[str] = ..., type: _Optional[str] = ..., properties_json: _Optional[bytes] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class UpsertEntityRequest(_message.Message):
-    __slots__ = ("name", "type", "properties", "scope")
+    __slots__ = ("name", "type", "properties_json", "scope")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
-    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_JSON_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     name: str
     type: str
-    properties: _struct_pb2.Struct
+    properties_json: bytes
     scope: Scope
-    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., properties_json: _Optional[bytes] = ..., scope: _Optional[_Union[Scope, _Mapping]] = ...) -> None: ...
 
 class UpsertEntityResponse(_message.Message):
     __slots__ = ("entity", "created")
@@ -454,20 +469,20 @@ class UpsertEntityResponse(_message.Message):
     def __init__(self, entity: _Optional[_Union[Entity, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class CreateRelationRequest(_message.Message):
-    __slots__ = ("source_id", "target_id", "type", "properties", "valid_from", "valid_to")
+    __slots__ = ("source_id", "target_id", "type", "properties_json", "valid_from", "valid_to")
     SOURCE_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
-    PROPERTIES_FIELD_NUMBER: _ClassVar[int]
+    PROPERTIES_JSON_FIELD_NUMBER: _ClassVar[int]
     VALID_FROM_FIELD_NUMBER: _ClassVar[int]
     VALID_TO_FIELD_NUMBER: _ClassVar[int]
     source_id: str
     target_id: str
     type: str
-    properties: _struct_pb2.Struct
+    properties_json: bytes
     valid_from: _timestamp_pb2.Timestamp
     valid_to: _timestamp_pb2.Timestamp
-    def __init__(self, source_id: _Optional[str] = ..., target_id: _Optional[str] = ..., type: _Optional[str] = ..., properties: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, source_id: _Optional[str] = ..., target_id: _Optional[str] = ..., type: _Optional[str] = ..., properties_json: _Optional[bytes] = ..., valid_from: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., valid_to: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetEntityRequest(_message.Message):
     __slots__ = ("id", "depth")

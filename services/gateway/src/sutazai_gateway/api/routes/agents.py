@@ -71,8 +71,9 @@ class AgentFields(BaseModel):
     capabilities: list[str] = Field(default_factory=list, max_length=100)
     temperature: float | None = None
     max_tokens: int | None = Field(None, ge=1, le=2**31 - 1)  # an int32 on the wire; agents checks the range
-    max_steps: int | None = Field(None, ge=-(2**31), le=2**31 - 1,  # an int32 on the wire; agents checks 1-50
-                                  description="an agent run's model calls at most (1-50)")
+    # an int32 on the wire (a larger number was a 500 in the contract run); agents checks the range 1-50
+    max_steps: int | None = Field(None, ge=-2**31, le=2**31 - 1, description="an agent run's model calls at most "
+                                  "(1-50)")
     requires_approval: list[str] = Field(default_factory=list, max_length=100,
                                          description="tools whose calls wait for the task owner's approval")
     system_prompt: str = Field(max_length=100_000)

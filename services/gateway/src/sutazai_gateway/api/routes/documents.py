@@ -36,7 +36,8 @@ class DocumentOut(BaseModel):
     description: str
     status: str
     progress: float
-    chunks: int
+    chunks: int = Field(description="chunks embedded and indexed so far")
+    chunks_total: int = Field(description="chunks to embed (0 until the text is split)")
     error: str | None
     sha256: str
     created_at: datetime | None
@@ -73,7 +74,7 @@ class NewDocument(BaseModel):
             return self.content.encode()
         try:
             return base64.b64decode(self.content_base64 or "", validate=True)
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # ValueError: a non-ASCII character
             raise HTTPException(400, "content_base64: not valid base64") from None
 
 
@@ -124,6 +125,7 @@ def _tags(user: Identity) -> tuple[str, ...]:
 def document_dict(d: memory_pb2.Document) -> dict[str, Any]:
     return {"id": d.id, "filename": d.filename, "content_type": d.content_type, "size": d.size, "tags": list(d.tags),
             "description": d.description, "status": d.status, "progress": round(d.progress, 4), "chunks": d.chunks,
+            "chunks_total": d.chunks_total,
             "error": d.error or None, "sha256": d.sha256, "created_at": when(d, "created_at"),
             "updated_at": when(d, "updated_at")}
 

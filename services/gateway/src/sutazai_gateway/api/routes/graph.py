@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
-from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict, Field
 from sutazai.common.v1 import common_pb2
@@ -17,8 +16,10 @@ from sutazai_gateway.api.deps import CurrentUser, StateDep
 from sutazai_gateway.api.routes.memory_common import (
     COMMON,
     MEMORY_TIMEOUT_S,
+    JsonObject,
+    json_bytes,
+    json_value,
     scope_fields,
-    struct_dict,
     stub,
     when,
 )
@@ -36,7 +37,7 @@ class EntityBody(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     type: str = Field(min_length=1, max_length=64)
-    properties: dict[str, Any] = Field(default_factory=dict, description="merged into the stored properties")
+    properties: JsonObject = Field(default_factory=dict, description="merged into the stored properties")
     agent_id: ScopeId = None
     session_id: ScopeId = None
     run_id: ScopeId = None
@@ -48,7 +49,7 @@ class RelationBody(BaseModel):
     source: str = Field(min_length=1, max_length=64, description="entity id")
     target: str = Field(min_length=1, max_length=64, description="entity id")
     type: str = Field(min_length=1, max_length=64)
-    properties: dict[str, Any] = Field(default_factory=dict)
+    properties: JsonObject = Field(default_factory=dict)
     valid_from: datetime | None = None
     valid_to: datetime | None = None
 
@@ -107,13 +108,13 @@ class DeletedOut(BaseModel):
 
 
 def entity_dict(e: memory_pb2.Entity) -> dict[str, Any]:
-    return {"id": e.id, "name": e.name, "type": e.type, "properties": struct_dict(e, "properties"),
+    return {"id": e.id, "name": e.name, "type": e.type, "properties": json_value(e.properties_json, {}),
             **scope_fields(e.scope), "created_at": when(e, "created_at"), "updated_at": when(e, "updated_at")}
 
 
 def relation_dict(r: memory_pb2.Relation) -> dict[str, Any]:
     return {"id": r.id, "source": r.source_id, "target": r.target_id, "type": r.type,
-            "properties": struct_dict(r, "properties"), "valid_from": when(r, "valid_from"),
+            "properties": json_value(r.properties_json, {}), "valid_from": when(r, "valid_from"),
             "valid_to": when(r, "valid_to"), "created_at": when(r, "created_at")}
 
 
@@ -125,14 +126,14 @@ def _timestamp(value: datetime | None) -> Timestamp | None:
     return stamp
 
 
-@router.post("/entities", response_model=UpsertOut, responses=problem_responses(*COMMON, 400))
+@router.post("/entities", response_model=UpsertOut,
+             responses={**problem_responses(*COMMON, 400),
+                        201: {"model": UpsertOut, "description": "a new entity (200: an existing one, updated)"}})
 async def upsert_entity(body: EntityBody, state: StateDep, user: CurrentUser, response: Response) -> dict[str, Any]:
     """Upsert by name and type (within the scope): 201 with the new id, or 200 with the existing entity
     and its properties merged with the given ones."""
-    properties = Struct()
-    properties.update(body.properties)
     request = memory_pb2.UpsertEntityRequest(
-        name=body.name, type=body.type, properties=properties,
+        name=body.name, type=body.type, properties_json=json_bytes(body.properties),
         scope=memory_pb2.Scope(agent_id=body.agent_id or "", session_id=body.session_id or "",
                                run_id=body.run_id or ""))
     with upstream_errors("memory"):
@@ -181,10 +182,8 @@ async def delete_entity(entity_id: GraphId, state: StateDep, user: CurrentUser) 
 async def create_relation(body: RelationBody, state: StateDep, user: CurrentUser) -> dict[str, Any]:
     """A relation between two of the caller's entities (404 when either is unknown), valid from
     ``valid_from`` (unset: always) until ``valid_to`` (unset: still)."""
-    properties = Struct()
-    properties.update(body.properties)
     request = memory_pb2.CreateRelationRequest(
-        source_id=body.source, target_id=body.target, type=body.type, properties=properties,
+        source_id=body.source, target_id=body.target, type=body.type, properties_json=json_bytes(body.properties),
         valid_from=_timestamp(body.valid_from), valid_to=_timestamp(body.valid_to))
     with upstream_errors("memory"):
         reply = await stub(state).CreateRelation(request, metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)

@@ -9,8 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from google.protobuf.struct_pb2 import Struct
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sutazai.common.v1 import common_pb2
 from sutazai.memory.v1 import memory_pb2
 
@@ -19,8 +18,12 @@ from sutazai_gateway.api.routes.memory_common import (
     COMMON,
     INFER_TIMEOUT_S,
     MEMORY_TIMEOUT_S,
+    JsonObject,
+    UserJsonResponse,
+    json_bytes,
+    json_value,
     memory_dict,
-    struct_dict,
+    storable,
     stub,
     when,
 )
@@ -54,7 +57,7 @@ class NewMemory(ScopeFields):
     content: str | None = Field(None, min_length=1, max_length=32_000)
     messages: list[Message] | None = Field(None, min_length=1, max_length=200,
                                            description="a conversation (with infer: true), instead of content")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_text(self) -> NewMemory:
@@ -75,6 +78,8 @@ class AddBody(NewMemory):
     content: str | None = Field(None, min_length=1, max_length=32_000)
     memories: list[NewMemory] | None = Field(None, min_length=1, max_length=100)
     infer: bool = Field(False, description="ask the model once per item for its facts (JSON) and store those")
+    extract_graph: bool = Field(False, description="ask the model once per stored memory for the entities and "
+                                "relations it states and upsert them into the graph (in the memory's scope)")
 
     @model_validator(mode="after")
     def _one_text(self) -> AddBody:
@@ -87,10 +92,9 @@ class AddBody(NewMemory):
         entries = self.memories or [self]
         out = []
         for entry in entries:
-            metadata = Struct()
-            metadata.update({**self.metadata, **entry.metadata} if entry is not self else self.metadata)
+            metadata = {**self.metadata, **entry.metadata} if entry is not self else self.metadata
             out.append(memory_pb2.MemoryInput(
-                content=entry.text(), metadata=metadata,
+                content=entry.text(), metadata_json=json_bytes(metadata),
                 scope=memory_pb2.Scope(agent_id=entry.agent_id or self.agent_id or "",
                                        session_id=entry.session_id or self.session_id or "",
                                        run_id=entry.run_id or self.run_id or "")))
@@ -104,7 +108,8 @@ class SearchBody(ScopeFields):
     limit: int = Field(10, ge=1, le=100)
     threshold: float | None = Field(None, ge=-1, le=1, description="minimum cosine similarity of the semantic "
                                     "signal; keyword matches are kept")
-    metadata: dict[str, str | int | bool] = Field(default_factory=dict, description="exact-match filters")
+    metadata: Annotated[dict[str, str | int | bool], AfterValidator(storable)] = Field(
+        default_factory=dict, description="exact-match filters")
     mode: Literal["hybrid", "dense", "keyword"] = "hybrid"
 
 
@@ -112,7 +117,7 @@ class UpdateBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     content: str | None = Field(None, min_length=1, max_length=32_000)
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
 
     @model_validator(mode="after")
     def _something(self) -> UpdateBody:
@@ -136,12 +141,19 @@ class MemoryOut(BaseModel):
     updated_at: datetime | None
 
 
+class GraphOut(BaseModel):
+    entities: int
+    relations: int
+    skipped: str | None = Field(description="why nothing was extracted (the model's reply was not valid)")
+
+
 class AddResultOut(BaseModel):
     event: Literal["created", "duplicate", "skipped"]
     id: str | None
     memory: MemoryOut | None
     reason: str | None
     item: int
+    graph: GraphOut | None = Field(None, description="with extract_graph: what went into the graph")
 
 
 class AddOut(BaseModel):
@@ -185,31 +197,33 @@ async def add_memories(body: AddBody, state: StateDep, user: CurrentUser) -> dic
     """Store one memory or a batch. The same content twice in one scope is kept once (``event:
     duplicate`` answers the existing memory; nothing is deleted). ``infer: true`` makes one model call per
     item; an item whose model reply is not valid JSON is ``skipped`` with the reason."""
-    request = memory_pb2.AddMemoriesRequest(items=body.items(), infer=body.infer)
+    request = memory_pb2.AddMemoriesRequest(items=body.items(), infer=body.infer, extract_graph=body.extract_graph)
     with upstream_errors("memory"):
         reply = await stub(state).AddMemories(request, metadata=user.to_metadata(),
-                                              timeout=INFER_TIMEOUT_S if body.infer else MEMORY_TIMEOUT_S)
+                                              timeout=INFER_TIMEOUT_S if body.infer or body.extract_graph
+                                              else MEMORY_TIMEOUT_S)
     return {"model_calls": reply.model_calls, "results": [
         {"event": r.event, "item": r.item, "reason": r.reason or None,
          "id": r.memory.id if r.HasField("memory") else None,
-         "memory": memory_dict(r.memory) if r.HasField("memory") else None} for r in reply.results]}
+         "memory": memory_dict(r.memory) if r.HasField("memory") else None,
+         "graph": {"entities": r.graph.entities, "relations": r.graph.relations, "skipped": r.graph.skipped or None}
+         if r.HasField("graph") else None} for r in reply.results]}
 
 
 @router.post("/search", response_model=SearchOut, responses=problem_responses(*COMMON, 400))
-async def search_memories(body: SearchBody, state: StateDep, user: CurrentUser) -> dict[str, Any]:
+async def search_memories(body: SearchBody, state: StateDep, user: CurrentUser) -> Response:
     """Hybrid search (semantic + keyword, fused by rank) over the caller's memories, narrowed by the given
     scope fields and metadata. ``score`` is the fused score in hybrid mode, the cosine similarity in dense
     mode, BM25 in keyword mode."""
-    metadata = Struct()
-    metadata.update(body.metadata)
     request = memory_pb2.SearchMemoriesRequest(query=body.query, limit=body.limit, scope=body.scope(),
-                                               metadata=metadata, mode=body.mode)
+                                               metadata_json=json_bytes(body.metadata), mode=body.mode)
     if body.threshold is not None:
         request.threshold = body.threshold
     with upstream_errors("memory"):
         reply = await stub(state).SearchMemories(request, metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)
-    return {"query": body.query, "mode": body.mode,
-            "results": [{**memory_dict(r.memory), "score": r.score} for r in reply.results]}
+    # the hot read: already SearchOut's shape, serialised once (no second validation)
+    return UserJsonResponse({"query": body.query, "mode": body.mode,
+                             "results": [{**memory_dict(r.memory), "score": r.score} for r in reply.results]})
 
 
 @router.get("", response_model=ListOut, responses=problem_responses(*COMMON, 400))
@@ -245,7 +259,7 @@ async def update_memory(memory_id: MemoryId, body: UpdateBody, state: StateDep, 
     if body.content is not None:
         request.content = body.content
     if body.metadata is not None:
-        request.metadata.update(body.metadata)
+        request.metadata_json = json_bytes(body.metadata)
     with upstream_errors("memory"):
         reply = await stub(state).UpdateMemory(request, metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)
     return memory_dict(reply)
@@ -269,6 +283,5 @@ async def memory_history(memory_id: MemoryId, state: StateDep, user: CurrentUser
     return {"memory_id": memory_id, "changes": [
         {"event": c.event, "old_content": c.old_content if c.event != "ADD" else None,
          "new_content": c.new_content if c.event != "DELETE" else None,
-         "old_metadata": struct_dict(c, "old_metadata") if c.HasField("old_metadata") else None,
-         "new_metadata": struct_dict(c, "new_metadata") if c.HasField("new_metadata") else None,
+         "old_metadata": json_value(c.old_metadata_json), "new_metadata": json_value(c.new_metadata_json),
          "at": when(c, "at")} for c in reply.changes]}

@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from google.protobuf.struct_pb2 import Struct
 from pydantic import BaseModel, ConfigDict, Field
 from sutazai.memory.v1 import memory_pb2
 
 from sutazai_gateway.api.deps import CurrentUser, StateDep
-from sutazai_gateway.api.routes.memory_common import COMMON, MEMORY_TIMEOUT_S, struct_dict, stub
+from sutazai_gateway.api.routes.memory_common import COMMON, MEMORY_TIMEOUT_S, JsonObject, json_bytes, json_value, stub
 from sutazai_gateway.grpc_errors import upstream_errors
 from sutazai_gateway.problems import problem_responses
 
@@ -24,7 +23,7 @@ class StoreBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(min_length=1, max_length=32_000)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     collection: str = Field(DEFAULT_COLLECTION, min_length=1, max_length=128)
     document_id: str | None = Field(None, max_length=128)
 
@@ -84,10 +83,8 @@ class StatsOut(BaseModel):
 async def store_vector(body: StoreBody, state: StateDep, user: CurrentUser) -> dict[str, Any]:
     """``{id, backend, status: "stored"}`` as the original; ``duplicate`` tells that this text was already in
     the collection (the existing id is answered, nothing is replaced)."""
-    metadata = Struct()
-    metadata.update(body.metadata)
-    item = memory_pb2.MemoryInput(content=body.text, metadata=metadata, collection=body.collection,
-                                  document_id=body.document_id or "")
+    item = memory_pb2.MemoryInput(content=body.text, metadata_json=json_bytes(body.metadata),
+                                  collection=body.collection, document_id=body.document_id or "")
     with upstream_errors("memory"):
         reply = await stub(state).AddMemories(memory_pb2.AddMemoriesRequest(items=[item]),
                                               metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)
@@ -103,7 +100,7 @@ async def search_vectors(body: VectorSearchBody, state: StateDep, user: CurrentU
                                                threshold=body.threshold)
     with upstream_errors("memory"):
         reply = await stub(state).SearchMemories(request, metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)
-    return [{"id": r.memory.id, "text": r.memory.content, "metadata": struct_dict(r.memory, "metadata"),
+    return [{"id": r.memory.id, "text": r.memory.content, "metadata": json_value(r.memory.metadata_json, {}),
              "score": r.score, "document_id": r.memory.document_id or None} for r in reply.results]
 
 
