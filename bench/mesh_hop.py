@@ -152,7 +152,9 @@ async def measure_open_breaker(url: str, key: str, mesh_pid: int, requests: int,
 
 def benchmark(args: argparse.Namespace) -> None:
     load_before = os.getloadavg()
-    with existing_or_new(args.home, {"SUTAZAI_DATABASE_NAME": "meshbench"}) as stack:
+    # the API cache off: the read through the gateway must cross its hop, as the direct call does
+    with existing_or_new(args.home, {"SUTAZAI_DATABASE_NAME": "meshbench",
+                                     "SUTAZAI_GATEWAY_API_CACHE_TTL_S": "0"}) as stack:
         services = json.loads((stack.home / "run" / "stack.json").read_text())["services"]
         results = asyncio.run(measure(stack.url, stack.admin_key, services["agents"]["port"], args.requests,
                                       args.rounds, signed_metadata(stack.home, "bench-user")))

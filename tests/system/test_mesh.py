@@ -36,7 +36,9 @@ PAYLOAD = {"invoice": 7, "big": 12345678901234567891, "f": 1.0}  # delivered as 
 def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers) -> Iterator[RunningStack]:
     with run_stack(tmp_path_factory.mktemp("mesh"), stack_servers, SUTAZAI_REPLICAS="agents=2,chat=2",
                    SUTAZAI_GATEWAY_BREAKER_RECOVERY_S="5", SUTAZAI_GATEWAY_UPSTREAM_TIMEOUT_S="3",
-                   SUTAZAI_GATEWAY_PER_TRY_TIMEOUT_S="1") as running:
+                   SUTAZAI_GATEWAY_PER_TRY_TIMEOUT_S="1",
+                   # every read crosses the hop: the API cache would answer repeated reads itself
+                   SUTAZAI_GATEWAY_API_CACHE_TTL_S="0") as running:
         yield running
 
 

@@ -79,7 +79,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, stack_servers: Servers,
     _, port = receiver
     with run_stack(tmp_path_factory.mktemp("tracing"), stack_servers,
                    OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
-                   OTEL_BSP_SCHEDULE_DELAY="500") as running:  # the SDK's batch delay: 0.5 s instead of 5
+                   OTEL_BSP_SCHEDULE_DELAY="500",  # the SDK's batch delay: 0.5 s instead of 5
+                   SUTAZAI_GATEWAY_API_CACHE_TTL_S="0") as running:  # repeated reads reach the upstream
         yield running
 
 
