@@ -54,11 +54,15 @@ lint: sync ## ruff, and deptry on each workspace member
 	$(PY) -m ruff check .
 	@for m in $(MEMBERS); do $(DEPTRY) $$m/src --config $$m/pyproject.toml --no-ansi || exit 1; done
 
-bench: sync ## run the benchmarks in bench/ (each starts its own stack on free ports; several minutes)
+bench: sync ## run the goal benchmarks in bench/ (each starts what it needs on free ports; about half an hour)
 	$(MODEL_PY) $(PY) bench/gateway_status.py
 	$(MODEL_PY) $(PY) bench/gateway_agents.py
 	$(MODEL_PY) $(PY) bench/tasks_throughput.py
 	$(MODEL_PY) $(PY) bench/chat_latency.py
+	$(MODEL_PY) $(PY) bench/mesh_hop.py
+	$(MODEL_PY) $(PY) bench/mesh_slow_instance.py
+	$(MODEL_PY) $(PY) bench/tool_step.py
+	$(MODEL_PY) $(PY) bench/memory_search.py
 
 IMAGE_SERVICES := gateway agents tasks mesh chat memory
 IMAGE_PREFIX ?= sutazai
