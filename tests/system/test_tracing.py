@@ -108,8 +108,24 @@ def test_one_agent_task_is_one_trace_across_gateway_tasks_worker_and_chat(
     assert task["trace_id"] == trace_id  # the incoming traceparent was continued, and the task records it
 
     wanted = {"sutazai-gateway", "sutazai-tasks", "sutazai-tasks-worker", "sutazai-chat"}
-    spans = wait_until(lambda: (found := spans_of.trace(trace_id)) and wanted <= {s.service for s in found}
-                       and found, timeout_s=30, interval_s=0.5)
+
+    def complete() -> list[Any] | None:
+        # Every span asserted below, and every span between the model call and the request: each process exports
+        # in batches, so an enclosing span (the worker's run, which ends last) can arrive after its children.
+        found = spans_of.trace(trace_id)
+        if not found or not wanted <= {s.service for s in found}:
+            return None
+        ids = {s.span_id: s for s in found}
+        runs = [s for s in found if s.service == "sutazai-tasks-worker" and s.name == "run agent task"]
+        calls = [s for s in found if s.service == "sutazai-chat" and s.name.startswith("chat ")]
+        if not runs or not calls:
+            return None
+        span = calls[0]
+        while span.parent_span_id in ids:
+            span = ids[span.parent_span_id]
+        return found if span.parent_span_id == parent_span else None  # the chain reaches the caller's span
+
+    spans = wait_until(complete, timeout_s=30, interval_s=0.5)
     services = {s.service for s in spans_of.trace(trace_id)}
     assert spans, f"the trace reached only {sorted(services)}; every span received: {len(spans_of.spans)}"
     by_id = {s.span_id: s for s in spans}
