@@ -141,6 +141,18 @@ def platform_stack(extra_env: dict[str, str] | None = None) -> Iterator[Platform
             shutil.rmtree(home, ignore_errors=True)
 
 
+@contextmanager
+def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Platform]:
+    """The stack already running from ``home`` (its ``run/stack.json``), or a new one on free ports."""
+    if home is None:
+        with platform_stack(extra_env) as stack:
+            yield stack
+        return
+    state = json.loads((home / "run" / "stack.json").read_text())
+    key = json.loads((home / "secrets.json").read_text())["admin_api_key"]
+    yield Platform(url=state["gateway_url"], admin_key=key, home=home, pid=state["pid"])
+
+
 def signed_metadata(home: Path, user_id: str, *, admin: bool = False) -> tuple[tuple[str, str], ...]:
     """Call metadata carrying ``user_id``'s identity with a proof signed by the stack's own key (the launcher's
     ``<home>/identity``), for benchmarks that call a service's gRPC port directly: services refuse bare

@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import signal
 import statistics
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import grpc
-from _platform import Platform, platform_stack, run_benchmark, say, signed_metadata
+from _platform import existing_or_new, run_benchmark, say, signed_metadata
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "mesh_hop.json"
@@ -99,18 +97,6 @@ async def measure(url: str, key: str, agents_port: int, requests: int, rounds: i
     await session.close()
     await channel.close()
     return results
-
-
-@contextlib.contextmanager
-def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Platform]:
-    """The stack running from ``home``, or a new one on free ports."""
-    if home is None:
-        with platform_stack(extra_env) as stack:
-            yield stack
-        return
-    state = json.loads((home / "run" / "stack.json").read_text())
-    key = json.loads((home / "secrets.json").read_text())["admin_api_key"]
-    yield Platform(url=state["gateway_url"], admin_key=key, home=home, pid=state["pid"])
 
 
 async def measure_open_breaker(url: str, key: str, mesh_pid: int, requests: int, rounds: int) -> dict[str, object]:

@@ -24,12 +24,12 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
-from _platform import Platform, platform_stack, run_benchmark, say, signed_metadata
+from _platform import existing_or_new, run_benchmark, say, signed_metadata
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai_runtime.balancing import STRATEGIES
 from sutazai_runtime.discovery.nats_kv import NatsKvRegistry
@@ -104,18 +104,6 @@ async def measure(nats_url: str, bucket: str, slow_pid: int, args: argparse.Name
         await asyncio.sleep(1.0)
     await registry.close()
     return results
-
-
-@contextlib.contextmanager
-def existing_or_new(home: Path | None, extra_env: dict[str, str]) -> Iterator[Platform]:
-    """The stack running from ``home``, or a new one on free ports."""
-    if home is None:
-        with platform_stack(extra_env) as stack:
-            yield stack
-        return
-    state = json.loads((home / "run" / "stack.json").read_text())
-    key = json.loads((home / "secrets.json").read_text())["admin_api_key"]
-    yield Platform(url=state["gateway_url"], admin_key=key, home=home, pid=state["pid"])
 
 
 def benchmark(args: argparse.Namespace) -> None:
