@@ -67,8 +67,9 @@ def served_by(stack: RunningStack, instance: str, method: str = "GetAgent") -> f
     """Calls the instance itself counted as served (its own Prometheus metrics)."""
     port = stack.state["services"][instance]["metrics_port"]
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    found = re.search(rf'sutazai_grpc_server_calls_total\{{method="[^"]*/{method}"\}} ([0-9.e+]+)', text)
-    return float(found.group(1)) if found else 0.0
+    # every status code's count of the method (sutazai_runtime.grpc_observe)
+    found = re.findall(rf'sutazai_grpc_server_handled_total\{{[^}}]*grpc_method="{method}"[^}}]*\}} ([0-9.e+]+)', text)
+    return sum(float(n) for n in found)
 
 
 def transitions(stack: RunningStack, breaker: str, old: str, new: str) -> float:

@@ -278,9 +278,9 @@ async def test_a_sigterm_deregisters(kv_long: NatsKvRegistry, nats_url: str) -> 
 
 
 async def test_a_served_call_passes_its_remaining_deadline_on(servers: list[_Server]) -> None:
-    """A front service (served with the IncomingDeadline interceptor, as ``serve`` does) calls an upstream
+    """A front service (its handlers wrapped by ``ObservedServer``, as ``serve`` does) calls an upstream
     within its handler: the upstream sees the caller's deadline, not the client layer's default of 10 s."""
-    from sutazai_runtime.deadlines import IncomingDeadline
+    from sutazai_runtime.grpc_observe import ObservedServer
 
     inner = upstream(servers[:1])  # policy timeout: 10 s
     seen: list[float | None] = []
@@ -299,8 +299,8 @@ async def test_a_served_call_passes_its_remaining_deadline_on(servers: list[_Ser
     back_port = back.add_insecure_port("127.0.0.1:0")
     await back.start()
     inner.set_instances([Instance(id="back", name="h", address="127.0.0.1", port=back_port)])
-    front = grpc.aio.server(interceptors=[IncomingDeadline()])
-    health_pb2_grpc.add_HealthServicer_to_server(Front(), front)
+    front = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(Front(), ObservedServer(front))  # type: ignore[arg-type]
     port = front.add_insecure_port("127.0.0.1:0")
     await front.start()
     try:

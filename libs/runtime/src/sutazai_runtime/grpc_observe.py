@@ -25,7 +25,7 @@ import grpc
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 
-from sutazai_runtime import telemetry
+from sutazai_runtime import deadlines, telemetry
 
 HANDLING = Histogram(
     "sutazai_grpc_server_handling_seconds", "time to handle an RPC (a stream: until its end)",
@@ -93,6 +93,7 @@ def _finish_span(span: Any, code: grpc.StatusCode) -> None:
 
 def _unary(behavior: Callable[..., Any], method: _Method) -> Callable[..., Any]:
     async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        deadlines.mark(context)  # the calls this one makes get no more than its caller's time left
         IN_FLIGHT.inc()
         started = time.perf_counter()
         error: BaseException | None = None
@@ -120,6 +121,7 @@ def _unary(behavior: Callable[..., Any], method: _Method) -> Callable[..., Any]:
 
 def _stream(behavior: Callable[..., Any], method: _Method) -> Callable[..., Any]:
     async def observed(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        deadlines.mark(context)
         IN_FLIGHT.inc()
         started = time.perf_counter()
         error: BaseException | None = None

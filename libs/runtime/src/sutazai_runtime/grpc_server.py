@@ -34,7 +34,6 @@ from prometheus_client import REGISTRY, Gauge, generate_latest, start_http_serve
 from sutazai.common.v1 import common_pb2, common_pb2_grpc
 
 from sutazai_runtime import __version__
-from sutazai_runtime.deadlines import IncomingDeadline
 from sutazai_runtime.discovery.announce import Announcer, instance_for
 from sutazai_runtime.discovery.registry import Registry
 from sutazai_runtime.discovery.settings import open_registry
@@ -161,10 +160,10 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
     if spec.max_receive_bytes:
         options.append(("grpc.max_receive_message_length", spec.max_receive_bytes))
     # Every call's identity proof is checked before a servicer runs (no public key configured: no start);
-    # IncomingDeadline records each served call's deadline, passed on by Upstream to the calls it makes.
     interceptor = IdentityInterceptor(settings.identity.verifier())
-    server = grpc.aio.server(options=options, interceptors=[interceptor, IncomingDeadline()])
-    observed = ObservedServer(server)  # metrics (and spans) per method, wrapped once at registration
+    server = grpc.aio.server(options=options, interceptors=[interceptor])
+    # metrics, spans and the incoming deadline (passed on by Upstream) per method, wrapped once at registration
+    observed = ObservedServer(server)
     for register in spec.register:
         register(observed)  # type: ignore[arg-type]
 
