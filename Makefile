@@ -59,6 +59,7 @@ bench: sync ## run the goal benchmarks in bench/ (each starts what it needs on f
 	$(MODEL_PY) $(PY) bench/gateway_agents.py
 	$(MODEL_PY) $(PY) bench/tasks_throughput.py
 	$(MODEL_PY) $(PY) bench/chat_latency.py
+	$(MODEL_PY) $(PY) bench/edge_overhead.py
 	$(MODEL_PY) $(PY) bench/mesh_hop.py
 	$(MODEL_PY) $(PY) bench/mesh_slow_instance.py
 	$(MODEL_PY) $(PY) bench/tool_step.py

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # the model server, six services and the gateway workers, on a busy machine
+MODEL_SERVER_PYTHON_FILE = Path(__file__).resolve().parents[1] / ".sutazai" / "model-server-python"
 STACK_START_TIMEOUT_S = float(os.environ.get("SUTAZAI_BENCH_START_TIMEOUT_S", "300"))
 STOP_TIMEOUT_S = 90.0  # the stack stops its children one by one, each within 10 s
 
@@ -105,6 +106,14 @@ def wait_for_stack(process: subprocess.Popen[bytes], home: Path) -> tuple[str, s
     return url.rstrip("/"), api_key
 
 
+def model_server_env() -> dict[str, str]:
+    """``SUTAZAI_MODEL_SERVER_PYTHON`` from ``.sutazai/model-server-python`` (written by ``make sync``) when it is
+    not set, so a benchmark run by hand finds the model server as ``make bench`` does."""
+    if not os.environ.get("SUTAZAI_MODEL_SERVER_PYTHON") and MODEL_SERVER_PYTHON_FILE.is_file():
+        return {"SUTAZAI_MODEL_SERVER_PYTHON": MODEL_SERVER_PYTHON_FILE.read_text().strip()}
+    return {}
+
+
 @contextmanager
 def platform_stack(extra_env: dict[str, str] | None = None) -> Iterator[Platform]:
     """The whole platform on free ports in a temporary home, with ``extra_env`` added to its environment.
@@ -113,7 +122,7 @@ def platform_stack(extra_env: dict[str, str] | None = None) -> Iterator[Platform
     home = Path(tempfile.mkdtemp(prefix="sutazai-bench-"))
     # SUTAZAI_BENCH_DATABASE: another database (and so JetStream namespace) than other benchmarks on this NATS.
     database = os.environ.get("SUTAZAI_BENCH_DATABASE", "sutazai_bench")
-    env = {**os.environ, "SUTAZAI_DATABASE_NAME": database, **(extra_env or {})}
+    env = {**os.environ, "SUTAZAI_DATABASE_NAME": database, **model_server_env(), **(extra_env or {})}
     # The original's rate limits (60 a minute) would refuse a benchmark's load: the limiter runs, with room.
     for name in ("DEFAULT", "CHAT", "CHAT_STREAM", "ANONYMOUS"):
         env.setdefault(f"SUTAZAI_GATEWAY_RATE_LIMIT_{name}", "1000000000/minute")

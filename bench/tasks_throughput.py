@@ -61,7 +61,6 @@ from _platform import (
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 RESULTS_PATH = BENCH_DIR / "results" / "tasks_throughput.json"
-MODEL_SERVER_PYTHON_FILE = REPO_DIR / ".sutazai" / "model-server-python"
 CELERY_START_TIMEOUT_S = 60.0
 CELERY_STOP_TIMEOUT_S = 30.0
 REDIS_HOST, REDIS_PORT, BROKER_DB, BACKEND_DB = "127.0.0.1", 6379, 13, 14
@@ -638,12 +637,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def model_server_env() -> dict[str, str]:
-    """``SUTAZAI_MODEL_SERVER_PYTHON`` from ``.sutazai/model-server-python`` when it is not set."""
-    if not os.environ.get("SUTAZAI_MODEL_SERVER_PYTHON") and MODEL_SERVER_PYTHON_FILE.is_file():
-        return {"SUTAZAI_MODEL_SERVER_PYTHON": MODEL_SERVER_PYTHON_FILE.read_text().strip()}
-    return {}
-
 
 @contextmanager
 def gateway(args: argparse.Namespace) -> Iterator[tuple[str, str, Platform | None]]:
@@ -651,7 +644,7 @@ def gateway(args: argparse.Namespace) -> Iterator[tuple[str, str, Platform | Non
     if args.url:
         yield args.url.rstrip("/"), args.api_key, None
         return
-    with platform_stack(model_server_env()) as stack:
+    with platform_stack() as stack:
         CpuMeter.roots.add(stack.pid)
         CpuMeter.own_stack = True
         yield stack.url, stack.admin_key, stack

@@ -155,6 +155,25 @@ def test_one_agent_task_is_one_trace_across_gateway_tasks_worker_and_chat(
     assert request_span.span_id in ancestors(model_call)
 
 
+def test_a_read_the_caller_left_unsampled_makes_no_span_anywhere(
+    stack: RunningStack, receiver: tuple[Receiver, int],
+) -> None:
+    """A caller's not-sampled traceparent is followed across the hop (no span in the gateway or the agents
+    service); a sampled one right after it is recorded in both (and, exported later, bounds the wait)."""
+    spans_of, _ = receiver
+    left_out, recorded = secrets.token_hex(16), secrets.token_hex(16)
+    with httpx.Client(base_url=stack.url, headers=stack.admin_headers, timeout=30) as client:
+        for trace_id, flags in ((left_out, "00"), (recorded, "01")):
+            reply = client.get("/api/v1/agents/summarizer",
+                               headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"})
+            assert reply.status_code == 200, reply.text
+    services = wait_until(lambda: {s.service for s in spans_of.trace(recorded)} >= {"sutazai-gateway",
+                                                                                      "sutazai-agents"} or None,
+                          timeout_s=30, interval_s=0.5)
+    assert services, f"the sampled read's spans did not all arrive: {spans_of.trace(recorded)}"
+    assert spans_of.trace(left_out) == []
+
+
 def test_the_performance_summary_has_the_traffic_of_this_stack(stack: RunningStack) -> None:
     with httpx.Client(base_url=stack.url, headers=stack.admin_headers, timeout=30) as client:
         for _ in range(5):

@@ -176,3 +176,86 @@ def test_tracing_is_off_without_an_endpoint_and_on_with_one(monkeypatch: pytest.
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "nonsense")
     with pytest.raises(ValueError, match="OTEL_TRACES_SAMPLER"):
         TelemetrySettings()
+
+
+# --- not-recorded work makes no span (a parent-based sampler's decision passed on) ---------------------------
+
+def _sampled_tracer(monkeypatch: pytest.MonkeyPatch, ratio: float) -> InMemorySpanExporter:
+    """Tracing on as ``configure_tracing`` installs it (ParentBased over TraceIdRatioBased, preset ids)."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    exporter = InMemorySpanExporter()
+    root = TraceIdRatioBased(ratio)
+    provider = TracerProvider(sampler=ParentBased(root), id_generator=telemetry.preset_trace_ids())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(telemetry, "TRACER", None)  # restored after the test, with the bound below
+    monkeypatch.setattr(telemetry, "_ROOT_BOUND", None)
+    telemetry.use_tracer(provider.get_tracer("test"), root_bound=root.bound)
+    return exporter
+
+
+UNSAMPLED = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+
+
+async def test_an_unsampled_callers_call_makes_no_span_and_forwards_its_traceparent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter = _sampled_tracer(monkeypatch, 1.0)  # every new trace would be recorded: only the parent decides
+    async with _served() as (servicer, upstream, _):
+        stub = upstream.stub(tasks_pb2_grpc.TaskServiceStub)
+        token = telemetry.passing(UNSAMPLED)
+        try:
+            await stub.GetTask(tasks_pb2.GetTaskRequest(task_id="t1"))
+            assert [e.type async for e in stub.WatchTask(tasks_pb2.WatchTaskRequest(task_id="t1"))]
+            assert telemetry.current_ids() is None  # nothing recorded: no ids for logs or task records
+        finally:
+            telemetry.stop_passing(token)
+        assert [m["traceparent"] for m in servicer.metadata] == [UNSAMPLED, UNSAMPLED]
+        assert exporter.get_finished_spans() == ()
+        # under a sampled parent the same call is recorded, client and server span both
+        assert telemetry.TRACER is not None
+        parent = telemetry.context_from_headers({"traceparent": UNSAMPLED[:-2] + "01"})
+        with telemetry.TRACER.start_as_current_span("caller", context=parent):
+            await stub.GetTask(tasks_pb2.GetTaskRequest(task_id="t2"))
+    finished = exporter.get_finished_spans()
+    assert sorted(s.kind.name for s in finished) == ["CLIENT", "INTERNAL", "SERVER"]
+    assert {s.context.trace_id for s in finished} == {int(UNSAMPLED[3:35], 16)}
+
+
+def test_decide_settles_as_the_sdks_sampler_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace.sampling import Decision as SdkDecision
+    from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+
+    exporter = _sampled_tracer(monkeypatch, 0.25)
+    ratio = TraceIdRatioBased(0.25)
+    recorded = 0
+    for _ in range(2000):  # a new trace: the same verdict the SDK's ratio sampler gives on the same trace id
+        decision = telemetry.decide(None)
+        if decision.passed is not None:
+            assert telemetry._TRACEPARENT.fullmatch(decision.passed) and decision.passed.endswith("-00")
+            trace_id = int(decision.passed[3:35], 16)
+            assert ratio.should_sample(None, trace_id, "x").decision == SdkDecision.DROP
+        else:
+            recorded += 1
+            span = telemetry.start_span(decision, "root")
+            assert span.is_recording() and span.get_span_context().trace_id == decision.trace_id
+            span.end()
+    assert 400 < recorded < 600 and len(exporter.get_finished_spans()) == recorded
+    assert telemetry.decide(UNSAMPLED).passed == UNSAMPLED  # a not-sampled parent: passed on as it came
+    assert telemetry.decide(UNSAMPLED[:-2] + "01") == telemetry.Decision()  # sampled parent: the SDK continues
+    for broken in ("00-" + "0" * 32 + "-b7ad6b7169203331-00", "garbage", "01-abc"):
+        assert telemetry.decide(broken) == telemetry.Decision()  # invalid: the SDK starts a trace as for none
+    telemetry.use_tracer(telemetry.TRACER, root_bound=None)  # not parent-based: the SDK decides everything
+    assert telemetry.decide(UNSAMPLED) == telemetry.Decision() and telemetry.pass_on() is None
+
+
+def test_the_default_sampler_records_one_new_trace_in_a_hundred(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"):
+        monkeypatch.delenv(name, raising=False)
+    assert (TelemetrySettings().sampler, TelemetrySettings().ratio) == ("parentbased_traceidratio", 0.01)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")  # named without its argument: the standard's 1.0
+    assert TelemetrySettings().ratio == 1.0
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    assert TelemetrySettings().ratio == 0.25
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "1.5")
+    with pytest.raises(ValueError, match="OTEL_TRACES_SAMPLER_ARG"):
+        TelemetrySettings()

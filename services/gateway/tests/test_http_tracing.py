@@ -54,3 +54,23 @@ async def test_with_tracing_off_nothing_happens() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://test") as client:
         reply = await client.get("/things/a", headers={"traceparent": f"00-{TRACE_ID}-{PARENT}-01"})
     assert reply.json() == {"trace": ""}
+
+
+async def test_a_request_the_sampler_leaves_out_makes_no_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF), id_generator=telemetry.preset_trace_ids())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(telemetry, "TRACER", None)
+    monkeypatch.setattr(telemetry, "_ROOT_BOUND", None)
+    telemetry.use_tracer(provider.get_tracer("test"), root_bound=0)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://test") as client:
+        assert (await client.get("/things/a")).json() == {"trace": ""}  # a new trace, left out
+        unsampled = f"00-{TRACE_ID}-{PARENT}-00"
+        assert (await client.get("/things/a", headers={"traceparent": unsampled})).json() == {"trace": ""}
+        assert exporter.get_finished_spans() == ()
+        # a caller's sampled parent is followed although new traces are all left out
+        reply = await client.get("/things/a", headers={"traceparent": f"00-{TRACE_ID}-{PARENT}-01"})
+        assert reply.json() == {"trace": TRACE_ID}
+    assert [s.name for s in exporter.get_finished_spans()] == ["GET /things/{thing_id}"]

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import grpc
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -77,15 +78,38 @@ def _code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.
 
 
 def _span(method: _Method, context: grpc.aio.ServicerContext) -> Any:
-    tracer = telemetry.TRACER
-    assert tracer is not None
-    return tracer.start_as_current_span(
-        method.full, context=telemetry.context_from_metadata(context.invocation_metadata()),
+    """The call's SERVER span as a context manager, or None when the call is not recorded (its caller's
+    decision is then passed on to the calls it makes: ``telemetry.decide``)."""
+    metadata = context.invocation_metadata()
+    traceparent = telemetry.traceparent_of(metadata)
+    decision = telemetry.decide(traceparent)
+    if decision.passed is not None:
+        return _Passing(decision.passed)
+    span = telemetry.start_span(
+        decision, method.full, context=telemetry.context_from_metadata(metadata) if traceparent else None,
         kind=SpanKind.SERVER, attributes=method.attributes, record_exception=False, set_status_on_exception=False,
     )
+    return trace.use_span(span, end_on_exit=True, record_exception=False, set_status_on_exception=False)
+
+
+class _Passing:
+    """A not-recorded call: no span, its trace context forwarded as it came (a context manager like a span's)."""
+
+    __slots__ = ("_token", "_traceparent")
+
+    def __init__(self, traceparent: str) -> None:
+        self._traceparent = traceparent
+
+    def __enter__(self) -> None:
+        self._token = telemetry.passing(self._traceparent)
+
+    def __exit__(self, *exc: object) -> None:
+        telemetry.stop_passing(self._token)
 
 
 def _finish_span(span: Any, code: grpc.StatusCode) -> None:
+    if span is None:
+        return
     span.set_attribute("rpc.grpc.status_code", code.value[0])
     if code in _SERVER_ERRORS:
         span.set_status(Status(StatusCode.ERROR, code.name))

@@ -7,7 +7,7 @@ Infrastructure URLs use the conventional unprefixed names (``DATABASE_URL``, ``R
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,11 +46,23 @@ class TelemetrySettings(BaseSettings):
     # OTLP over gRPC, e.g. http://collector:4317 (http:// means without TLS). Each process exports as
     # service.name sutazai-<service> (sutazai-gateway, sutazai-tasks-worker, ...).
     otlp_endpoint: str = Field("", validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT"))
-    # Head sampling: the standard samplers; a parent's decision is followed by the parentbased_* ones.
+    # Head sampling: the standard samplers; a parent's decision is followed by the parentbased_* ones. Unset: 1 %
+    # of new traces (``DEFAULT_RATIO``), every trace a caller's sampled traceparent asks for; recording every
+    # request costs the one-hop read ~40 % of its throughput (bench/edge_overhead.py), 1 % about 2 %.
     sampler: Literal["always_on", "always_off", "traceidratio", "parentbased_always_on",
                      "parentbased_always_off", "parentbased_traceidratio"] = Field(
-        "parentbased_always_on", validation_alias=AliasChoices("OTEL_TRACES_SAMPLER"))
-    sampler_arg: float = Field(1.0, ge=0.0, le=1.0, validation_alias=AliasChoices("OTEL_TRACES_SAMPLER_ARG"))
+        "parentbased_traceidratio", validation_alias=AliasChoices("OTEL_TRACES_SAMPLER"))
+    # Unset: DEFAULT_RATIO with the default sampler, 1.0 (the standard's default) with a ratio sampler one names.
+    sampler_arg: float | None = Field(None, ge=0.0, le=1.0, validation_alias=AliasChoices("OTEL_TRACES_SAMPLER_ARG"))
+
+    DEFAULT_RATIO: ClassVar[float] = 0.01
+
+    @property
+    def ratio(self) -> float:
+        """The traceidratio samplers' ratio."""
+        if self.sampler_arg is not None:
+            return self.sampler_arg
+        return 1.0 if "sampler" in self.model_fields_set else self.DEFAULT_RATIO
 
     @property
     def enabled(self) -> bool:

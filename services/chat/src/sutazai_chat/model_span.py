@@ -17,7 +17,7 @@ from sutazai_runtime import telemetry
 def model_span(operation: str, model: str, backend: str) -> Iterator[Any]:
     """A CLIENT span ``<operation> <model>``; yields the span (None while tracing is off)."""
     tracer = telemetry.TRACER
-    if tracer is None:
+    if tracer is None or telemetry.pass_on() is not None:  # off, or the call is not recorded
         yield None
         return
     with tracer.start_as_current_span(f"{operation} {model}", kind=SpanKind.CLIENT, attributes={
