@@ -15,8 +15,12 @@ what the variant adds. Variants, measured in interleaved rounds:
 - ``tracing``: ``metrics`` plus tracing on as it ships: the gateway's request span (``HttpSpans``), the gRPC
   client and server spans and the ``traceparent`` metadata, spans batched and OTLP-encoded by the SDK's
   ``BatchSpanProcessor`` (the encoded bytes are dropped instead of sent: the network write is not counted);
-- ``unsampled``: ``tracing`` with a sampler that records nothing (what a request left out by
-  ``OTEL_TRACES_SAMPLER=parentbased_traceidratio`` costs).
+- ``unsampled``: ``tracing`` with a sampler that records nothing, through the SDK (before ``telemetry.decide``);
+- ``passed_on``: ``tracing`` as shipped for a request the parent-based sampler leaves out: decided at the edge,
+  no span object anywhere, the not-sampled ``traceparent`` forwarded;
+- ``no_identity``: ``metrics`` on a gRPC server without the identity interceptor, the call carrying no proof;
+  ``identity``: ``metrics`` with the signed proof the gateway attaches (its minter's cached token) verified by the
+  interceptor (the verifier's cache) and required by the servicer: what the identity proof costs the read.
 
 ``.venv/bin/python bench/observability_overhead.py --requests 2000 --rounds 5``
 """
@@ -25,9 +29,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -37,14 +44,18 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai_gateway.http_metrics import HttpMetrics
 from sutazai_gateway.http_tracing import HttpSpans
 from sutazai_runtime import telemetry
+from sutazai_runtime.grpc_observe import ObservedServer
 from sutazai_runtime.grpc_server import GrpcService, serve
+from sutazai_runtime.identity import USER, Identity, IdentitySettings, require_identity
+from sutazai_runtime.identity.keys import ensure_key_pair
+from sutazai_runtime.identity.proof import ProofMinter
 from sutazai_runtime.resilience.upstream import Upstream
 from sutazai_runtime.settings import ServiceSettings
 
@@ -58,6 +69,8 @@ class _Settings(ServiceSettings):
 
 class _Agents(agents_pb2_grpc.AgentServiceServicer):
     async def GetAgent(self, request: Any, context: Any) -> Any:
+        if request.id == "needs-identity":
+            await require_identity(context)
         return agents_pb2.Agent(id=request.id, name="bench")
 
 
@@ -76,6 +89,15 @@ class _EncodeAndDrop(SpanExporter):
         pass
 
 
+async def _plain_server() -> tuple[str, grpc.aio.Server]:
+    """The servicer observed as ``serve`` does it, on a server without the identity interceptor."""
+    server = grpc.aio.server()
+    agents_pb2_grpc.add_AgentServiceServicer_to_server(_Agents(), ObservedServer(server))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return f"127.0.0.1:{port}", server
+
+
 async def _server(observed: bool) -> tuple[str, asyncio.Event, asyncio.Task[None]]:
     stop, port = asyncio.Event(), []
     servicer = _Agents()
@@ -91,13 +113,18 @@ async def _server(observed: bool) -> tuple[str, asyncio.Event, asyncio.Task[None
     return f"127.0.0.1:{port[0]}", stop, task
 
 
-def _app(upstream: Upstream, *, http_metrics: bool, tracing: bool) -> FastAPI:
+def _app(upstream: Upstream, *, http_metrics: bool, tracing: bool, identity: ProofMinter | None = None) -> FastAPI:
     app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
     stub = upstream.stub(agents_pb2_grpc.AgentServiceStub)
+    caller = Identity("bench-user", frozenset({USER}))
 
     @app.get("/api/v1/agents/{agent_id}")
     async def get_agent(agent_id: str) -> dict[str, str]:
-        agent = await stub.GetAgent(agents_pb2.GetAgentRequest(id=agent_id), timeout=5)
+        if identity is None:
+            agent = await stub.GetAgent(agents_pb2.GetAgentRequest(id=agent_id), timeout=5)
+        else:  # as the gateway does: the caller's identity with the minter's current proof
+            agent = await stub.GetAgent(agents_pb2.GetAgentRequest(id="needs-identity"), timeout=5,
+                                        metadata=identity.attach(caller).to_metadata())
         return {"id": agent.id, "name": agent.name}
 
     if tracing:
@@ -139,30 +166,39 @@ async def main(requests: int, rounds: int) -> None:
     tracer = provider.get_tracer("sutazai")
     # the same with a sampler that records nothing (OTEL_TRACES_SAMPLER=always_off, or a ratio's unsampled share)
     unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("sutazai")
+    # as configure_tracing installs it, with a ratio of 0: every new trace decided at the edge and passed on
+    passing = TracerProvider(sampler=ParentBased(ALWAYS_OFF), id_generator=telemetry.preset_trace_ids())
+    minter = IdentitySettings().minter("gateway")
 
     bare_target, bare_stop, bare_task = await _server(observed=False)
     target, stop, task = await _server(observed=True)
+    plain_target, plain_server = await _plain_server()
     bare_upstream = Upstream("agents", targets=[bare_target])
+    plain_upstream = Upstream("agents", targets=[plain_target])
     bare_upstream.unary = bare_upstream._unary  # type: ignore[method-assign]  # no histogram, no tracing check
     upstream = Upstream("agents", targets=[target])
-    variants = {
-        "bare": (_app(bare_upstream, http_metrics=False, tracing=False), None),
-        "metrics": (_app(upstream, http_metrics=True, tracing=False), None),
-        "grpc_spans": (_app(upstream, http_metrics=True, tracing=False), tracer),
-        "tracing": (_app(upstream, http_metrics=True, tracing=True), tracer),
-        "unsampled": (_app(upstream, http_metrics=True, tracing=True), unsampled),
+    # name: (app, tracer, root bound of a parent-based sampler for telemetry.decide (None: the SDK decides))
+    variants: dict[str, tuple[FastAPI, Any, int | None]] = {
+        "bare": (_app(bare_upstream, http_metrics=False, tracing=False), None, None),
+        "metrics": (_app(upstream, http_metrics=True, tracing=False), None, None),
+        "grpc_spans": (_app(upstream, http_metrics=True, tracing=False), tracer, None),
+        "tracing": (_app(upstream, http_metrics=True, tracing=True), tracer, None),
+        "unsampled": (_app(upstream, http_metrics=True, tracing=True), unsampled, None),
+        "passed_on": (_app(upstream, http_metrics=True, tracing=True), passing.get_tracer("sutazai"), 0),
+        "no_identity": (_app(plain_upstream, http_metrics=True, tracing=False), None, None),
+        "identity": (_app(upstream, http_metrics=True, tracing=False, identity=minter), None, None),
     }
-    for app, tracer_of in variants.values():  # warm up: channels connected, caches filled
-        telemetry.TRACER = tracer_of
+    for app, tracer_of, bound in variants.values():  # warm up: channels connected, caches filled
+        telemetry.use_tracer(tracer_of, root_bound=bound)
         await _drive(app, 200, provider.force_flush)
     results: dict[str, list[float]] = {name: [] for name in variants}
     for round_ in range(rounds):
         order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
         for name in order:
-            app, tracer_of = variants[name]
-            telemetry.TRACER = tracer_of
+            app, tracer_of, bound = variants[name]
+            telemetry.use_tracer(tracer_of, root_bound=bound)
             results[name].append(await _drive(app, requests, provider.force_flush))
-    telemetry.TRACER = None
+    telemetry.use_tracer(None)
     provider.force_flush()
 
     base = statistics.median(results["bare"])
@@ -175,7 +211,9 @@ async def main(requests: int, rounds: int) -> None:
     for stopper, running in ((bare_stop, bare_task), (stop, task)):
         stopper.set()
         await asyncio.wait_for(running, 10)
+    await plain_server.stop(None)
     await bare_upstream.close()
+    await plain_upstream.close()
     await upstream.close()
     provider.shutdown()
 
@@ -185,5 +223,9 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    grpc.aio.init_grpc_aio()
-    uvloop.run(main(args.requests, args.rounds))
+    with tempfile.TemporaryDirectory(prefix="sutazai-obsbench-") as keys:  # the services' key pair, for the proof
+        private, public = ensure_key_pair(Path(keys))
+        os.environ["SUTAZAI_IDENTITY_PRIVATE_KEY_FILE"], os.environ["SUTAZAI_IDENTITY_PUBLIC_KEYS_FILE"] = (
+            str(private), str(public))
+        grpc.aio.init_grpc_aio()
+        uvloop.run(main(args.requests, args.rounds))
