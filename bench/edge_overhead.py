@@ -3,7 +3,7 @@ beside the same read on a stack with both off, in the same run (issue #10: goal 
 
     .venv/bin/python bench/edge_overhead.py [--duration 10] [--rounds 3] [--connections 32] [--sampler-arg 0.01]
 
-Two platforms run side by side on free ports (``_platform.platform_stack``, API cache off so every read crosses
+Three platforms run side by side on free ports (``_platform.platform_stack``, API cache off so every read crosses
 its hop), and an OTLP/gRPC receiver (``bench/_otlp_sink.py``) that counts the spans it is sent:
 
 - ``edge off``: ``SUTAZAI_GATEWAY_RATE_LIMIT_ENABLED=false``, no ``OTEL_EXPORTER_OTLP_ENDPOINT`` (no span code
@@ -11,8 +11,10 @@ its hop), and an OTLP/gRPC receiver (``bench/_otlp_sink.py``) that counts the sp
 - ``edge on``: rate limits on (a plain user's key: every read is counted in Redis, under a limit high enough
   never to refuse), tracing on, exported to the receiver, with the sampler as shipped (parent-based, 1 % of new
   traces; ``--sampler-arg`` sets another ratio);
-- ``edge on, all traced``: the same stack, each request carrying a sampled W3C ``traceparent``, which the
-  parent-based sampler follows: every read makes and exports its gateway, gRPC client and agents server spans.
+- ``edge on, all traced``: a third stack configured as ``edge on``, each request carrying a sampled W3C
+  ``traceparent``, which the parent-based sampler follows: every read makes and exports its gateway, gRPC
+  client and agents server spans (a stack of its own: the export backlog of a round would otherwise spill into
+  the next round of ``edge on``).
 
 The signed identity proof is on in both stacks (services refuse calls without one, so there is no stack without
 it); its cost is measured apart, in the same process with and without it, by ``bench/observability_overhead.py``
@@ -47,6 +49,7 @@ RESULTS_PATH = BENCH_DIR / "results" / "edge_overhead.json"
 GOAL_SHARE = 0.10
 TARGETS = {"off": "edge off", "on": "edge on", "traced": "edge on, all traced"}
 # A sampled W3C trace context: the parent-based sampler records every request that carries it.
+DRAIN_S = 6.0  # the SDK's batch delay is 5 s: what an all-traced round leaves queued is exported by then
 SAMPLED_PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
@@ -92,16 +95,21 @@ def benchmark(args: argparse.Namespace) -> None:
         on = started.enter_context(platform_stack({
             **common, "SUTAZAI_DATABASE_NAME": "sutazai_bench_edge_on", "SUTAZAI_GATEWAY_RATE_LIMIT_ENABLED": "true",
             "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **sampler}))
+        # The same configuration again for the all-traced load: its export backlog (the SDK drains it in a thread
+        # for seconds after a round) must not land in the measured rounds of 'edge on'.
+        traced = started.enter_context(platform_stack({
+            **common, "SUTAZAI_DATABASE_NAME": "sutazai_bench_edge_traced",
+            "SUTAZAI_GATEWAY_RATE_LIMIT_ENABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **sampler}))
         targets: dict[str, tuple[str, dict[str, str], dict[str, int]]] = {}
-        for name, stack in (("off", off), ("on", on)):
+        for name, stack in (("off", off), ("on", on), ("traced", traced)):
             agent_id = _first_agent_id(stack.url, stack.admin_key)
             key = {"X-API-Key": _plain_user_key(stack.url, stack.admin_key)}
+            if name == "traced":
+                key["traceparent"] = SAMPLED_PARENT
             pids = _pids(stack.home)
-            if name == "on":
+            if name != "off":
                 pids["OTLP receiver"] = sink.pid
             targets[name] = (f"{stack.url}/api/v1/agents/{agent_id}", key, pids)
-        url, key, pids = targets["on"]
-        targets["traced"] = (url, {**key, "traceparent": SAMPLED_PARENT}, pids)
         for url, headers, _ in targets.values():
             request = urllib.request.Request(url, headers=headers)
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -112,7 +120,8 @@ def benchmark(args: argparse.Namespace) -> None:
             f"warm-up) per target; sampler {_sampler_label(args)}")
         rounds: dict[str, list[Round]] = {name: [] for name in targets}
         for index in range(args.rounds):
-            order = list(targets) if index % 2 == 0 else list(reversed(targets))
+            # off and on alternate first; the all-traced load comes last, then a pause while its export drains
+            order = ["off", "on", "traced"] if index % 2 == 0 else ["on", "off", "traced"]
             for name in order:
                 url, headers, pids = targets[name]
                 result = measure(url, headers, pids, args)
@@ -121,6 +130,8 @@ def benchmark(args: argparse.Namespace) -> None:
                 say(f"round {index + 1}/{args.rounds} {TARGETS[name]:<20} {result.requests_per_s:7.0f} req/s  "
                     f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}  "
                     f"CPU ms/request: {cpu}")
+                if name == "traced":
+                    time.sleep(DRAIN_S)
     medians = {name: median_round(results) for name, results in rounds.items()}
     print(format_table(medians, received))  # noqa: T201
     report = {
