@@ -185,3 +185,37 @@ def test_a_payload_that_is_not_an_object_is_a_422_problem_and_creates_nothing(
     problem = response.json()
     assert problem["status"] == 422 and any("payload" in str(e) for e in problem.get("errors", [problem]))
     assert client.get("/api/v1/tasks", params={"limit": 1}).json()["total"] == before
+
+
+def test_concurrent_submissions_each_get_their_own_task_and_a_bad_one_only_its_own_refusal(
+    stack: RunningStack, client: httpx.Client,
+) -> None:
+    """The gateway sends a burst of one user's POSTs as one CreateTasks call (all or none on the tasks side):
+    refused for one bad item, the batch is sent again item by item, so only that request fails; one idempotency
+    key used twice in a burst still names one task."""
+    import asyncio
+
+    before = client.get("/api/v1/tasks", params={"limit": 1}).json()["total"]
+    key = f"burst-{uuid.uuid4().hex}"
+    bodies: list[dict[str, Any]] = [{"task_type": "echo", "payload": {"n": i}} for i in range(40)]
+    bodies[7] = bodies[29] = {"task_type": "rm -rf", "payload": {}}  # refused by the tasks service: 400
+    bodies[11] = bodies[12] = {"task_type": "echo", "payload": {"n": "same"}, "idempotency_key": key}
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=stack.url, headers=stack.admin_headers, timeout=30) as http:
+            return await asyncio.gather(*(http.post("/api/v1/tasks", json=b) for b in bodies))
+
+    replies = asyncio.run(burst())
+    refused = [i for i, r in enumerate(replies) if r.status_code != 202]
+    assert refused == [7, 29], [(i, replies[i].status_code, replies[i].text) for i in refused]
+    assert all(replies[i].status_code == 400 and "task_type" in replies[i].json()["detail"] for i in refused)
+    ids = [r.json()["task_id"] for i, r in enumerate(replies) if i not in refused]
+    assert replies[11].json()["task_id"] == replies[12].json()["task_id"]
+    assert len(set(ids)) == 37  # 38 accepted, two of them the same idempotent task
+    assert client.get("/api/v1/tasks", params={"limit": 1}).json()["total"] == before + 37
+    for i in (0, 20, 39):
+        assert _final(client, replies[i].json()["task_id"])["status"] == "completed"
+    # the burst did go as batches, and one was refused whole and sent again item by item
+    methods = client.get("/api/v1/performance/metrics").json()["services"]["tasks"]["methods"]
+    batches = methods["sutazai.tasks.v1.TaskService/CreateTasks"]["codes"]
+    assert batches.get("OK", 0) >= 1 and batches.get("INVALID_ARGUMENT", 0) >= 1, methods

@@ -28,10 +28,10 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import FetchTimeoutError
 from opentelemetry.trace import SpanKind
 from sutazai_runtime import telemetry
+from sutazai_runtime.coalesce import Coalescer
 
 from sutazai_tasks import metrics
 from sutazai_tasks.bus import ACK_WAIT_S, TaskBus, Work
-from sutazai_tasks.coalesce import Coalescer
 from sutazai_tasks.errors import Busy, ParkedError, PermanentError
 from sutazai_tasks.handlers import Gate, Handler
 from sutazai_tasks.model import PRIORITY_CLASSES, RawJson, TaskRow, backoff_s, dump_json

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import grpc
@@ -19,6 +19,7 @@ from sutazai_gateway.health_monitor import HealthMonitor
 from sutazai_gateway.ratelimit import RedisRateLimiter
 from sutazai_gateway.ratelimit_middleware import IDENTIFIED, credential_of
 from sutazai_gateway.ratelimit_policy import Policy
+from sutazai_gateway.task_submission import TaskSubmitter
 from sutazai_gateway.upstreams import Upstreams
 
 
@@ -38,6 +39,11 @@ class GatewayState:
     limiter: RedisRateLimiter | None = None  # None: rate limits off
     limit_policy: Policy | None = None
     api_cache: ApiCache | None = None  # None: the API cache is off
+    # Concurrent POST /api/v1/tasks of one user share one CreateTasks call.
+    task_submitter: TaskSubmitter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.task_submitter = TaskSubmitter(self.upstreams)
 
 
 async def get_state(request: Request) -> GatewayState:

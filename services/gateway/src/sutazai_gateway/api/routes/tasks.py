@@ -97,8 +97,8 @@ def _create_request(body: CreateTask) -> tasks_pb2.CreateTaskRequest:
 async def create_task(body: CreateTask, user: CurrentUser, state: StateDep) -> JSONResponse:
     """Queue a task: 202 ``{task_id, status: "queued", result{message}, created_at}``. The hot path of
     bulk submission, so the reply is small and serialised directly (read the task with GET)."""
-    with upstream_errors("tasks"):
-        task = await _stub(state).CreateTask(_create_request(body), metadata=call_metadata(user))
+    with upstream_errors("tasks"):  # concurrent submissions of this user share one CreateTasks call
+        task = await state.task_submitter.create(_create_request(body), user, call_metadata(user))
     status = _STATUS_NAME.get(task.status, "unknown")
     return JSONResponse({"task_id": task.task_id, "status": status, "result": {"message": f"task {status}"},
                          "created_at": _iso(task, "created_at")}, status_code=202)
