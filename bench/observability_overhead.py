@@ -18,9 +18,9 @@ what the variant adds. Variants, measured in interleaved rounds:
 - ``unsampled``: ``tracing`` with a sampler that records nothing, through the SDK (before ``telemetry.decide``);
 - ``passed_on``: ``tracing`` as shipped for a request the parent-based sampler leaves out: decided at the edge,
   no span object anywhere, the not-sampled ``traceparent`` forwarded;
-- ``no_identity``: ``metrics`` on a gRPC server without the identity interceptor, the call carrying no proof;
-  ``identity``: ``metrics`` with the signed proof the gateway attaches (its minter's cached token) verified by the
-  interceptor (the verifier's cache) and required by the servicer: what the identity proof costs the read.
+- ``identity``: ``metrics`` with the signed proof the gateway attaches (its minter's cached token), verified by
+  the server's identity interceptor (the verifier's cache) and required by the servicer; beside ``metrics``
+  (the same server, the call without a proof) it is what the identity proof costs the read.
 
 ``.venv/bin/python bench/observability_overhead.py --requests 2000 --rounds 5``
 """
@@ -51,7 +51,6 @@ from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai_gateway.http_metrics import HttpMetrics
 from sutazai_gateway.http_tracing import HttpSpans
 from sutazai_runtime import telemetry
-from sutazai_runtime.grpc_observe import ObservedServer
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.identity import USER, Identity, IdentitySettings, require_identity
 from sutazai_runtime.identity.keys import ensure_key_pair
@@ -87,15 +86,6 @@ class _EncodeAndDrop(SpanExporter):
 
     def shutdown(self) -> None:
         pass
-
-
-async def _plain_server() -> tuple[str, grpc.aio.Server]:
-    """The servicer observed as ``serve`` does it, on a server without the identity interceptor."""
-    server = grpc.aio.server()
-    agents_pb2_grpc.add_AgentServiceServicer_to_server(_Agents(), ObservedServer(server))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    return f"127.0.0.1:{port}", server
 
 
 async def _server(observed: bool) -> tuple[str, asyncio.Event, asyncio.Task[None]]:
@@ -172,9 +162,7 @@ async def main(requests: int, rounds: int) -> None:
 
     bare_target, bare_stop, bare_task = await _server(observed=False)
     target, stop, task = await _server(observed=True)
-    plain_target, plain_server = await _plain_server()
     bare_upstream = Upstream("agents", targets=[bare_target])
-    plain_upstream = Upstream("agents", targets=[plain_target])
     bare_upstream.unary = bare_upstream._unary  # type: ignore[method-assign]  # no histogram, no tracing check
     upstream = Upstream("agents", targets=[target])
     # name: (app, tracer, root bound of a parent-based sampler for telemetry.decide (None: the SDK decides))
@@ -185,7 +173,6 @@ async def main(requests: int, rounds: int) -> None:
         "tracing": (_app(upstream, http_metrics=True, tracing=True), tracer, None),
         "unsampled": (_app(upstream, http_metrics=True, tracing=True), unsampled, None),
         "passed_on": (_app(upstream, http_metrics=True, tracing=True), passing.get_tracer("sutazai"), 0),
-        "no_identity": (_app(plain_upstream, http_metrics=True, tracing=False), None, None),
         "identity": (_app(upstream, http_metrics=True, tracing=False, identity=minter), None, None),
     }
     for app, tracer_of, bound in variants.values():  # warm up: channels connected, caches filled
@@ -211,9 +198,7 @@ async def main(requests: int, rounds: int) -> None:
     for stopper, running in ((bare_stop, bare_task), (stop, task)):
         stopper.set()
         await asyncio.wait_for(running, 10)
-    await plain_server.stop(None)
     await bare_upstream.close()
-    await plain_upstream.close()
     await upstream.close()
     provider.shutdown()
 
