@@ -8,6 +8,7 @@ import asyncio
 import math
 import os
 import random
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -214,5 +215,27 @@ async def test_an_edge_swap_cut_short_by_a_crash_is_repaired_on_start(tmp_path: 
     again = EdgeIndex(tmp_path / "v")
     assert await again.collections() == [("memory_x_8", DIMS)]
     assert await again.count("memory_x_8", match_filter({"user_id": "u"})) == 1
+    assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["memory_x_8"]
+    await again.close()
+
+
+async def test_a_swap_cut_short_after_the_built_shard_took_its_place_keeps_the_old_shards_writes(
+        tmp_path: Path) -> None:
+    """The crash came after the built folder was renamed into place but before the writes journaled during the
+    build were applied: the old shard, which has them, wins."""
+    rng = random.Random(5)
+    first = EdgeIndex(tmp_path / "v")
+    await first.ensure("memory_x_8", DIMS)
+    await first.upsert("memory_x_8", [_point("before the build", _unit(rng), user_id="u")])
+    await first.close()
+    live, old = tmp_path / "v" / "memory_x_8", tmp_path / "v" / ".old-memory_x_8"
+    shutil.copytree(live, tmp_path / "built")  # the build's copy: without the write below
+    second = EdgeIndex(tmp_path / "v")
+    await second.upsert("memory_x_8", [_point("journaled during the build", _unit(rng), user_id="u")])
+    await second.close()
+    live.rename(old)
+    (tmp_path / "built").rename(live)  # crash here
+    again = EdgeIndex(tmp_path / "v")
+    assert await again.count("memory_x_8", match_filter({"user_id": "u"})) == 2
     assert sorted(p.name for p in (tmp_path / "v").iterdir()) == ["memory_x_8"]
     await again.close()

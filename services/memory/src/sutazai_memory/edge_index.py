@@ -19,9 +19,9 @@ been written since the last build and writes have paused for ``settle_s`` (or ``
 3. on the loop, with nothing in between: the live shard is closed, the built folder takes its place, is
    loaded (~90 ms, the only pause searches see) and the journal is applied to it.
 
-A crash between the renames is repaired on the next start (``.old-<name>`` is put back if ``<name>`` is
-missing); a failed build leaves the live shard as it was. ``python -m sutazai_memory optimize`` still
-optimises in place with the service stopped.
+A crash during the swap is repaired on the next start: until the journal is applied to the built shard and
+flushed, ``.old-<name>`` (every acknowledged write) is put back; a failed build leaves the live shard as it
+was. ``python -m sutazai_memory optimize`` still optimises in place with the service stopped.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ class EdgeIndex:
                 log.info("HNSW build: nothing to optimise", extra={"collection": name})
                 return
             self._swap(name, work)
-            await asyncio.to_thread(shutil.rmtree, self.path / f".old-{name}", True)
+            await asyncio.to_thread(shutil.rmtree, self.path / f".trash-{name}", True)
             log.info("HNSW built off the serving path", extra={
                 "collection": name, "seconds": round(time.monotonic() - started, 2),
                 "journaled": len(self._journal.get(name) or ())})
@@ -248,12 +248,16 @@ class EdgeIndex:
             fresh = qe.EdgeShard.load(str(live))
             for operation in journal:
                 fresh.update(operation)
+            fresh.flush()
         except Exception:
             if live.exists():
                 shutil.rmtree(live, ignore_errors=True)
             old.rename(live)
             self._shards[name] = qe.EdgeShard.load(str(live))
             raise
+        # Until here ``.old-<name>`` holds every acknowledged write and a restart puts it back (``_repair``);
+        # from here the built shard, with the journal applied and flushed, is the one.
+        old.rename(self.path / f".trash-{name}")
         self._shards[name] = fresh
         self.builds += 1
 
@@ -301,18 +305,17 @@ class EdgeIndex:
 
 
 def _repair(path: Path) -> None:
-    """Leftovers of a build interrupted by a crash: a copy is discarded; ``.old-<name>`` is the shard when the
-    swap stopped before ``<name>`` was back, else garbage."""
+    """Leftovers of a build interrupted by a crash. A copy (``.build-``) and a replaced shard (``.trash-``) are
+    discarded. ``.old-<name>`` means the swap did not finish: it is the shard with every acknowledged write
+    (flushed before the swap began), while ``<name>``, if there, may lack the writes journaled during the build;
+    so the old one is put back (the index is rebuilt later)."""
     for folder in path.iterdir():
-        if folder.name.startswith(".build-"):
+        if folder.name.startswith((".build-", ".trash-")):
             shutil.rmtree(folder, ignore_errors=True)
         elif folder.name.startswith(".old-"):
             live = path / folder.name.removeprefix(".old-")
-            if (live / "edge_config.json").exists():
-                shutil.rmtree(folder, ignore_errors=True)
-            else:
-                shutil.rmtree(live, ignore_errors=True)
-                folder.rename(live)
+            shutil.rmtree(live, ignore_errors=True)
+            folder.rename(live)
 
 
 def _optimize_folder(folder: str) -> None:
