@@ -101,6 +101,7 @@ async def measure(p: Platform, args: argparse.Namespace) -> dict[str, Any]:
         state = json.loads((p.home / "run" / "stack.json").read_text())
         embeddings_url = state["infra"]["embeddings"]["url"].rstrip("/")
         direct, copy = await open_direct(p)
+        hnsw = bool(copy and any("hnsw" in f.name for f in (copy / "vectors").rglob("*")))
         name = next(n for n, _ in await direct.collections())
         flt = match_filter({"user_id": me["id"], "kind": "memory", "collection": ""})
         gateway_ms: list[float] = []
@@ -134,7 +135,7 @@ async def measure(p: Platform, args: argparse.Namespace) -> dict[str, Any]:
     row = lambda v: {"p50_ms": statistics.median(v), "p99_ms": pct(v, 0.99)}  # noqa: E731
     return {
         "memories": args.memories, "queries_per_round": args.queries, "rounds": args.rounds,
-        "engine": direct.backend,
+        "engine": direct.backend, "engine_hnsw": hnsw,
         "load_average_before": load_before, "load_average_after": load_after,
         "ingest_memories_per_s": memories_s, "document_chunks": document["chunks"], "chunks_per_s": chunks_s,
         "gateway": row(gateway_ms), "direct": row(direct_ms), "engine_alone": row(engine_ms),
@@ -148,8 +149,17 @@ async def open_direct(p: Platform) -> tuple[VectorIndex, Path | None]:
     url = os.environ.get("QDRANT_URL")
     if url:
         return open_index(url, Path(), api_key=os.environ.get("QDRANT_API_KEY")), None
+    vectors = p.home / "memory" / "vectors"
+    # The service builds HNSW in the background once writes have paused for 2 s (edge_index.py): copy the
+    # folder when no build is under way (no .build-<name> / .old-<name> beside the shards).
+    await asyncio.sleep(3)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if not any(f.name.startswith((".build-", ".old-")) for f in vectors.iterdir()):
+            break
+        await asyncio.sleep(0.2)
     copy = Path(tempfile.mkdtemp(prefix="memory-vectors-copy-"))
-    shutil.copytree(p.home / "memory" / "vectors", copy / "vectors")
+    shutil.copytree(vectors, copy / "vectors", ignore=shutil.ignore_patterns(".build-*", ".old-*"))
     return open_index(None, copy / "vectors"), copy
 
 
@@ -164,7 +174,7 @@ def benchmark(args: argparse.Namespace) -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2))
     g, d = result["gateway"], result["direct"]
-    print(f"engine: {result['engine']}; load average before "  # noqa: T201
+    print(f"engine: {result['engine']}{' (HNSW)' if result.get('engine_hnsw') else ''}; load average before "  # noqa: T201
           f"{' '.join(f'{x:.2f}' for x in result['load_average_before'])}, after "
           f"{' '.join(f'{x:.2f}' for x in result['load_average_after'])}")
     print(f"memories stored: {result['memories']} at {result['ingest_memories_per_s']:.1f}/s; "  # noqa: T201

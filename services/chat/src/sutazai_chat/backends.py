@@ -1,16 +1,24 @@
-"""Adapters to model servers, through their official clients only: ``openai.AsyncOpenAI`` for any
-OpenAI-compatible server (llama.cpp, vLLM, LM Studio) and ``ollama.AsyncClient`` for Ollama.
+"""Adapters to model servers, through their official clients: ``openai.AsyncOpenAI`` for any
+OpenAI-compatible server (llama.cpp, vLLM, LM Studio) and ``ollama.AsyncClient`` for Ollama. One exception:
+``OpenAIBackend.embed`` posts OpenAI's ``/v1/embeddings`` with ``aiohttp`` itself. That request is one small
+JSON object; the official client spent ~2 ms of CPU per call on it (request options, httpx2, a pydantic
+model of the reply), more than the rest of chat's ``Embed`` and most of what the memory search path added
+over the embeddings server's own time (``bench/README.md``, memory).
 
 Each adapter turns its API into the same small vocabulary (``Delta``, ``Completion``) and raises only
 ``BackendCallError`` for anything the backend did wrong (connection refused, timeout, 5xx, bad reply)."""
 
 from __future__ import annotations
 
+import array
+import base64
 import json
+import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import aiohttp
 import httpx
 import ollama
 import openai
@@ -107,6 +115,10 @@ class OpenAIBackend:
             base_url=spec.url + "/v1", api_key=key, max_retries=0,  # failover is ours, not the client's
             timeout=openai.Timeout(request_timeout_s, connect=connect_timeout_s),
         )
+        self._embeddings_url = spec.url + "/v1/embeddings"
+        self._headers = {"Authorization": f"Bearer {key}"}
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, connect=connect_timeout_s)
+        self._session: aiohttp.ClientSession | None = None  # made on first use, inside the running loop
 
     async def list_models(self) -> list[str]:
         try:
@@ -202,15 +214,45 @@ class OpenAIBackend:
             await stream.close()  # closes the connection: the model server stops generating
 
     async def embed(self, model: str, inputs: Sequence[str]) -> Embeddings:
+        """OpenAI's ``POST /v1/embeddings`` with base64 vectors, as the official client asks for them (a server
+        that answers float lists anyway is read too). Failures are classified as the client's would be."""
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout, headers=self._headers)
         try:
-            reply = await self._client.embeddings.create(model=model, input=list(inputs))
-        except Exception as exc:  # any failure of the backend's reply
+            async with self._session.post(self._embeddings_url, json={
+                    "model": model, "input": list(inputs), "encoding_format": "base64"}) as response:
+                if response.status >= 300:
+                    raise _HttpStatusError(response.status, (await response.text())[:200])
+                reply = await response.json(content_type=None)
+            data = sorted(reply["data"], key=lambda d: d["index"])
+            vectors = [_vector(d["embedding"]) for d in data]
+            usage = reply.get("usage") or {}
+            tokens = int(usage.get("prompt_tokens") or 0)
+        except Exception as exc:  # any failure of the backend's reply: connection, timeout, status, shape
             raise _wrap(exc) from exc
-        vectors = [d.embedding for d in sorted(reply.data, key=lambda d: d.index)]
-        return Embeddings(vectors, reply.usage.prompt_tokens if reply.usage else 0)
+        if len(vectors) != len(inputs):
+            raise BackendCallError(f"the backend answered {len(vectors)} embeddings for {len(inputs)} inputs")
+        return Embeddings(vectors, tokens)
 
     async def close(self) -> None:
         await self._client.close()
+        if self._session is not None:
+            await self._session.close()
+
+
+class _HttpStatusError(Exception):
+    def __init__(self, status_code: int, body: str) -> None:
+        super().__init__(f"HTTP {status_code}: {body}")
+        self.status_code = status_code  # read by _wrap, as on openai's APIStatusError
+
+
+def _vector(embedding: str | list[float]) -> list[float]:
+    if isinstance(embedding, list):
+        return [float(v) for v in embedding]
+    values = array.array("f", base64.b64decode(embedding))  # little-endian float32, as OpenAI sends them
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values.tolist()
 
 
 class OllamaBackend:

@@ -27,6 +27,9 @@ class Settings(ServiceSettings):
     qdrant_api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("QDRANT_API_KEY"))
     qdrant_timeout_s: float = Field(10.0, gt=0)
     data_dir: Path = Path(".sutazai/memory")
+    # Edge engine: HNSW is built in a child process once this many points were written since the last build
+    # and writes paused for 2 s (at most 60 s after); 0 turns it off (searches stay exact). See edge_index.py.
+    index_after: int = Field(2000, ge=0)
 
     # Knowledge graph: Neo4j when NEO4J_URI is set, else tables in the Postgres schema `memory`.
     neo4j_uri: str | None = Field(None, validation_alias=AliasChoices("NEO4J_URI"))
