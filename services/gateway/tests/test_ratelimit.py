@@ -110,3 +110,36 @@ async def test_without_redis_requests_pass_and_redis_is_not_asked_for_a_while() 
         assert await limiter.hit(item, "default", "user:a") is None
     finally:
         await limiter.aclose()
+
+
+async def test_a_bucket_far_from_its_limit_is_counted_in_process_and_the_limit_still_holds_exactly(
+        redis_url: str) -> None:
+    """Two gateway processes sharing a 1,000 a minute bucket: while more than a tenth is left each lets requests
+    through without a round trip and adds them in Redis every SYNC_EVERY_S; near the limit each asks Redis, so
+    exactly 1,000 pass, and Redis counts every one of them."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    first, second = (RedisRateLimiter(redis_url, prefix, 1.0) for _ in range(2))
+    item = parse("1000/minute")
+    allowed = 0
+    try:
+        for i in range(1100):
+            decision = await (first, second)[i % 2].hit(item, "default", "user:busy")
+            assert decision is not None
+            allowed += decision.allowed
+            if i % 20 == 19:
+                await asyncio.sleep(0.06)  # the processes' event loops run: their counts reach Redis
+        calls = first.calls + second.calls
+        assert allowed == 1000
+        assert calls < 600  # far from the limit, no call per request
+        await asyncio.sleep(0.1)
+        assert (await first.library.get_window_stats(item, "default", "user:busy")).remaining == 0
+        # the original's 60 a minute never count in process: each request is decided in Redis
+        small = parse("60/minute")
+        before = first.calls
+        assert [(await first.hit(small, "default", "user:small")) is not None for _ in range(5)] == [True] * 5
+        assert first.calls == before + 5
+    finally:
+        await first.library.clear(item, "default", "user:busy")
+        await first.library.clear(parse("60/minute"), "default", "user:small")
+        await first.aclose()
+        await second.aclose()

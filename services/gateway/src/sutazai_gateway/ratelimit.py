@@ -11,6 +11,15 @@ of gateway CPU per request, 0.78x throughput on the one-hop read). ``ACQUIRE_AND
 Requests that arrive while a call is under way go together in the next call (the script takes several
 buckets): no wait when idle, one call for many requests when busy.
 
+A bucket far from its limit (a tenth of it left, and at least ``FAR_MARGIN_MIN``) is counted in process and
+added in Redis every ``SYNC_EVERY_S``: a Redis round trip per request is the one cost of a limit, and only a
+bucket that sees many requests a second can be far from its limit and costly at once (the original's 60 a
+minute are always decided in Redis, exactly). See ``RedisRateLimiter.hit`` for the bound on overshoot.
+
+The calls go over one connection of the limiter's own, made from redis-py's client settings: the calls never
+overlap, so the pool's checkout and release, its lock and the client's retry wrapper were per-call work for
+nothing (``bench/gateway_ratelimit.py``).
+
 Redis slow or away never fails a request: past ``timeout_s`` the request is let through without headers,
 and Redis is left alone for ``PAUSE_S`` before the next try (so an outage costs no timeout per request).
 """
@@ -22,26 +31,38 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as redis
 from limits import RateLimitItem
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.exceptions import NoScriptError
 
 log = logging.getLogger(__name__)
 
 PAUSE_S = 5.0
+KEYS_REMEMBERED = 10_000  # buckets this process keeps state for (the idle ones are forgotten beyond it)
+# A bucket with more than max(FAR_MARGIN_MIN, limit // FAR_FRACTION) left lets requests through in process and
+# counts them in Redis every SYNC_EVERY_S; its picture of the window is trusted for FRESH_S.
+FAR_MARGIN_MIN = 100
+FAR_FRACTION = 10
+SYNC_EVERY_S = 0.05
+FRESH_S = 1.0
 
 ACQUIRE_AND_MEASURE = """
 -- limits' acquire_sliding_window.lua (limits 5.8) for each of several buckets (KEYS: previous and current
--- window's key per bucket; ARGV: limit and expiry per bucket), answering per bucket {acquired, previous count,
--- previous TTL, current count, current TTL} (TTLs in ms) instead of a bool.
+-- window's key per bucket; ARGV: limit, expiry, amount and record per bucket), answering per bucket
+-- {acquired, previous count, previous TTL, current count, current TTL} (TTLs in ms) instead of a bool.
+-- record = 1: the amount was already let through (counted locally, see RedisRateLimiter): add it whatever the
+-- window holds.
 local answer = {}
 for i = 1, #KEYS / 2 do
     local previous_key, current_key = KEYS[2 * i - 1], KEYS[2 * i]
-    local limit = tonumber(ARGV[2 * i - 1])
-    local expiry = tonumber(ARGV[2 * i]) * 1000
-    local amount = 1
+    local limit = tonumber(ARGV[4 * i - 3])
+    local expiry = tonumber(ARGV[4 * i - 2]) * 1000
+    local amount = tonumber(ARGV[4 * i - 1])
+    local record = ARGV[4 * i] == '1'
 
     local current_ttl = tonumber(redis.call('pttl', current_key))
     if current_ttl > 0 and current_ttl < expiry then
@@ -59,7 +80,7 @@ for i = 1, #KEYS / 2 do
 
     local acquired = 0
     local weighted_count = math.floor(previous_count * previous_ttl / expiry) + current_count
-    if amount <= limit and (weighted_count + amount) <= limit then
+    if record or (amount <= limit and (weighted_count + amount) <= limit) then
         acquired = 1
         if redis.call('exists', current_key) == 1 then
             current_count = redis.call('incrby', current_key, amount)
@@ -109,6 +130,26 @@ def measure(item: RateLimitItem, acquired: bool, previous_count: int, previous_t
     return Decision(acquired, item.amount, remaining, reset_after)
 
 
+@dataclass(slots=True, eq=False)
+class _Bucket:
+    """One bucket's keys and what this process knows of it since its last answer from Redis."""
+
+    item: RateLimitItem
+    keys: list[str]
+    margin: int  # more than this left: let requests through here and count them in Redis a moment later
+    remaining: int = 0  # as of the last answer, less what was let through here since
+    reset_after_s: int = 0
+    synced_at: float = -math.inf
+    unsynced: int = 0  # let through here, not yet added in Redis
+
+    def far_from_limit(self, now: float) -> bool:
+        return self.remaining > self.margin and now - self.synced_at < FRESH_S
+
+
+# (bucket, amount, record): record = the amount was already let through, add it whatever the window holds
+Entry = tuple[_Bucket, int, bool]
+
+
 class RedisRateLimiter:
     def __init__(self, redis_url: str, key_prefix: str, timeout_s: float) -> None:
         self.storage = RedisStorage(
@@ -119,11 +160,26 @@ class RedisRateLimiter:
         self.library = SlidingWindowCounterRateLimiter(self.storage)
         self._client: redis.Redis = self.storage.bridge.get_connection()
         self._script = self._client.register_script(ACQUIRE_AND_MEASURE)
+        # One connection of its own (made from the client's settings): calls never overlap (see ``hit``), so the
+        # pool's checkout, its lock and the client's retry wrapper are per-call work for nothing.
+        self._connection: redis.Connection | None = None
+        self._buckets: dict[tuple[RateLimitItem, tuple[str, ...]], _Bucket] = {}
+        self._unsynced: set[_Bucket] = set()
+        self._sync_due: asyncio.TimerHandle | None = None
         self._paused_until = 0.0
         self._busy = False  # a call to Redis is under way
-        self._waiting: list[tuple[tuple[list[str], RateLimitItem], asyncio.Future[Decision | None]]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: list[tuple[Entry, asyncio.Future[Decision | None]]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.calls = 0  # calls made to Redis (fewer than decisions when requests came together)
+
+    def _bucket(self, item: RateLimitItem, identifiers: tuple[str, ...]) -> _Bucket:
+        found = self._buckets.get((item, identifiers))
+        if found is None:
+            if len(self._buckets) >= KEYS_REMEMBERED:
+                self._buckets = {k: b for k, b in self._buckets.items() if b.unsynced}
+            found = self._buckets[item, identifiers] = _Bucket(
+                item, self.keys(item, *identifiers), max(FAR_MARGIN_MIN, item.amount // FAR_FRACTION))
+        return found
 
     def keys(self, item: RateLimitItem, *identifiers: str) -> list[str]:
         """The previous and current window's keys, as limits names them."""
@@ -140,19 +196,50 @@ class RedisRateLimiter:
     async def hit(self, item: RateLimitItem, *identifiers: str) -> Decision | None:
         """Count one request; None when Redis could not be asked (the request is then let through).
 
-        Requests that arrive while a call to Redis is under way wait for it to end and then go together, in
-        one call: no wait when the gateway is idle, one call for many requests when it is busy (redis-py's
-        per-call work is most of what a decision costs the process)."""
+        A bucket far from its limit (more than a tenth of it, and ``FAR_MARGIN_MIN``, left at its last answer
+        from Redis, under ``FRESH_S`` ago) lets the request through here and adds it in Redis with the others
+        of the next ``SYNC_EVERY_S``: only there can a request cost nothing but arithmetic. Near the limit every
+        request is decided in Redis, so the limit holds exactly across processes and instances; the most a
+        bucket can overshoot is what the other processes let through in their last ``SYNC_EVERY_S``, while a
+        tenth of the limit was still left.
+
+        Requests that go to Redis while a call is under way wait for it to end and then go together, in one
+        call: no wait when the gateway is idle, one call for many requests when it is busy (redis-py's per-call
+        work is most of what a decision costs the process)."""
         if self._paused_until and self.paused:
             return None
-        entry = (self.keys(item, *identifiers), item)
+        bucket = self._bucket(item, identifiers)
+        if bucket.far_from_limit(time.monotonic()):
+            bucket.remaining -= 1
+            bucket.unsynced += 1
+            self._unsynced.add(bucket)
+            if self._sync_due is None:
+                self._sync_due = asyncio.get_running_loop().call_later(SYNC_EVERY_S, self._sync)
+            return Decision(True, item.amount, bucket.remaining, bucket.reset_after_s)
+        return (await self._submit([(bucket, 1, False)]))[0]
+
+    def _sync(self) -> None:
+        """Add in Redis what was let through here since the last time (one call for every such bucket)."""
+        self._sync_due = None
+        entries: list[Entry] = []
+        for bucket in self._unsynced:
+            entries.append((bucket, bucket.unsynced, True))
+            bucket.unsynced = 0
+        self._unsynced.clear()
+        if entries:
+            task = asyncio.create_task(self._submit(entries))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _submit(self, entries: list[Entry]) -> list[Decision | None]:
         if self._busy:
-            future: asyncio.Future[Decision | None] = asyncio.get_running_loop().create_future()
-            self._waiting.append((entry, future))
-            return await future
+            loop = asyncio.get_running_loop()
+            futures = [loop.create_future() for _ in entries]
+            self._waiting += zip(entries, futures, strict=True)
+            return list(await asyncio.gather(*futures)) if len(futures) > 1 else [await futures[0]]
         self._busy = True
         try:
-            return (await self._call([entry]))[0]
+            return await self._call(entries)
         finally:
             self._next()
 
@@ -166,8 +253,7 @@ class RedisRateLimiter:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _call_for(self, batch: list[tuple[tuple[list[str], RateLimitItem], asyncio.Future[Decision | None]]]
-                        ) -> None:
+    async def _call_for(self, batch: list[tuple[Entry, asyncio.Future[Decision | None]]]) -> None:
         try:
             decisions = await self._call([entry for entry, _ in batch])
         except BaseException:
@@ -179,23 +265,68 @@ class RedisRateLimiter:
                     future.set_result(decision)
             self._next()
 
-    async def _call(self, entries: list[tuple[list[str], RateLimitItem]]) -> list[Decision | None]:
+    async def _call(self, entries: list[Entry]) -> list[Decision | None]:
         keys: list[str] = []
         args: list[int] = []
-        for bucket_keys, item in entries:
-            keys += bucket_keys
-            args += (item.amount, item.get_expiry())
+        for bucket, amount, record in entries:
+            keys += bucket.keys
+            args += (bucket.item.amount, bucket.item.get_expiry(), amount, int(record))
         self.calls += 1
         try:
-            answer = await self._script(keys=keys, args=args)
+            answer = await self._evalsha(keys, args)
         except (redis.RedisError, OSError, TimeoutError) as exc:
             self._paused_until = time.monotonic() + PAUSE_S
             log.warning("rate limits unavailable for %s s, requests pass unlimited: %s", PAUSE_S, exc)
+            await self._drop_connection()
             return [None] * len(entries)
         self._paused_until = 0.0
-        return [measure(item, bool(answer[5 * i]), int(answer[5 * i + 1]), int(answer[5 * i + 2]) / 1000,
-                        int(answer[5 * i + 3]), int(answer[5 * i + 4]) / 1000)
-                for i, (_, item) in enumerate(entries)]
+        now = time.monotonic()
+        decisions: list[Decision | None] = []
+        for i, (bucket, _, _) in enumerate(entries):
+            decision = measure(bucket.item, bool(answer[5 * i]), int(answer[5 * i + 1]), int(answer[5 * i + 2]) / 1000,
+                               int(answer[5 * i + 3]), int(answer[5 * i + 4]) / 1000)
+            bucket.remaining = decision.remaining - bucket.unsynced
+            bucket.reset_after_s, bucket.synced_at = decision.reset_after_s, now
+            decisions.append(decision)
+        return decisions
+
+    async def _evalsha(self, keys: list[str], args: list[int]) -> list[int]:
+        """The script on this limiter's own connection (loaded on first use and after a Redis restart)."""
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = self._client.connection_pool.make_connection()
+            await connection.connect()
+        try:
+            try:
+                await connection.send_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
+                answer = await connection.read_response()
+            except NoScriptError:
+                await connection.send_command("SCRIPT", "LOAD", ACQUIRE_AND_MEASURE)
+                await connection.read_response()
+                await connection.send_command("EVALSHA", self._script.sha, len(keys), *keys, *args)
+                answer = await connection.read_response()
+        except BaseException:
+            # Cancelled or failed mid-call: a reply may still be on its way, so the connection is not reused.
+            self._connection = None
+            closing = asyncio.ensure_future(connection.disconnect(nowait=True))
+            self._tasks.add(closing)
+            closing.add_done_callback(self._tasks.discard)
+            raise
+        return answer  # type: ignore[no-any-return]
+
+    async def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                await connection.disconnect()
+            except Exception:  # already broken; a new one is made on the next call
+                log.debug("closing the rate-limit connection failed", exc_info=True)
 
     async def aclose(self) -> None:
+        if self._sync_due is not None:  # what was let through here is still added in Redis
+            self._sync_due.cancel()
+            self._sync()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
+        await self._drop_connection()
         await self._client.aclose()
