@@ -3,15 +3,17 @@ beside the same read on a stack with both off, in the same run (issue #10: goal 
 
     .venv/bin/python bench/edge_overhead.py [--duration 10] [--rounds 3] [--connections 32] [--sampler-arg 0.01]
 
-Three platforms run side by side on free ports (``_platform.platform_stack``, API cache off so every read crosses
-its hop), and an OTLP/gRPC receiver (``bench/_otlp_sink.py``) that counts the spans it is sent:
+Five platforms run side by side on free ports (``--stacks``, default 2, of each configuration below, pooled per
+configuration, and one for the all-traced load; ``_platform.platform_stack``, API cache off so every read
+crosses its hop), and an OTLP/gRPC receiver (``bench/_otlp_sink.py``) that counts the spans it is sent:
 
 - ``edge off``: ``SUTAZAI_GATEWAY_RATE_LIMIT_ENABLED=false``, no ``OTEL_EXPORTER_OTLP_ENDPOINT`` (no span code
   runs);
-- ``edge on``: rate limits on (a plain user's key: every read is counted in Redis, under a limit high enough
-  never to refuse), tracing on, exported to the receiver, with the sampler as shipped (parent-based, 1 % of new
-  traces; ``--sampler-arg`` sets another ratio);
-- ``edge on, all traced``: a third stack configured as ``edge on``, each request carrying a sampled W3C
+- ``edge on``: rate limits on (a plain user's key: every read is counted, under a limit high enough never to
+  refuse: far from it, so counted in process and added in Redis every 50 ms), tracing on, exported to the
+  receiver, with the sampler as shipped (parent-based, 1 % of new traces; ``--sampler-arg`` sets another
+  ratio);
+- ``edge on, all traced``: one more stack configured as ``edge on``, each request carrying a sampled W3C
   ``traceparent``, which the parent-based sampler follows: every read makes and exports its gateway, gRPC
   client and agents server spans (a stack of its own: the export backlog of a round would otherwise spill into
   the next round of ``edge on``).
@@ -40,6 +42,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from _platform import BenchError, platform_stack, ratio, run_benchmark, say, stop_process
 from gateway_agents import Round, _first_agent_id, _plain_user_key, measure, median_round
@@ -87,27 +90,31 @@ def benchmark(args: argparse.Namespace) -> None:
     with ExitStack() as started:
         endpoint, sink, received = started.enter_context(otlp_sink())
         common = {"SUTAZAI_GATEWAY_API_CACHE_TTL_S": "0"}
-        off = started.enter_context(platform_stack({
-            **common, "SUTAZAI_DATABASE_NAME": "sutazai_bench_edge_off", "SUTAZAI_GATEWAY_RATE_LIMIT_ENABLED": "false",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": ""}))
         sampler = {} if args.sampler_arg is None else {
             "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(args.sampler_arg)}
-        on = started.enter_context(platform_stack({
-            **common, "SUTAZAI_DATABASE_NAME": "sutazai_bench_edge_on", "SUTAZAI_GATEWAY_RATE_LIMIT_ENABLED": "true",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **sampler}))
-        # The same configuration again for the all-traced load: its export backlog (the SDK drains it in a thread
-        # for seconds after a round) must not land in the measured rounds of 'edge on'.
-        traced = started.enter_context(platform_stack({
-            **common, "SUTAZAI_DATABASE_NAME": "sutazai_bench_edge_traced",
-            "SUTAZAI_GATEWAY_RATE_LIMIT_ENABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **sampler}))
+        configs = {
+            "off": {"SUTAZAI_GATEWAY_RATE_LIMIT_ENABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": ""},
+            "on": {"SUTAZAI_GATEWAY_RATE_LIMIT_ENABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, **sampler},
+        }
+        # Stacks of one configuration differ between themselves by a few percent (where their processes land,
+        # what their memory looks like): ``--stacks`` of each, started alternately, pooled per configuration.
+        stacks: dict[str, Any] = {}
+        for copy in range(1, args.stacks + 1):
+            for config, env in configs.items():
+                stacks[f"{config}-{copy}"] = started.enter_context(platform_stack({
+                    **common, "SUTAZAI_DATABASE_NAME": f"sutazai_bench_edge_{config}_{copy}", **env}))
+        # 'edge on' again for the all-traced load: its export backlog (the SDK drains it in a thread for seconds
+        # after a round) must not land in the measured rounds of an 'edge on' stack.
+        stacks["traced"] = started.enter_context(platform_stack({
+            **common, "SUTAZAI_DATABASE_NAME": "sutazai_bench_edge_traced", **configs["on"]}))
         targets: dict[str, tuple[str, dict[str, str], dict[str, int]]] = {}
-        for name, stack in (("off", off), ("on", on), ("traced", traced)):
+        for name, stack in stacks.items():
             agent_id = _first_agent_id(stack.url, stack.admin_key)
             key = {"X-API-Key": _plain_user_key(stack.url, stack.admin_key)}
             if name == "traced":
                 key["traceparent"] = SAMPLED_PARENT
             pids = _pids(stack.home)
-            if name != "off":
+            if not name.startswith("off"):
                 pids["OTLP receiver"] = sink.pid
             targets[name] = (f"{stack.url}/api/v1/agents/{agent_id}", key, pids)
         for url, headers, _ in targets.values():
@@ -117,23 +124,27 @@ def benchmark(args: argparse.Namespace) -> None:
                     raise BenchError(f"GET {url} answers {response.status}")
         _check_limits(targets)
         say(f"{args.connections} connections, {args.rounds} rounds x {args.duration:g} s (+{args.warmup:g} s "
-            f"warm-up) per target; sampler {_sampler_label(args)}")
+            f"warm-up) per target, {args.stacks} stack(s) per configuration; sampler {_sampler_label(args)}")
         rounds: dict[str, list[Round]] = {name: [] for name in targets}
+        plain = [name for name in targets if name != "traced"]
         for index in range(args.rounds):
-            # off and on alternate first; the all-traced load comes last, then a pause while its export drains
-            order = ["off", "on", "traced"] if index % 2 == 0 else ["on", "off", "traced"]
+            # off and on alternate; the all-traced load comes last, then a pause while its export drains
+            order = [*(plain if index % 2 == 0 else reversed(plain)), "traced"]
             for name in order:
                 url, headers, pids = targets[name]
                 result = measure(url, headers, pids, args)
                 rounds[name].append(result)
                 cpu = ", ".join(f"{g} {v:.3f}" for g, v in result.cpu_ms_per_request.items())
-                say(f"round {index + 1}/{args.rounds} {TARGETS[name]:<20} {result.requests_per_s:7.0f} req/s  "
+                say(f"round {index + 1}/{args.rounds} {_label(name):<22} {result.requests_per_s:7.0f} req/s  "
                     f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}  "
                     f"CPU ms/request: {cpu}")
                 if name == "traced":
                     time.sleep(DRAIN_S)
-    medians = {name: median_round(results) for name, results in rounds.items()}
-    print(format_table(medians, received))  # noqa: T201
+    per_stack = {name: median_round(results) for name, results in rounds.items()}
+    pooled = {config: [r for name, results in rounds.items() if name.split("-")[0] == config for r in results]
+              for config in ("off", "on", "traced")}
+    medians = {config: median_round(results) for config, results in pooled.items()}
+    print(format_table(per_stack, medians, received))  # noqa: T201
     report = {
         "benchmark": "edge_overhead",
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -142,8 +153,10 @@ def benchmark(args: argparse.Namespace) -> None:
         "load": {"generator": "wrk" if shutil.which("wrk") else "aiohttp", "connections": args.connections,
                  "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds,
                  "sampler": _sampler_label(args)},
-        "targets": {name: {"label": TARGETS[name], "median": asdict(medians[name]),
-                           "rounds": [asdict(r) for r in rounds[name]]} for name in rounds},
+        "stacks_per_configuration": args.stacks,
+        "configurations": {name: {"label": TARGETS[name], "median": asdict(m)} for name, m in medians.items()},
+        "stacks": {name: {"median": asdict(per_stack[name]), "rounds": [asdict(r) for r in rounds[name]]}
+                   for name in rounds},
         "throughput_on_over_off": ratio(medians["on"].requests_per_s, medians["off"].requests_per_s),
         "throughput_traced_over_off": ratio(medians["traced"].requests_per_s, medians["off"].requests_per_s),
         "spans_received": received,
@@ -160,21 +173,28 @@ def _sampler_label(args: argparse.Namespace) -> str:
 
 
 def _check_limits(targets: dict[str, tuple[str, dict[str, str], dict[str, int]]]) -> None:
-    """The 'on' stack counts the plain user's reads (RateLimit-* headers); the 'off' stack does not."""
-    for name, expected in (("off", False), ("on", True)):
-        url, headers, _ = targets[name]
+    """The 'on' stacks count the plain user's reads (RateLimit-* headers); the 'off' stacks do not."""
+    for name, (url, headers, _) in targets.items():
+        expected = not name.startswith("off")
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
             limited = response.headers.get("RateLimit-Limit") is not None
         if limited != expected:
             raise BenchError(f"the '{name}' stack {'does not count' if expected else 'counts'} reads in its limits")
 
 
-def format_table(medians: dict[str, Round], received: dict[str, int]) -> str:
-    lines = [f"{'target':<22} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}  CPU ms per request"]
-    for name, m in medians.items():
-        cpu = ", ".join(f"{g} {v:.3f}" for g, v in m.cpu_ms_per_request.items())
-        lines.append(f"{TARGETS[name]:<22} {m.requests_per_s:>7.0f} {m.p50_ms:>7.2f} {m.p99_ms:>7.2f} "
-                     f"{m.errors:>6}  {cpu}")
+def _label(name: str) -> str:
+    config, _, copy = name.partition("-")
+    return TARGETS[config] + (f" #{copy}" if copy else "")
+
+
+def format_table(per_stack: dict[str, Round], medians: dict[str, Round], received: dict[str, int]) -> str:
+    lines = [f"{'stack':<22} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}  CPU ms per request"]
+    for group in (per_stack, medians):
+        for name, m in group.items():
+            cpu = ", ".join(f"{g} {v:.3f}" for g, v in m.cpu_ms_per_request.items())
+            label = _label(name) if group is per_stack else f"{TARGETS[name]} (pooled)"
+            lines.append(f"{label:<22} {m.requests_per_s:>7.0f} {m.p50_ms:>7.2f} {m.p99_ms:>7.2f} "
+                         f"{m.errors:>6}  {cpu}")
     off_rps = medians["off"].requests_per_s
     for name in ("on", "traced"):
         share = 1.0 - ratio(medians[name].requests_per_s, off_rps)
@@ -196,6 +216,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--sampler-arg", type=float,
                         help="the parent-based ratio sampler's ratio on the 'edge on' stack (default: as shipped)")
+    parser.add_argument("--stacks", type=int, default=2, help="stacks per configuration, pooled (default 2)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the JSON result")
     return parser.parse_args(argv)
 

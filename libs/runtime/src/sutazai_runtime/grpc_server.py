@@ -40,6 +40,7 @@ from sutazai_runtime.discovery.settings import open_registry
 from sutazai_runtime.grpc_observe import ObservedServer
 from sutazai_runtime.identity import IdentityInterceptor, require_admin
 from sutazai_runtime.probes import Probe, ProbeResult, run_probes
+from sutazai_runtime.process import freeze_startup_objects
 from sutazai_runtime.resilience.guards import Guard
 from sutazai_runtime.settings import ServiceSettings
 
@@ -193,6 +194,7 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
         start_http_server(settings.metrics_port, addr=settings.host)
     await server.start()
     log.info("gRPC server listening", extra={"port": port, "metrics_port": settings.metrics_port})
+    freeze_startup_objects()
 
     loop = asyncio.get_running_loop()
     signals: tuple[signal.Signals, ...] = ()

@@ -20,7 +20,7 @@ from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.nats import connect_nats
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_runtime.probes import nats_probe, postgres_probe, redis_probe
-from sutazai_runtime.process import die_with_parent
+from sutazai_runtime.process import die_with_parent, freeze_startup_objects
 from sutazai_runtime.startup import connect_with_retry
 from sutazai_runtime.telemetry import configure_tracing
 
@@ -170,6 +170,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
         window_task = asyncio.create_task(metrics_window.run())
         usage_task = asyncio.create_task(usage.run())
         log.info("gateway ready", extra={"url": f"http://{settings.host}:{settings.port}"})
+        freeze_startup_objects()
         mcp_stop = asyncio.Event()
 
         async def serve_mcp() -> None:

@@ -21,6 +21,7 @@ from sutazai_runtime.logging import configure_logging
 from sutazai_runtime.nats import connect_nats, ensure_stream
 from sutazai_runtime.postgres import apply_migrations, create_pool, load_migrations
 from sutazai_runtime.probes import nats_probe, postgres_probe
+from sutazai_runtime.process import freeze_startup_objects
 from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 from sutazai_runtime.startup import connect_with_retry
 from sutazai_runtime.telemetry import configure_tracing
@@ -124,6 +125,7 @@ async def run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    freeze_startup_objects()
     try:
         # The batch in hand finishes (or is redelivered if it outlasts the stop); no new batch is pulled.
         await worker.run(stop)
