@@ -32,6 +32,7 @@ _ITEM_REFUSALS = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NO
                             grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.FAILED_PRECONDITION,
                             grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.OUT_OF_RANGE})
 MAX_BATCH = 100  # the tasks service takes up to 1,000 per call; 100 keeps one reply small
+PRUNE_AT = 256  # identities with a coalescer before the idle ones are dropped
 
 
 class TaskSubmitter:
@@ -52,6 +53,8 @@ class TaskSubmitter:
         key = identity.proof or identity.user_id
         batch = self._batches.get(key)
         if batch is None:
+            if len(self._batches) >= PRUNE_AT:  # a batch that ended after its last caller returned stays behind
+                self._batches = {k: b for k, b in self._batches.items() if not b.idle}
             batch = self._batches[key] = Coalescer(lambda items: self._send(items, metadata), self._max_batch)
         try:
             return await batch.submit(request)
