@@ -12,7 +12,7 @@ import httpx
 import ollama
 import openai
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tests.system.stack_runner import RunningStack, Servers, run_stack, wait_until
 
@@ -28,7 +28,9 @@ WEATHER = {
 
 
 class Answer(BaseModel):
-    city: str
+    # maxLength is part of the grammar the model server enforces: the 135M model once wrote a 200-character
+    # "city" and max_tokens cut the JSON mid-string (a fresh-clone CI run, 2026-12-06)
+    city: str = Field(max_length=40)
     population: int
 
 
