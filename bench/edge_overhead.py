@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from _platform import BenchError, platform_stack, ratio, run_benchmark, say, stop_process
-from gateway_agents import Round, _first_agent_id, _plain_user_key, measure, median_round
+from gateway_agents import Round, _first_agent_id, _plain_user_key, measure, median_round, say_round
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_PATH = BENCH_DIR / "results" / "edge_overhead.json"
@@ -134,10 +134,7 @@ def benchmark(args: argparse.Namespace) -> None:
                 url, headers, pids = targets[name]
                 result = measure(url, headers, pids, args)
                 rounds[name].append(result)
-                cpu = ", ".join(f"{g} {v:.3f}" for g, v in result.cpu_ms_per_request.items())
-                say(f"round {index + 1}/{args.rounds} {_label(name):<22} {result.requests_per_s:7.0f} req/s  "
-                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}  "
-                    f"CPU ms/request: {cpu}")
+                say_round(f"round {index + 1}/{args.rounds} {_label(name):<22}", result)
                 if name == "traced":
                     time.sleep(DRAIN_S)
     per_stack = {name: median_round(results) for name, results in rounds.items()}

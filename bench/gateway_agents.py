@@ -151,6 +151,13 @@ def measure(url: str, headers: dict[str, str], pids: dict[str, int], args: argpa
 # --- report --------------------------------------------------------------------------------------------------
 
 
+def say_round(label: str, result: Round) -> None:
+    """One measured round on the progress output."""
+    cpu = ", ".join(f"{g} {v:.3f}" for g, v in result.cpu_ms_per_request.items())
+    say(f"{label} {result.requests_per_s:7.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms  "
+        f"errors {result.errors}  CPU ms/request: {cpu}")
+
+
 def median_round(rounds: list[Round]) -> Round:
     groups = sorted({g for r in rounds for g in r.cpu_ms_per_request})
     return Round(
@@ -248,10 +255,7 @@ def benchmark(args: argparse.Namespace) -> None:
                 url, headers, pids = targets[name]
                 result = measure(url, headers, pids, args)
                 rounds[name].append(result)
-                cpu = ", ".join(f"{g} {v:.3f}" for g, v in result.cpu_ms_per_request.items())
-                say(f"round {index + 1}/{args.rounds} {TARGETS[name]:<20} {result.requests_per_s:7.0f} req/s  "
-                    f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}  "
-                    f"CPU ms/request: {cpu}")
+                say_round(f"round {index + 1}/{args.rounds} {TARGETS[name]:<20}", result)
     medians = {name: median_round(results) for name, results in rounds.items()}
     print(format_table(medians))  # noqa: T201
     report = {

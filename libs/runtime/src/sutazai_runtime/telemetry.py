@@ -207,8 +207,12 @@ def context_from_metadata(metadata: Iterable[Any] | None) -> Context:
     return propagate.extract(metadata or (), getter=_PAIRS)
 
 
-def with_trace_metadata(metadata: Sequence[tuple[str, str]] | None) -> tuple[tuple[str, str], ...]:
-    """``metadata`` plus the current trace context (``traceparent``, ``tracestate``)."""
+def with_trace_metadata(metadata: Sequence[tuple[str, str]] | None, passed: str | None = None
+                        ) -> tuple[tuple[str, str], ...]:
+    """``metadata`` plus the trace context of an outgoing call: ``passed`` (``pass_on()``'s value: the work is
+    not recorded, its ``traceparent`` goes on as it came) or else the current span's, through the propagator."""
+    if passed is not None:
+        return (*(metadata or ()), ("traceparent", passed))
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return (*(metadata or ()), *carrier.items())

@@ -309,7 +309,7 @@ class Upstream:
             passed = telemetry.pass_on()
             if passed is not None:  # not recorded: no client span, the caller's decision travels on
                 return await self._unary(stub_class, method, request, timeout=timeout,
-                                         metadata=(*(metadata or ()), ("traceparent", passed)),
+                                         metadata=telemetry.with_trace_metadata(metadata, passed),
                                          balance_key=balance_key, **kwargs)
             with telemetry.TRACER.start_as_current_span(span_name, kind=SpanKind.CLIENT, attributes=attributes):
                 return await self._unary(stub_class, method, request, timeout=timeout,
@@ -402,9 +402,7 @@ class Upstream:
     def stream(self, stub_class: type, method: str, request: Any, *, timeout: float | None = None,
                metadata: Any = None, balance_key: str | None = None, **kwargs: Any) -> BalancedStream:
         if telemetry.TRACER is not None:  # the stream's server span is a child of the caller's current span
-            passed = telemetry.pass_on()
-            metadata = (telemetry.with_trace_metadata(metadata) if passed is None
-                        else (*(metadata or ()), ("traceparent", passed)))
+            metadata = telemetry.with_trace_metadata(metadata, telemetry.pass_on())
         return BalancedStream(self, stub_class, method, request, self._budget_s(timeout), metadata, balance_key,
                               kwargs)
 
