@@ -92,6 +92,24 @@ async def test_a_watcher_sees_registration_and_deregistration_at_once(nats_url: 
         await b.close()
 
 
+async def test_an_instance_deregistered_before_its_own_watch_saw_it_is_gone(nats_url: str, bucket: str) -> None:
+    """Deregistering what this process registered does not wait for its own watch (a CI run under load
+    deregistered before the watch had delivered the registration: the entry stayed until its TTL)."""
+    a = await open_kv(nats_url, bucket, ttl_s=10.0)
+    b = await open_kv(nats_url, bucket, ttl_s=10.0)
+    seen = await changes(b, "agents")
+    try:
+        await a.register(instance("agents", 1))
+        assert await a.deregister("agents-1")  # at once: a's view need not hold it yet
+        await asyncio.sleep(0.5)
+        await a.register(instance("agents", 2))
+        await until(seen, ["agents-2"], timeout_s=5.0)  # well within the 10 s TTL: the delete was sent
+        assert [i.id for i in b.instances("agents")] == ["agents-2"]
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_an_instance_whose_heartbeat_stops_leaves_within_its_ttl(nats_url: str, bucket: str) -> None:
     a = await open_kv(nats_url, bucket, ttl_s=2.0)
     b = await open_kv(nats_url, bucket, ttl_s=2.0)

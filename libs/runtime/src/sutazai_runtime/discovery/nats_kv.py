@@ -198,11 +198,13 @@ class NatsKvRegistry(Registry):
 
     async def deregister(self, instance_id: str) -> bool:
         assert self._kv is not None and self._ext is not None
-        self._mine.pop(instance_id, None)
-        instance = self.view.find(instance_id)
+        # what this process registered is known without its own watch having delivered it yet (a deregistration
+        # right after the registration, or under load, found the view still empty and kept the entry)
+        mine = self._mine.pop(instance_id, None)
+        instance = mine or self.view.find(instance_id)
         if instance is None:
             return False
-        bucket = self._ext if instance.external else self._kv
+        bucket = self._ext if mine is None and instance.external else self._kv
         with contextlib.suppress(KeyNotFoundError):
             await bucket.delete(key_for(instance))
         self.view.remove(instance_id)
