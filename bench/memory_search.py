@@ -15,7 +15,9 @@ flight, a new set of queries each round), each made three ways, in turn:
   every prefetch, RRF) on the same engine: Qdrant Edge on a copy of the memory service's shard folder (the
   live one is locked by the service), or the Qdrant server when ``QDRANT_URL`` is set (through
   ``qdrant-client``);
-- ``engine alone``: the engine part of ``direct`` (the query vector in hand).
+- ``engine alone``: the engine part of ``direct`` (the query vector in hand);
+- and, to say where the path's time goes, the same query sent straight to the memory service's gRPC port
+  (``SearchMemories``, the proof the gateway would attach) and to the chat service's (``Embed``).
 
 Prints a table with the machine's load average; writes ``bench/results/memory_search.json``.
 """
@@ -38,7 +40,10 @@ from typing import Any
 import _platform
 import aiohttp
 import asyncpg
-from _platform import Platform, platform_stack, ratio, run_benchmark, say
+import grpc
+from _platform import Platform, platform_stack, ratio, run_benchmark, say, signed_metadata
+from sutazai.chat.v1 import chat_pb2, chat_pb2_grpc
+from sutazai.memory.v1 import memory_pb2, memory_pb2_grpc
 from sutazai_memory import keywords
 from sutazai_memory.vectors import VectorIndex, match_filter, open_index
 
@@ -108,6 +113,13 @@ async def measure(p: Platform, args: argparse.Namespace) -> dict[str, Any]:
         direct_ms: list[float] = []
         engine_ms: list[float] = []
         embed_ms: list[float] = []
+        memory_ms: list[float] = []
+        chat_ms: list[float] = []
+        identity = signed_metadata(p.home, me["id"], admin=True)
+        memory_channel = grpc.aio.insecure_channel(f"127.0.0.1:{state['services']['memory']['port']}")
+        chat_channel = grpc.aio.insecure_channel(f"127.0.0.1:{state['services']['chat']['port']}")
+        memory_stub = memory_pb2_grpc.MemoryServiceStub(memory_channel)
+        chat_stub = chat_pb2_grpc.ChatServiceStub(chat_channel)
         for round_ in range(args.rounds):
             say(f"round {round_ + 1}/{args.rounds}")
             queries = [text(rng.randrange(args.memories), rng) if k % 2 else f"ID-{rng.randrange(args.memories):06d}"
@@ -126,9 +138,18 @@ async def measure(p: Platform, args: argparse.Namespace) -> dict[str, Any]:
                 direct_ms.append((done - t) * 1000)
                 engine_ms.append((done - t_embedded) * 1000)
                 embed_ms.append((t_embedded - t) * 1000)
-                if not hits or not found["results"]:
+                t = time.perf_counter()
+                reply = await memory_stub.SearchMemories(
+                    memory_pb2.SearchMemoriesRequest(query=q, limit=10, mode="hybrid"), metadata=identity, timeout=10)
+                memory_ms.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                await chat_stub.Embed(chat_pb2.EmbedRequest(inputs=[q]), metadata=identity, timeout=10)
+                chat_ms.append((time.perf_counter() - t) * 1000)
+                if not hits or not found["results"] or not reply.results:
                     raise RuntimeError(f"no hit for {q!r}")
         await direct.close()
+        await memory_channel.close()
+        await chat_channel.close()
         if copy:
             shutil.rmtree(copy, ignore_errors=True)
     load_after = os.getloadavg()
@@ -139,7 +160,7 @@ async def measure(p: Platform, args: argparse.Namespace) -> dict[str, Any]:
         "load_average_before": load_before, "load_average_after": load_after,
         "ingest_memories_per_s": memories_s, "document_chunks": document["chunks"], "chunks_per_s": chunks_s,
         "gateway": row(gateway_ms), "direct": row(direct_ms), "engine_alone": row(engine_ms),
-        "embedding_direct": row(embed_ms),
+        "embedding_direct": row(embed_ms), "memory_grpc": row(memory_ms), "chat_embed_grpc": row(chat_ms),
     }
 
 
@@ -183,7 +204,9 @@ def benchmark(args: argparse.Namespace) -> None:
     for label, key in (("gateway POST /api/v1/memory/search", "gateway"),
                        ("direct: embeddings server + engine", "direct"),
                        ("  of which the embedding (HTTP)", "embedding_direct"),
-                       ("  of which the engine query", "engine_alone")):
+                       ("  of which the engine query", "engine_alone"),
+                       ("memory service: gRPC SearchMemories", "memory_grpc"),
+                       ("chat service: gRPC Embed", "chat_embed_grpc")):
         print(f"{label:40} {result[key]['p50_ms']:8.2f} {result[key]['p99_ms']:8.2f}")  # noqa: T201
     print(f"gateway path adds p50 {g['p50_ms'] - d['p50_ms']:.2f} ms "  # noqa: T201
           f"(ratio {ratio(g['p50_ms'], d['p50_ms']):.2f})")
