@@ -10,6 +10,7 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 import httpx
 import pytest
@@ -117,3 +118,36 @@ def _seconds(task: dict) -> float:  # type: ignore[type-arg]
 
     return (datetime.fromisoformat(task["finished_at"].rstrip("Z")) -
             datetime.fromisoformat(task["started_at"].rstrip("Z"))).total_seconds()
+
+
+@pytest.mark.timeout(180)
+def test_disabling_an_account_cancels_its_unfinished_agent_tasks(stack: RunningStack) -> None:
+    """Its credentials stop working and its work stops with them: every task not finished when the account was
+    disabled ends ``cancelled`` (a running one stops its model call), nothing of it runs afterwards."""
+    name = "disabled-" + os.urandom(4).hex()
+    with httpx.Client(base_url=stack.url, headers=stack.admin_headers, timeout=30) as admin:
+        user = admin.post("/api/v1/auth/users", json={"username": name, "password": "password-123"}).json()
+        token = httpx.post(stack.url + "/api/v1/auth/login",
+                           json={"username": name, "password": "password-123"}).json()["access_token"]
+        own = {"Authorization": f"Bearer {token}"}
+        items = [{"task_type": "agent", "agent_id": "summarizer", "payload": {"input": f"{TEXT} (part {i})"}}
+                 for i in range(4)]
+        created = httpx.post(stack.url + "/api/v1/tasks/batch", json={"tasks": items}, headers=own, timeout=30)
+        assert created.status_code == 202, created.text
+        ids = [item["task_id"] for item in created.json()["items"]]
+        disabled = admin.patch(f"/api/v1/auth/users/{user['id']}", json={"is_active": False})
+        assert disabled.status_code == 200 and disabled.json()["is_active"] is False, disabled.text
+        disabled_at = time.time()
+        assert httpx.get(stack.url + "/api/v1/tasks", headers=own).status_code == 401
+        # the account back, to read what became of its tasks (re-enabling does not bring them back)
+        assert admin.patch(f"/api/v1/auth/users/{user['id']}", json={"is_active": True}).status_code == 200
+    token = httpx.post(stack.url + "/api/v1/auth/login",
+                       json={"username": name, "password": "password-123"}).json()["access_token"]
+    with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        # cancelled in Postgres before the PATCH answered; a worker's late result is not recorded over it
+        tasks = [client.get(f"/api/v1/tasks/{task_id}").json() for task_id in ids]
+    for task in tasks:
+        finished = task["finished_at"] and datetime.fromisoformat(task["finished_at"]).timestamp()
+        # a generation of the summarizer takes seconds: none can have completed in the moment before the disable
+        assert task["status"] == "cancelled" or (task["status"] == "completed" and finished < disabled_at), task
+    assert [t["status"] for t in tasks].count("cancelled") >= 1, tasks

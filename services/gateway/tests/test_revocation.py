@@ -1,7 +1,10 @@
 """Credentials that stop working when they should, across gateway instances: two instances of the gateway app
 share the real PostgreSQL and NATS (as two processes or two machines would); a key revoked, a user disabled or
 deleted on one is refused on the other within a second, although the other had it in its credential cache
-(10 s TTL). ``last_used_at`` of API keys is written in batches, not per request."""
+(10 s TTL); a disabled or deleted user's unfinished tasks are cancelled through the tasks service (here a
+stand-in that verifies the gateway's proof and records the calls), and when it cannot be reached the account
+change stands (disabled, never deleted first) with a 503 saying so. ``last_used_at`` of API keys is written in
+batches, not per request."""
 
 from __future__ import annotations
 
@@ -13,13 +16,17 @@ from collections.abc import AsyncIterator
 from importlib.resources import files
 
 import asyncpg
+import grpc
 import httpx
 import pytest
+from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from sutazai_gateway.auth import api_keys
 from sutazai_gateway.auth.store import AuthStore
 from sutazai_gateway.auth.usage import KeyUsage
 from sutazai_gateway.config import Settings
 from sutazai_gateway.main import create_app
+from sutazai_runtime.discovery.settings import DiscoverySettings
+from sutazai_runtime.identity import IdentityInterceptor, IdentitySettings, require_admin
 from sutazai_runtime.postgres import apply_migrations, load_migrations
 
 pytestmark = pytest.mark.timeout(120)
@@ -42,12 +49,43 @@ async def _instance(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+class _Tasks(tasks_pb2_grpc.TaskServiceServicer):
+    """The tasks service's ``CancelOwnerTasks`` as the gateway sees it: behind the identity check every service
+    runs, admin only; it records whose tasks it was asked to cancel, or answers UNAVAILABLE while ``down``."""
+
+    def __init__(self) -> None:
+        self.cancelled: list[str] = []
+        self.down = False
+
+    async def CancelOwnerTasks(self, request: tasks_pb2.CancelOwnerTasksRequest, context: grpc.aio.ServicerContext
+                               ) -> tasks_pb2.CancelOwnerTasksResponse:
+        await require_admin(context)
+        if self.down:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+        self.cancelled.append(request.owner_id)
+        return tasks_pb2.CancelOwnerTasksResponse(cancelled=2)
+
+
 @pytest.fixture
-async def pair(postgres_url: str, redis_url: str, nats_url: str) -> AsyncIterator[
-        tuple[httpx.AsyncClient, httpx.AsyncClient, dict[str, str]]]:
+async def tasks_service() -> AsyncIterator[tuple[_Tasks, int]]:
+    servicer = _Tasks()
+    server = grpc.aio.server(interceptors=[IdentityInterceptor(IdentitySettings().verifier())])
+    tasks_pb2_grpc.add_TaskServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield servicer, port
+    finally:
+        await server.stop(None)
+
+
+@pytest.fixture
+async def pair(postgres_url: str, redis_url: str, nats_url: str, tasks_service: tuple[_Tasks, int]
+               ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient, dict[str, str]]]:
     """Two gateway instances of one platform (the same port: the same announcements)."""
     port, admin_key = 20000 + uuid.uuid4().int % 10000, api_keys.generate_key()
-    settings = _settings(postgres_url, redis_url, nats_url, port, admin_key)
+    settings = _settings(postgres_url, redis_url, nats_url, port, admin_key, tasks_addr=f"127.0.0.1:{tasks_service[1]}",
+                         discovery=DiscoverySettings(backend="static"))
     async with _instance(settings) as one, _instance(settings) as other:
         yield one, other, {"X-API-Key": admin_key}
 
@@ -89,20 +127,47 @@ async def test_a_key_revoked_on_one_instance_is_refused_on_the_other(pair: tuple
     assert (await other.get("/api/v1/auth/me", headers=bearer)).status_code == 200  # the user's token still works
 
 
-async def test_a_disabled_user_is_refused_everywhere_and_enabled_again(pair: tuple) -> None:
+async def test_a_disabled_user_is_refused_everywhere_and_enabled_again(
+    pair: tuple, tasks_service: tuple[_Tasks, int]
+) -> None:
     one, other, admin = pair
+    tasks, _ = tasks_service
     user_id, bearer, key = await _user_with_credentials(one, admin)
     for headers in (bearer, _only_key(key)):
         assert (await other.get("/api/v1/auth/me", headers=headers)).status_code == 200
     changed = await one.patch(f"/api/v1/auth/users/{user_id}", headers=admin, json={"is_active": False})
     assert changed.status_code == 200 and changed.json()["is_active"] is False
+    assert tasks.cancelled == [user_id]  # its unfinished tasks, with the admin's proof
     for headers in (bearer, _only_key(key)):
         await _refused_soon(other, headers)
         assert (await one.get("/api/v1/auth/me", headers=headers)).status_code == 401
     assert (await one.patch(f"/api/v1/auth/users/{user_id}", headers=admin, json={"is_active": True})
             ).status_code == 200
+    assert tasks.cancelled == [user_id]  # enabling cancels nothing
     for headers in (bearer, _only_key(key)):
         assert (await other.get("/api/v1/auth/me", headers=headers)).status_code == 200
+
+
+async def test_with_the_tasks_service_away_the_account_change_stands_and_a_503_says_so(
+    pair: tuple, tasks_service: tuple[_Tasks, int]
+) -> None:
+    one, other, admin = pair
+    tasks, _ = tasks_service
+    tasks.down = True
+    user_id, bearer, _ = await _user_with_credentials(one, admin)
+    changed = await one.patch(f"/api/v1/auth/users/{user_id}", headers=admin, json={"is_active": False})
+    assert changed.status_code == 503 and changed.headers["content-type"] == "application/problem+json"
+    assert "disabled" in changed.json()["detail"] and "repeat" in changed.json()["detail"]
+    await _refused_soon(other, bearer)  # the credentials stop working all the same
+    deleted = await one.delete(f"/api/v1/auth/users/{user_id}", headers=admin)
+    assert deleted.status_code == 503 and "not deleted" in deleted.json()["detail"]
+    listed = {u["id"]: u for u in (await one.get("/api/v1/auth/users", headers=admin)).json()}
+    assert listed[user_id]["is_active"] is False  # disabled, and still there to delete once the service is back
+    assert tasks.cancelled == []
+    tasks.down = False
+    assert (await one.delete(f"/api/v1/auth/users/{user_id}", headers=admin)).status_code == 204
+    assert tasks.cancelled == [user_id]
+    assert user_id not in {u["id"] for u in (await one.get("/api/v1/auth/users", headers=admin)).json()}
 
 
 async def test_a_user_made_admin_or_not_gets_the_new_roles_at_once(pair: tuple) -> None:
@@ -116,7 +181,7 @@ async def test_a_user_made_admin_or_not_gets_the_new_roles_at_once(pair: tuple) 
         await asyncio.sleep(0.02)
 
 
-async def test_a_deleted_user_is_refused_everywhere(pair: tuple) -> None:
+async def test_a_deleted_user_is_refused_everywhere(pair: tuple, tasks_service: tuple[_Tasks, int]) -> None:
     one, other, admin = pair
     user_id, bearer, key = await _user_with_credentials(one, admin)
     for headers in (bearer, _only_key(key)):
@@ -125,6 +190,7 @@ async def test_a_deleted_user_is_refused_everywhere(pair: tuple) -> None:
     for headers in (bearer, _only_key(key)):
         await _refused_soon(other, headers)
     assert (await one.delete(f"/api/v1/auth/users/{user_id}", headers=admin)).status_code == 404
+    assert tasks_service[0].cancelled == [user_id]
     listed = (await other.get("/api/v1/auth/users", headers=admin)).json()
     assert user_id not in {u["id"] for u in listed}
 

@@ -150,6 +150,25 @@ class TaskServicer(
         await self._bus.event(task.id, "cancelled", "cancelled")
         return convert.to_proto(task)
 
+    async def CancelOwnerTasks(
+        self, request: tasks_pb2.CancelOwnerTasksRequest, context: Ctx
+    ) -> tasks_pb2.CancelOwnerTasksResponse:
+        """The gateway's call when an account is disabled or deleted: its queued work never runs, its running
+        work is told to stop (the same cancel message ``CancelTask`` sends)."""
+        await require_admin(context)
+        owner_id = request.owner_id.strip()
+        if not owner_id or len(owner_id) > 128:
+            await _abort(context, InvalidTaskError("owner_id: 1 to 128 characters"))
+        cancelled = await self._store.cancel_owned(owner_id)
+        for task_id, before in cancelled:
+            if before == "running":
+                await self._bus.request_cancel(task_id)
+            await self._bus.event(task_id, "cancelled", "cancelled", reason="the owner's account was disabled")
+        if cancelled:
+            log.info("cancelled the unfinished tasks of a disabled account",
+                     extra={"owner_id": owner_id, "tasks": len(cancelled)})
+        return tasks_pb2.CancelOwnerTasksResponse(cancelled=len(cancelled))
+
     async def ListDeadTasks(
         self, request: tasks_pb2.ListDeadTasksRequest, context: Ctx
     ) -> tasks_pb2.ListTasksResponse:

@@ -207,6 +207,18 @@ class TaskStore:
             )
             return _row(record), before, [str(c["id"]) for c in children if c["status"] == "running"]
 
+    async def cancel_owned(self, owner_id: str) -> list[tuple[str, str]]:
+        """Cancel every unfinished task of ``owner_id`` (an account disabled or deleted): (id, status before) of
+        each, so the caller can stop the running ones. Their children are the owner's too, so they are in it."""
+        records = await self._pool.fetch(
+            "UPDATE tasks.tasks AS t SET status = 'cancelled', finished_at = now(), updated_at = now()"
+            " FROM (SELECT id, status FROM tasks.tasks WHERE owner_id = $1"
+            "       AND status IN ('queued', 'running', 'retrying', 'waiting_approval') FOR UPDATE) AS before"
+            " WHERE t.id = before.id RETURNING t.id, before.status",
+            owner_id,
+        )
+        return [(str(r["id"]), str(r["status"])) for r in records]
+
     async def replay(self, task_id: str) -> TaskRow | None:
         """dead or failed -> queued with fresh attempts."""
         record = await self._pool.fetchrow(

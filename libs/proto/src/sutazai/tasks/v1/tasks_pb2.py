@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from sutazai.common.v1 import common_pb2 as sutazai_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csutazai/tasks/v1/tasks.proto\x12\x10sutazai.tasks.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1esutazai/common/v1/common.proto\"\x88\x04\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_type\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12,\n\x06status\x18\x06 \x01(\x0e\x32\x1c.sutazai.tasks.v1.TaskStatus\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x08 \x01(\x05\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x10\n\x08owner_id\x18\x0b \x01(\t\x12\x11\n\tparent_id\x18\x0c \x01(\t\x12\x11\n\ttimeout_s\x18\r \x01(\x05\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tchild_ids\x18\x11 \x03(\t\x12\x14\n\x0cpayload_json\x18\x12 \x01(\x0c\x12\x13\n\x0bresult_json\x18\x13 \x01(\x0c\x12\x1d\n\x15pending_approval_json\x18\x14 \x01(\x0c\x12\x10\n\x08trace_id\x18\x15 \x01(\tJ\x04\x08\x03\x10\x04J\x04\x08\t\x10\nR\x07payloadR\x06result\"\xb1\x01\n\x11\x43reateTaskRequest\x12\x11\n\ttask_type\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x11\n\ttimeout_s\x18\x06 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\x05\x12\x14\n\x0cpayload_json\x18\x08 \x01(\x0cJ\x04\x08\x02\x10\x03R\x07payload\"H\n\x12\x43reateTasksRequest\x12\x32\n\x05tasks\x18\x01 \x03(\x0b\x32#.sutazai.tasks.v1.CreateTaskRequest\"<\n\x13\x43reateTasksResponse\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.sutazai.tasks.v1.Task\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"n\n\x10ListTasksRequest\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x1c.sutazai.tasks.v1.TaskStatus\x12,\n\x04page\x18\x02 \x01(\x0b\x32\x1e.sutazai.common.v1.PageRequest\"e\n\x11ListTasksResponse\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.sutazai.tasks.v1.Task\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.sutazai.common.v1.PageInfo\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"D\n\x14ListDeadTasksRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.sutazai.common.v1.PageRequest\"$\n\x11ReplayTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"#\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\xae\x01\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.sutazai.tasks.v1.TaskStatus\x12\r\n\x05token\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdata_json\x18\x07 \x01(\x0cJ\x04\x08\x05\x10\x06R\x04\x64\x61ta\"\x81\x01\n\x12OrchestrateRequest\x12\x0c\n\x04goal\x18\x01 \x01(\t\x12\x11\n\tagent_ids\x18\x02 \x03(\t\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x14\n\x0cpayload_json\x18\x06 \x01(\x0cJ\x04\x08\x04\x10\x05R\x07payload\"I\n\x15\x44\x65\x63ideApprovalRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pprove\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"v\n\x0bMcpToolInfo\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x19\n\x11input_schema_json\x18\x04 \x01(\t\x12\x19\n\x11requires_approval\x18\x05 \x01(\x08\"\xa0\x01\n\rMcpServerInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\ttransport\x18\x02 \x01(\t\x12\x0f\n\x07healthy\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06shared\x18\x05 \x01(\x08\x12,\n\x05tools\x18\x06 \x03(\x0b\x32\x1d.sutazai.tasks.v1.McpToolInfo\x12\x10\n\x08restarts\x18\x07 \x01(\x05\"\x17\n\x15ListMcpServersRequest\"J\n\x16ListMcpServersResponse\x12\x30\n\x07servers\x18\x01 \x03(\x0b\x32\x1f.sutazai.tasks.v1.McpServerInfo\"]\n\x12\x43\x61llMcpToolRequest\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x03 \x01(\t\x12\x11\n\ttimeout_s\x18\x04 \x01(\x01\"y\n\x13\x43\x61llMcpToolResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x10\n\x08is_error\x18\x02 \x01(\x08\x12\x11\n\ttruncated\x18\x03 \x01(\x08\x12\x17\n\x0fstructured_json\x18\x04 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x01*\xfa\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATUS_QUEUED\x10\x01\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x02\x12\x18\n\x14TASK_STATUS_RETRYING\x10\x03\x12\x19\n\x15TASK_STATUS_COMPLETED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06\x12\x14\n\x10TASK_STATUS_DEAD\x10\x07\x12 \n\x1cTASK_STATUS_WAITING_APPROVAL\x10\x08\x32\xc7\x01\n\nMcpService\x12`\n\x0bListServers\x12\'.sutazai.tasks.v1.ListMcpServersRequest\x1a(.sutazai.tasks.v1.ListMcpServersResponse\x12W\n\x08\x43\x61llTool\x12$.sutazai.tasks.v1.CallMcpToolRequest\x1a%.sutazai.tasks.v1.CallMcpToolResponse2\xb3\x06\n\x0bTaskService\x12I\n\nCreateTask\x12#.sutazai.tasks.v1.CreateTaskRequest\x1a\x16.sutazai.tasks.v1.Task\x12Z\n\x0b\x43reateTasks\x12$.sutazai.tasks.v1.CreateTasksRequest\x1a%.sutazai.tasks.v1.CreateTasksResponse\x12\x43\n\x07GetTask\x12 .sutazai.tasks.v1.GetTaskRequest\x1a\x16.sutazai.tasks.v1.Task\x12T\n\tListTasks\x12\".sutazai.tasks.v1.ListTasksRequest\x1a#.sutazai.tasks.v1.ListTasksResponse\x12I\n\nCancelTask\x12#.sutazai.tasks.v1.CancelTaskRequest\x1a\x16.sutazai.tasks.v1.Task\x12\\\n\rListDeadTasks\x12&.sutazai.tasks.v1.ListDeadTasksRequest\x1a#.sutazai.tasks.v1.ListTasksResponse\x12I\n\nReplayTask\x12#.sutazai.tasks.v1.ReplayTaskRequest\x1a\x16.sutazai.tasks.v1.Task\x12N\n\tWatchTask\x12\".sutazai.tasks.v1.WatchTaskRequest\x1a\x1b.sutazai.tasks.v1.TaskEvent0\x01\x12K\n\x0bOrchestrate\x12$.sutazai.tasks.v1.OrchestrateRequest\x1a\x16.sutazai.tasks.v1.Task\x12Q\n\x0e\x44\x65\x63ideApproval\x12\'.sutazai.tasks.v1.DecideApprovalRequest\x1a\x16.sutazai.tasks.v1.Taskb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csutazai/tasks/v1/tasks.proto\x12\x10sutazai.tasks.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1esutazai/common/v1/common.proto\"\x88\x04\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_type\x18\x02 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\x05\x12\x10\n\x08\x61gent_id\x18\x05 \x01(\t\x12,\n\x06status\x18\x06 \x01(\x0e\x32\x1c.sutazai.tasks.v1.TaskStatus\x12\x10\n\x08\x61ttempts\x18\x07 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x08 \x01(\x05\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x10\n\x08owner_id\x18\x0b \x01(\t\x12\x11\n\tparent_id\x18\x0c \x01(\t\x12\x11\n\ttimeout_s\x18\r \x01(\x05\x12.\n\ncreated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tchild_ids\x18\x11 \x03(\t\x12\x14\n\x0cpayload_json\x18\x12 \x01(\x0c\x12\x13\n\x0bresult_json\x18\x13 \x01(\x0c\x12\x1d\n\x15pending_approval_json\x18\x14 \x01(\x0c\x12\x10\n\x08trace_id\x18\x15 \x01(\tJ\x04\x08\x03\x10\x04J\x04\x08\t\x10\nR\x07payloadR\x06result\"\xb1\x01\n\x11\x43reateTaskRequest\x12\x11\n\ttask_type\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x03 \x01(\x05\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x11\n\ttimeout_s\x18\x06 \x01(\x05\x12\x14\n\x0cmax_attempts\x18\x07 \x01(\x05\x12\x14\n\x0cpayload_json\x18\x08 \x01(\x0cJ\x04\x08\x02\x10\x03R\x07payload\"H\n\x12\x43reateTasksRequest\x12\x32\n\x05tasks\x18\x01 \x03(\x0b\x32#.sutazai.tasks.v1.CreateTaskRequest\"<\n\x13\x43reateTasksResponse\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.sutazai.tasks.v1.Task\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"n\n\x10ListTasksRequest\x12,\n\x06status\x18\x01 \x01(\x0e\x32\x1c.sutazai.tasks.v1.TaskStatus\x12,\n\x04page\x18\x02 \x01(\x0b\x32\x1e.sutazai.common.v1.PageRequest\"e\n\x11ListTasksResponse\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.sutazai.tasks.v1.Task\x12)\n\x04page\x18\x02 \x01(\x0b\x32\x1b.sutazai.common.v1.PageInfo\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"+\n\x17\x43\x61ncelOwnerTasksRequest\x12\x10\n\x08owner_id\x18\x01 \x01(\t\"-\n\x18\x43\x61ncelOwnerTasksResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x05\"D\n\x14ListDeadTasksRequest\x12,\n\x04page\x18\x01 \x01(\x0b\x32\x1e.sutazai.common.v1.PageRequest\"$\n\x11ReplayTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"#\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"\xae\x01\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12,\n\x06status\x18\x03 \x01(\x0e\x32\x1c.sutazai.tasks.v1.TaskStatus\x12\r\n\x05token\x18\x04 \x01(\t\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tdata_json\x18\x07 \x01(\x0cJ\x04\x08\x05\x10\x06R\x04\x64\x61ta\"\x81\x01\n\x12OrchestrateRequest\x12\x0c\n\x04goal\x18\x01 \x01(\t\x12\x11\n\tagent_ids\x18\x02 \x03(\t\x12\x0c\n\x04mode\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\x12\x14\n\x0cpayload_json\x18\x06 \x01(\x0cJ\x04\x08\x04\x10\x05R\x07payload\"I\n\x15\x44\x65\x63ideApprovalRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pprove\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\"v\n\x0bMcpToolInfo\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x19\n\x11input_schema_json\x18\x04 \x01(\t\x12\x19\n\x11requires_approval\x18\x05 \x01(\x08\"\xa0\x01\n\rMcpServerInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\ttransport\x18\x02 \x01(\t\x12\x0f\n\x07healthy\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06shared\x18\x05 \x01(\x08\x12,\n\x05tools\x18\x06 \x03(\x0b\x32\x1d.sutazai.tasks.v1.McpToolInfo\x12\x10\n\x08restarts\x18\x07 \x01(\x05\"\x17\n\x15ListMcpServersRequest\"J\n\x16ListMcpServersResponse\x12\x30\n\x07servers\x18\x01 \x03(\x0b\x32\x1f.sutazai.tasks.v1.McpServerInfo\"]\n\x12\x43\x61llMcpToolRequest\x12\x0e\n\x06server\x18\x01 \x01(\t\x12\x0c\n\x04tool\x18\x02 \x01(\t\x12\x16\n\x0e\x61rguments_json\x18\x03 \x01(\t\x12\x11\n\ttimeout_s\x18\x04 \x01(\x01\"y\n\x13\x43\x61llMcpToolResponse\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\t\x12\x10\n\x08is_error\x18\x02 \x01(\x08\x12\x11\n\ttruncated\x18\x03 \x01(\x08\x12\x17\n\x0fstructured_json\x18\x04 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x05 \x01(\x01*\xfa\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATUS_QUEUED\x10\x01\x12\x17\n\x13TASK_STATUS_RUNNING\x10\x02\x12\x18\n\x14TASK_STATUS_RETRYING\x10\x03\x12\x19\n\x15TASK_STATUS_COMPLETED\x10\x04\x12\x16\n\x12TASK_STATUS_FAILED\x10\x05\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x06\x12\x14\n\x10TASK_STATUS_DEAD\x10\x07\x12 \n\x1cTASK_STATUS_WAITING_APPROVAL\x10\x08\x32\xc7\x01\n\nMcpService\x12`\n\x0bListServers\x12\'.sutazai.tasks.v1.ListMcpServersRequest\x1a(.sutazai.tasks.v1.ListMcpServersResponse\x12W\n\x08\x43\x61llTool\x12$.sutazai.tasks.v1.CallMcpToolRequest\x1a%.sutazai.tasks.v1.CallMcpToolResponse2\x9e\x07\n\x0bTaskService\x12I\n\nCreateTask\x12#.sutazai.tasks.v1.CreateTaskRequest\x1a\x16.sutazai.tasks.v1.Task\x12Z\n\x0b\x43reateTasks\x12$.sutazai.tasks.v1.CreateTasksRequest\x1a%.sutazai.tasks.v1.CreateTasksResponse\x12\x43\n\x07GetTask\x12 .sutazai.tasks.v1.GetTaskRequest\x1a\x16.sutazai.tasks.v1.Task\x12T\n\tListTasks\x12\".sutazai.tasks.v1.ListTasksRequest\x1a#.sutazai.tasks.v1.ListTasksResponse\x12I\n\nCancelTask\x12#.sutazai.tasks.v1.CancelTaskRequest\x1a\x16.sutazai.tasks.v1.Task\x12i\n\x10\x43\x61ncelOwnerTasks\x12).sutazai.tasks.v1.CancelOwnerTasksRequest\x1a*.sutazai.tasks.v1.CancelOwnerTasksResponse\x12\\\n\rListDeadTasks\x12&.sutazai.tasks.v1.ListDeadTasksRequest\x1a#.sutazai.tasks.v1.ListTasksResponse\x12I\n\nReplayTask\x12#.sutazai.tasks.v1.ReplayTaskRequest\x1a\x16.sutazai.tasks.v1.Task\x12N\n\tWatchTask\x12\".sutazai.tasks.v1.WatchTaskRequest\x1a\x1b.sutazai.tasks.v1.TaskEvent0\x01\x12K\n\x0bOrchestrate\x12$.sutazai.tasks.v1.OrchestrateRequest\x1a\x16.sutazai.tasks.v1.Task\x12Q\n\x0e\x44\x65\x63ideApproval\x12\'.sutazai.tasks.v1.DecideApprovalRequest\x1a\x16.sutazai.tasks.v1.Taskb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sutazai.tasks.v1.tasks_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKSTATUS']._serialized_start=2374
-  _globals['_TASKSTATUS']._serialized_end=2624
+  _globals['_TASKSTATUS']._serialized_start=2466
+  _globals['_TASKSTATUS']._serialized_end=2716
   _globals['_TASK']._serialized_start=116
   _globals['_TASK']._serialized_end=636
   _globals['_CREATETASKREQUEST']._serialized_start=639
@@ -51,32 +51,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTTASKSRESPONSE']._serialized_end=1202
   _globals['_CANCELTASKREQUEST']._serialized_start=1204
   _globals['_CANCELTASKREQUEST']._serialized_end=1240
-  _globals['_LISTDEADTASKSREQUEST']._serialized_start=1242
-  _globals['_LISTDEADTASKSREQUEST']._serialized_end=1310
-  _globals['_REPLAYTASKREQUEST']._serialized_start=1312
-  _globals['_REPLAYTASKREQUEST']._serialized_end=1348
-  _globals['_WATCHTASKREQUEST']._serialized_start=1350
-  _globals['_WATCHTASKREQUEST']._serialized_end=1385
-  _globals['_TASKEVENT']._serialized_start=1388
-  _globals['_TASKEVENT']._serialized_end=1562
-  _globals['_ORCHESTRATEREQUEST']._serialized_start=1565
-  _globals['_ORCHESTRATEREQUEST']._serialized_end=1694
-  _globals['_DECIDEAPPROVALREQUEST']._serialized_start=1696
-  _globals['_DECIDEAPPROVALREQUEST']._serialized_end=1769
-  _globals['_MCPTOOLINFO']._serialized_start=1771
-  _globals['_MCPTOOLINFO']._serialized_end=1889
-  _globals['_MCPSERVERINFO']._serialized_start=1892
-  _globals['_MCPSERVERINFO']._serialized_end=2052
-  _globals['_LISTMCPSERVERSREQUEST']._serialized_start=2054
-  _globals['_LISTMCPSERVERSREQUEST']._serialized_end=2077
-  _globals['_LISTMCPSERVERSRESPONSE']._serialized_start=2079
-  _globals['_LISTMCPSERVERSRESPONSE']._serialized_end=2153
-  _globals['_CALLMCPTOOLREQUEST']._serialized_start=2155
-  _globals['_CALLMCPTOOLREQUEST']._serialized_end=2248
-  _globals['_CALLMCPTOOLRESPONSE']._serialized_start=2250
-  _globals['_CALLMCPTOOLRESPONSE']._serialized_end=2371
-  _globals['_MCPSERVICE']._serialized_start=2627
-  _globals['_MCPSERVICE']._serialized_end=2826
-  _globals['_TASKSERVICE']._serialized_start=2829
-  _globals['_TASKSERVICE']._serialized_end=3648
+  _globals['_CANCELOWNERTASKSREQUEST']._serialized_start=1242
+  _globals['_CANCELOWNERTASKSREQUEST']._serialized_end=1285
+  _globals['_CANCELOWNERTASKSRESPONSE']._serialized_start=1287
+  _globals['_CANCELOWNERTASKSRESPONSE']._serialized_end=1332
+  _globals['_LISTDEADTASKSREQUEST']._serialized_start=1334
+  _globals['_LISTDEADTASKSREQUEST']._serialized_end=1402
+  _globals['_REPLAYTASKREQUEST']._serialized_start=1404
+  _globals['_REPLAYTASKREQUEST']._serialized_end=1440
+  _globals['_WATCHTASKREQUEST']._serialized_start=1442
+  _globals['_WATCHTASKREQUEST']._serialized_end=1477
+  _globals['_TASKEVENT']._serialized_start=1480
+  _globals['_TASKEVENT']._serialized_end=1654
+  _globals['_ORCHESTRATEREQUEST']._serialized_start=1657
+  _globals['_ORCHESTRATEREQUEST']._serialized_end=1786
+  _globals['_DECIDEAPPROVALREQUEST']._serialized_start=1788
+  _globals['_DECIDEAPPROVALREQUEST']._serialized_end=1861
+  _globals['_MCPTOOLINFO']._serialized_start=1863
+  _globals['_MCPTOOLINFO']._serialized_end=1981
+  _globals['_MCPSERVERINFO']._serialized_start=1984
+  _globals['_MCPSERVERINFO']._serialized_end=2144
+  _globals['_LISTMCPSERVERSREQUEST']._serialized_start=2146
+  _globals['_LISTMCPSERVERSREQUEST']._serialized_end=2169
+  _globals['_LISTMCPSERVERSRESPONSE']._serialized_start=2171
+  _globals['_LISTMCPSERVERSRESPONSE']._serialized_end=2245
+  _globals['_CALLMCPTOOLREQUEST']._serialized_start=2247
+  _globals['_CALLMCPTOOLREQUEST']._serialized_end=2340
+  _globals['_CALLMCPTOOLRESPONSE']._serialized_start=2342
+  _globals['_CALLMCPTOOLRESPONSE']._serialized_end=2463
+  _globals['_MCPSERVICE']._serialized_start=2719
+  _globals['_MCPSERVICE']._serialized_end=2918
+  _globals['_TASKSERVICE']._serialized_start=2921
+  _globals['_TASKSERVICE']._serialized_end=3847
 # @@protoc_insertion_point(module_scope)

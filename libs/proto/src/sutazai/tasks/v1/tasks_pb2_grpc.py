@@ -175,6 +175,11 @@ class TaskServiceStub:
                 request_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CancelTaskRequest.SerializeToString,
                 response_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.Task.FromString,
                 _registered_method=True)
+        self.CancelOwnerTasks = channel.unary_unary(
+                '/sutazai.tasks.v1.TaskService/CancelOwnerTasks',
+                request_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CancelOwnerTasksRequest.SerializeToString,
+                response_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CancelOwnerTasksResponse.FromString,
+                _registered_method=True)
         self.ListDeadTasks = channel.unary_unary(
                 '/sutazai.tasks.v1.TaskService/ListDeadTasks',
                 request_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.ListDeadTasksRequest.SerializeToString,
@@ -232,6 +237,13 @@ class TaskServiceServicer:
 
     def CancelTask(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOwnerTasks(self, request, context):
+        """admin
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -297,6 +309,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.CancelTask,
                     request_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CancelTaskRequest.FromString,
                     response_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.Task.SerializeToString,
+            ),
+            'CancelOwnerTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOwnerTasks,
+                    request_deserializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CancelOwnerTasksRequest.FromString,
+                    response_serializer=sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CancelOwnerTasksResponse.SerializeToString,
             ),
             'ListDeadTasks': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDeadTasks,
@@ -459,6 +476,33 @@ class TaskService:
             '/sutazai.tasks.v1.TaskService/CancelTask',
             sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CancelTaskRequest.SerializeToString,
             sutazai_dot_tasks_dot_v1_dot_tasks__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOwnerTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sutazai.tasks.v1.TaskService/CancelOwnerTasks',
+            sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CancelOwnerTasksRequest.SerializeToString,
+            sutazai_dot_tasks_dot_v1_dot_tasks__pb2.CancelOwnerTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
+import grpc
 from fastapi import APIRouter, HTTPException, Path, Response
 from pydantic import BaseModel, Field
+from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from sutazai_runtime.identity import Identity
 
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
 from sutazai_gateway.auth.service import AccountLockedError, AuthError
 from sutazai_gateway.auth.store import AuthStore, User, UsernameTakenError
 from sutazai_gateway.problems import problem_responses
+
+log = logging.getLogger(__name__)
+TASKS_TIMEOUT_S = 10.0  # one UPDATE of the account's unfinished tasks and a message per running one
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -154,6 +161,24 @@ async def _revoked_user(state: StateDep, user_id: str) -> None:
         state.auth.forget_user(user_id)
 
 
+async def _stop_tasks(state: StateDep, admin: Identity, user_id: str, change: str) -> None:
+    """A disabled or deleted account's unfinished tasks are cancelled, so its work stops with its credentials (a
+    worker would otherwise go on acting for it). The account change is made first and stands; when the tasks
+    service cannot be reached the answer is a 503 saying so, and repeating the request (idempotent) retries."""
+    stub = state.upstreams["tasks"].stub(tasks_pb2_grpc.TaskServiceStub)
+    try:
+        reply = await stub.CancelOwnerTasks(tasks_pb2.CancelOwnerTasksRequest(owner_id=user_id),
+                                            metadata=admin.to_metadata(), timeout=TASKS_TIMEOUT_S)
+    except grpc.aio.AioRpcError as exc:
+        log.warning("an account's tasks could not be cancelled", extra={"user_id": user_id, "error": exc.code().name})
+        raise HTTPException(503, f"the account was {change}, but its unfinished tasks could not be cancelled "
+                                 f"({exc.code().name}); repeat the request to cancel them",
+                            headers={"Retry-After": "5"}) from exc
+    if reply.cancelled:
+        log.info("cancelled the unfinished tasks of an account", extra={"user_id": user_id, "change": change,
+                                                                       "tasks": reply.cancelled})
+
+
 @router.post("/users", status_code=201, responses=problem_responses(401, 403, 409, 413, 422))
 async def create_user(body: NewUser, _: AdminUser, state: StateDep) -> UserInfo:
     try:
@@ -168,27 +193,37 @@ async def list_users(_: AdminUser, state: StateDep) -> list[UserInfo]:
     return [_info(u) for u in await _store(state).list_users()]
 
 
-@router.patch("/users/{user_id}", responses=problem_responses(401, 403, 404, 409, 413, 422))
+@router.patch("/users/{user_id}", responses=problem_responses(401, 403, 404, 409, 413, 422, 503))
 async def change_user(user_id: Annotated[uuid.UUID, Path()], body: UserChange, admin: AdminUser,
                       state: StateDep) -> UserInfo:
     """Disable or enable an account, grant or take the admin role. A disabled user's tokens and API keys stop
-    working on every gateway within seconds (the change is announced); re-enabling brings them back."""
+    working on every gateway within seconds (the change is announced) and their unfinished tasks are cancelled;
+    re-enabling brings the credentials back (not the cancelled tasks)."""
     if str(user_id) == admin.user_id and (body.is_active is False or body.is_admin is False):
         raise HTTPException(409, "you cannot disable your own account or take your own admin role")
     user = await _store(state).update_user(str(user_id), is_active=body.is_active, is_admin=body.is_admin)
     if user is None:
         raise HTTPException(404, "no such user")
     await _revoked_user(state, user.id)  # cached credentials carry the old state: verify them again
+    if body.is_active is False:
+        await _stop_tasks(state, admin, user.id, "disabled")
     return _info(user)
 
 
-@router.delete("/users/{user_id}", status_code=204, responses=problem_responses(401, 403, 404, 409, 422))
+@router.delete("/users/{user_id}", status_code=204, responses=problem_responses(401, 403, 404, 409, 422, 503))
 async def delete_user(user_id: Annotated[uuid.UUID, Path()], admin: AdminUser, state: StateDep) -> Response:
-    """Delete an account and its API keys; its tokens stop working on every gateway within seconds. Its tasks,
-    memories and documents stay in their services, owned by the deleted id."""
+    """Delete an account and its API keys; its tokens stop working on every gateway within seconds and its
+    unfinished tasks are cancelled. Its finished tasks, memories and documents stay in their services, owned by
+    the deleted id. In that order: the account is disabled, its tasks cancelled, then it is deleted, so a 503
+    (the tasks service unreachable) leaves it disabled, not deleted, and repeating the request finishes it."""
     if str(user_id) == admin.user_id:
         raise HTTPException(409, "you cannot delete your own account")
-    if not await _store(state).delete_user(str(user_id)):
+    store = _store(state)
+    if await store.update_user(str(user_id), is_active=False, is_admin=None) is None:
         raise HTTPException(404, "no such user")
+    await _revoked_user(state, str(user_id))
+    await _stop_tasks(state, admin, str(user_id), "disabled, not deleted")
+    if not await store.delete_user(str(user_id)):
+        raise HTTPException(404, "no such user")  # deleted meanwhile by another request
     await _revoked_user(state, str(user_id))
     return Response(status_code=204)
