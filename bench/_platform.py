@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sutazai_stack.config import model_server_python
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # the model server, six services and the gateway workers, on a busy machine
-MODEL_SERVER_PYTHON_FILE = Path(__file__).resolve().parents[1] / ".sutazai" / "model-server-python"
+REPO = Path(__file__).resolve().parents[1]
 STACK_START_TIMEOUT_S = float(os.environ.get("SUTAZAI_BENCH_START_TIMEOUT_S", "300"))
 STOP_TIMEOUT_S = 90.0  # the stack stops its children one by one, each within 10 s
 
@@ -109,9 +111,10 @@ def wait_for_stack(process: subprocess.Popen[bytes], home: Path) -> tuple[str, s
 def model_server_env() -> dict[str, str]:
     """``SUTAZAI_MODEL_SERVER_PYTHON`` from ``.sutazai/model-server-python`` (written by ``make sync``) when it is
     not set, so a benchmark run by hand finds the model server as ``make bench`` does."""
-    if not os.environ.get("SUTAZAI_MODEL_SERVER_PYTHON") and MODEL_SERVER_PYTHON_FILE.is_file():
-        return {"SUTAZAI_MODEL_SERVER_PYTHON": MODEL_SERVER_PYTHON_FILE.read_text().strip()}
-    return {}
+    try:
+        return {"SUTAZAI_MODEL_SERVER_PYTHON": str(model_server_python(REPO))}
+    except LookupError:  # the launcher then runs the model server with this interpreter, as `make run` would
+        return {}
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from sutazai_stack import embedded
+from sutazai_stack.config import model_server_python as recorded_model_python
 from sutazai_stack.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,13 +37,10 @@ print(json.dumps({"vectors": vectors.tolist(), "singles": singles,
 
 
 def _model_python() -> Path:
-    configured = os.environ.get("SUTAZAI_MODEL_SERVER_PYTHON")
-    recorded = REPO / ".sutazai" / "model-server-python"
-    if configured:
-        return Path(configured)
-    if recorded.exists():
-        return Path(recorded.read_text().strip())
-    pytest.fail("no model server virtualenv: run `make sync` (it writes .sutazai/model-server-python)")
+    try:
+        return recorded_model_python(REPO)
+    except LookupError as exc:
+        pytest.fail(str(exc))
 
 
 def _post(url: str, body: dict[str, object]) -> dict[str, object]:

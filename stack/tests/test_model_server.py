@@ -5,11 +5,11 @@ llama.cpp accepts them (one short constrained generation with the real model).""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
+from sutazai_stack.config import model_server_python as recorded_model_python
 from sutazai_stack.embedded import MODEL_SERVER, model_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,13 +30,10 @@ print(json.dumps({"grammar": grammar, "choice": reply["choices"][0]}))
 
 
 def _model_python() -> Path:
-    configured = os.environ.get("SUTAZAI_MODEL_SERVER_PYTHON")
-    recorded = REPO / ".sutazai" / "model-server-python"
-    if configured:
-        return Path(configured)
-    if recorded.exists():
-        return Path(recorded.read_text().strip())
-    pytest.fail("no model server virtualenv: run `make sync` (it writes .sutazai/model-server-python)")
+    try:
+        return recorded_model_python(REPO)
+    except LookupError as exc:
+        pytest.fail(str(exc))
 
 
 def test_json_schema_grammars_exclude_control_characters_and_the_model_follows_them() -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import time
 import urllib.request
 import uuid
@@ -24,6 +23,7 @@ from sutazai_chat.config import Settings
 from sutazai_chat.service import ChatService
 from sutazai_runtime.identity import IdentityInterceptor
 from sutazai_stack import embedded
+from sutazai_stack.config import model_server_python as recorded_model_python
 from sutazai_stack.ports import free_port
 from sutazai_stack.processes import ManagedProcess
 
@@ -32,13 +32,7 @@ MODEL = embedded.MODEL_ALIAS
 
 
 def model_python() -> Path:
-    configured = os.environ.get("SUTAZAI_MODEL_SERVER_PYTHON")
-    if configured:
-        return Path(configured)
-    recorded = REPO / ".sutazai" / "model-server-python"
-    if recorded.exists():
-        return Path(recorded.read_text().strip())
-    raise RuntimeError("no model server virtualenv: run `make sync` (it writes .sutazai/model-server-python)")
+    return recorded_model_python(REPO)
 
 
 @dataclass

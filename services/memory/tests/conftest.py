@@ -6,7 +6,6 @@ port. ``client(user)`` is a stub whose calls carry that user's identity."""
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 import uuid
@@ -31,6 +30,7 @@ from sutazai_runtime.discovery import DiscoverySettings, open_registry
 from sutazai_runtime.identity import IdentityInterceptor, testing
 from sutazai_runtime.nats import connect_nats
 from sutazai_stack import embedded
+from sutazai_stack.config import model_server_python as recorded_model_python
 from sutazai_stack.ports import free_port
 from sutazai_stack.processes import ManagedProcess
 
@@ -38,13 +38,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def model_python() -> Path:
-    configured = os.environ.get("SUTAZAI_MODEL_SERVER_PYTHON")
-    if configured:
-        return Path(configured)
-    recorded = REPO / ".sutazai" / "model-server-python"
-    if recorded.exists():
-        return Path(recorded.read_text().strip())
-    raise RuntimeError("no model server virtualenv: run `make sync` (it writes .sutazai/model-server-python)")
+    return recorded_model_python(REPO)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,23 @@
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Where `make sync` records the model server virtualenv's interpreter, relative to the repository.
+MODEL_SERVER_PYTHON_FILE = Path(".sutazai") / "model-server-python"
+
+
+def model_server_python(repo: Path) -> Path:
+    """The model server virtualenv's interpreter for what runs outside `make` (tests, benchmarks):
+    ``SUTAZAI_MODEL_SERVER_PYTHON``, else the one `make sync` recorded in the repository. LookupError: neither."""
+    configured = os.environ.get("SUTAZAI_MODEL_SERVER_PYTHON")
+    if configured:
+        return Path(configured)
+    recorded = repo / MODEL_SERVER_PYTHON_FILE
+    if recorded.is_file():
+        return Path(recorded.read_text().strip())
+    raise LookupError(f"no model server virtualenv: run `make sync` (it writes {MODEL_SERVER_PYTHON_FILE})")
 
 
 class StackSettings(BaseSettings):
