@@ -51,6 +51,20 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)  # noqa: T201
 
 
+def machine() -> dict[str, object]:
+    """What a result file says of the machine it was measured on (the load average: the machine is shared)."""
+    import platform
+
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "load_average_at_end": os.getloadavg()}
+
+
+def http_load(args: argparse.Namespace, **extra: object) -> dict[str, object]:
+    """The load an HTTP benchmark applied (its --connections, --duration, --warmup, --rounds), for its result file."""
+    return {"generator": "wrk" if shutil.which("wrk") else "aiohttp", "connections": args.connections,
+            "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds, **extra}
+
+
 def ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator else math.nan
 

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -44,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _platform import BenchError, platform_stack, ratio, run_benchmark, say, stop_process
+from _platform import BenchError, http_load, machine, platform_stack, ratio, run_benchmark, say, stop_process
 from gateway_agents import Round, _first_agent_id, _plain_user_key, measure, median_round, say_round
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -145,11 +143,8 @@ def benchmark(args: argparse.Namespace) -> None:
     report = {
         "benchmark": "edge_overhead",
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average_at_end": os.getloadavg()},
-        "load": {"generator": "wrk" if shutil.which("wrk") else "aiohttp", "connections": args.connections,
-                 "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds,
-                 "sampler": _sampler_label(args)},
+        "machine": machine(),
+        "load": http_load(args, sampler=_sampler_label(args)),
         "stacks_per_configuration": args.stacks,
         "configurations": {name: {"label": TARGETS[name], "median": asdict(m)} for name, m in medians.items()},
         "stacks": {name: {"median": asdict(per_stack[name]), "rounds": [asdict(r) for r in rounds[name]]}

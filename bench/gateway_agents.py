@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -36,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _platform import BenchError, platform_stack, ratio, run_benchmark, say
+from _platform import BenchError, http_load, machine, platform_stack, ratio, run_benchmark, say
 from gateway_status import answers_200, bare_server, parse_wrk
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -261,11 +260,8 @@ def benchmark(args: argparse.Namespace) -> None:
     report = {
         "benchmark": "gateway_agents",
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average_at_end": os.getloadavg()},
-        "load": {"generator": "wrk" if shutil.which("wrk") else "aiohttp", "connections": args.connections,
-                 "duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds,
-                 "gateway_workers": args.gateway_workers},
+        "machine": machine(),
+        "load": http_load(args, gateway_workers=args.gateway_workers),
         "targets": {name: {"label": TARGETS[name], "median": asdict(medians[name]),
                            "rounds": [asdict(r) for r in rounds[name]]} for name in rounds},
         "ratio_agents_read_over_bare": ratio(medians["agents"].requests_per_s, medians["bare"].requests_per_s),

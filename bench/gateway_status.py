@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import shutil
 import statistics
@@ -34,7 +32,18 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from _platform import BenchError, check_loopback_url, free_port, platform_stack, ratio, run_benchmark, say, stop_process
+from _platform import (
+    BenchError,
+    check_loopback_url,
+    free_port,
+    http_load,
+    machine,
+    platform_stack,
+    ratio,
+    run_benchmark,
+    say,
+    stop_process,
+)
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_PATH = BENCH_DIR / "results" / "gateway_status.json"
@@ -197,12 +206,8 @@ def write_json(path: Path, urls: dict[str, str], rounds: dict[str, list[Measurem
     report = {
         "benchmark": "gateway_status",
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "load": {
-            "generator": "wrk" if shutil.which("wrk") else "aiohttp",
-            "connections": args.connections, "duration_s": args.duration, "warmup_s": args.warmup,
-            "rounds": args.rounds,
-        },
+        "machine": machine(),
+        "load": http_load(args),
         "targets": {
             name: {"label": TARGETS[name], "url": urls[name], "median": asdict(medians[name]),
                    "rounds": [asdict(r) for r in rounds[name]]}

@@ -29,7 +29,6 @@ import asyncio
 import json
 import math
 import os
-import platform
 import re
 import secrets
 import shutil
@@ -51,6 +50,7 @@ from _platform import (
     Platform,
     check_loopback_url,
     log_tails,
+    machine,
     platform_stack,
     ratio,
     run_benchmark,
@@ -579,7 +579,7 @@ def write_json(path: Path, rounds: dict[str, list[RoundResult]], medians: dict[s
     report = {
         "benchmark": "tasks_throughput",
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine(),
         "load": {
             "tasks": args.tasks, "rounds": args.rounds, "platform_requests_in_flight": args.concurrency,
             "platform_tasks_per_request": args.batch_size,
