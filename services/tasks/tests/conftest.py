@@ -80,3 +80,25 @@ def running_worker():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def until_final():  # type: ignore[no-untyped-def]
     return _until_final
+
+
+class Stoppable:
+    """A handler that runs until cancelled: ``started`` once a worker runs it, ``stopped`` once it was cancelled."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.stopped = asyncio.Event()
+
+    async def __call__(self, task: TaskRow, progress: Any) -> Any:
+        self.started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.stopped.set()
+            raise
+        return "too late"
+
+
+@pytest.fixture
+def stoppable() -> Stoppable:
+    return Stoppable()

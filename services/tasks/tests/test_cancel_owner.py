@@ -54,32 +54,22 @@ async def _code(call: Any) -> grpc.StatusCode:
 
 
 async def test_a_disabled_owners_queued_and_running_tasks_are_cancelled(
-    store: TaskStore, bus: TaskBus, running_worker: Fixture, until_final: Fixture
+    store: TaskStore, bus: TaskBus, running_worker: Fixture, until_final: Fixture, stoppable: Fixture
 ) -> None:
     owner, other = f"owner-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
-    started, stopped = asyncio.Event(), asyncio.Event()
-
-    async def slow(task: TaskRow, progress: Any) -> Any:
-        started.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            stopped.set()
-            raise
-        return "too late"
 
     finished = await _submit(store, bus, owner)
     async with running_worker(store, bus, {"echo": echo}):
         assert (await until_final(store, finished.id)).status == "completed"
     running = await _submit(store, bus, owner, "agent")
-    async with serving(store, bus) as stub, running_worker(store, bus, {"agent": slow}):
-        await asyncio.wait_for(started.wait(), 10)
+    async with serving(store, bus) as stub, running_worker(store, bus, {"agent": stoppable}):
+        await asyncio.wait_for(stoppable.started.wait(), 10)
         queued = [await _submit(store, None, owner) for _ in range(3)]
         others = await _submit(store, None, other)
         reply = await stub.CancelOwnerTasks(tasks_pb2.CancelOwnerTasksRequest(owner_id=owner),
                                             metadata=testing.metadata("admin-1", admin=True), timeout=10)
         assert reply.cancelled == 4  # the running one and the three queued
-        await asyncio.wait_for(stopped.wait(), 5)  # the running handler was told to stop
+        await asyncio.wait_for(stoppable.stopped.wait(), 5)  # the running handler was told to stop
         again = await stub.CancelOwnerTasks(tasks_pb2.CancelOwnerTasksRequest(owner_id=owner),
                                             metadata=testing.metadata("admin-1", admin=True), timeout=10)
         assert again.cancelled == 0  # nothing left: repeating is harmless

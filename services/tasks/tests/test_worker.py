@@ -95,27 +95,15 @@ async def test_a_high_priority_task_starts_before_a_low_backlog(
 
 
 async def test_cancelling_a_running_task_stops_its_handler(
-    store: TaskStore, bus: TaskBus, running_worker: Fixture, until_final: Fixture
+    store: TaskStore, bus: TaskBus, running_worker: Fixture, until_final: Fixture, stoppable: Fixture
 ) -> None:
-    started = asyncio.Event()
-    stopped = asyncio.Event()
-
-    async def slow(task: TaskRow, progress: Any) -> Any:
-        started.set()
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            stopped.set()
-            raise
-        return "too late"
-
     task = await _submit(store, bus, task_type="agent")
-    async with running_worker(store, bus, {"agent": slow}):
-        await asyncio.wait_for(started.wait(), 10)
+    async with running_worker(store, bus, {"agent": stoppable}):
+        await asyncio.wait_for(stoppable.started.wait(), 10)
         _, before, _ = await store.cancel(task.id, "worker-test")
         assert before == "running"
         await bus.request_cancel(task.id)
-        await asyncio.wait_for(stopped.wait(), 5)
+        await asyncio.wait_for(stoppable.stopped.wait(), 5)
     final = await store.get(task.id)
     assert final is not None and (final.status, final.result(), final.completions) == ("cancelled", None, 0)
 
