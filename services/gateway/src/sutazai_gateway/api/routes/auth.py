@@ -161,7 +161,8 @@ async def _revoked_user(state: StateDep, user_id: str) -> None:
         state.auth.forget_user(user_id)
 
 
-async def _stop_tasks(state: StateDep, admin: Identity, user_id: str, change: str) -> None:
+async def _stop_tasks(state: StateDep, admin: Identity, user_id: str, change: Literal["disabled", "deleted"]
+                      ) -> None:
     """A disabled or deleted account's unfinished tasks are cancelled, so its work stops with its credentials (a
     worker would otherwise go on acting for it). The account change is made first and stands; when the tasks
     service cannot be reached the answer is a 503 saying so, and repeating the request (idempotent) retries."""
@@ -171,7 +172,8 @@ async def _stop_tasks(state: StateDep, admin: Identity, user_id: str, change: st
                                             metadata=admin.to_metadata(), timeout=TASKS_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
         log.warning("an account's tasks could not be cancelled", extra={"user_id": user_id, "error": exc.code().name})
-        raise HTTPException(503, f"the account was {change}, but its unfinished tasks could not be cancelled "
+        done = "disabled" if change == "disabled" else "disabled, not deleted"  # a delete disables first
+        raise HTTPException(503, f"the account was {done}, but its unfinished tasks could not be cancelled "
                                  f"({exc.code().name}); repeat the request to cancel them",
                             headers={"Retry-After": "5"}) from exc
     if reply.cancelled:
@@ -222,7 +224,7 @@ async def delete_user(user_id: Annotated[uuid.UUID, Path()], admin: AdminUser, s
     if await store.update_user(str(user_id), is_active=False, is_admin=None) is None:
         raise HTTPException(404, "no such user")
     await _revoked_user(state, str(user_id))
-    await _stop_tasks(state, admin, str(user_id), "disabled, not deleted")
+    await _stop_tasks(state, admin, str(user_id), "deleted")
     if not await store.delete_user(str(user_id)):
         raise HTTPException(404, "no such user")  # deleted meanwhile by another request
     await _revoked_user(state, str(user_id))
