@@ -12,12 +12,12 @@ what the variant adds. Variants, measured in interleaved rounds:
   server metrics;
 - ``grpc_spans``: ``metrics`` plus the gRPC client and server spans and the ``traceparent`` metadata (no
   request span);
-- ``tracing``: ``metrics`` plus tracing on as it ships: the gateway's request span (``HttpSpans``), the gRPC
+- ``tracing``: ``metrics`` plus tracing on as it ships: the gateway's request span (in ``HttpMetrics``' layer), the gRPC
   client and server spans and the ``traceparent`` metadata, spans batched and OTLP-encoded by the SDK's
   ``BatchSpanProcessor`` (the encoded bytes are dropped instead of sent: the network write is not counted);
 - ``unsampled``: ``tracing`` with a sampler that records nothing, through the SDK (before ``telemetry.decide``);
 - ``passed_on``: ``tracing`` as shipped for a request the parent-based sampler leaves out: decided at the edge,
-  no span object anywhere, the not-sampled ``traceparent`` forwarded;
+  no span object anywhere, no trace context sent on (the service records nothing for a call without one);
 - ``identity``: ``metrics`` with the signed proof the gateway attaches (its minter's cached token), verified by
   the server's identity interceptor (the verifier's cache) and required by the servicer; beside ``metrics``
   (the same server, the call without a proof) it is what the identity proof costs the read.
@@ -49,7 +49,6 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai_gateway.http_metrics import HttpMetrics
-from sutazai_gateway.http_tracing import HttpSpans
 from sutazai_runtime import telemetry
 from sutazai_runtime.grpc_server import GrpcService, serve
 from sutazai_runtime.identity import USER, Identity, IdentitySettings, require_identity
@@ -117,10 +116,8 @@ def _app(upstream: Upstream, *, http_metrics: bool, tracing: bool, identity: Pro
                                         metadata=identity.attach(caller).to_metadata())
         return {"id": agent.id, "name": agent.name}
 
-    if tracing:
-        app.add_middleware(HttpSpans)  # as the gateway installs them: HttpMetrics outermost
-    if http_metrics:
-        app.add_middleware(HttpMetrics)
+    if http_metrics or tracing:  # as the gateway installs it: one layer, the request span in it while tracing
+        app.add_middleware(HttpMetrics, traced=tracing)
     return app
 
 

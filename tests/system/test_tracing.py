@@ -55,6 +55,10 @@ class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
             self.spans.extend(received)
         return trace_service_pb2.ExportTraceServiceResponse()
 
+    def all(self) -> list[ReceivedSpan]:
+        with self._lock:
+            return list(self.spans)
+
     def trace(self, trace_id: str) -> list[ReceivedSpan]:
         with self._lock:
             return [s for s in self.spans if s.trace_id == trace_id]
@@ -172,6 +176,30 @@ def test_a_read_the_caller_left_unsampled_makes_no_span_anywhere(
                           timeout_s=30, interval_s=0.5)
     assert services, f"the sampled read's spans did not all arrive: {spans_of.trace(recorded)}"
     assert spans_of.trace(left_out) == []
+
+
+def test_traces_start_at_the_edge_and_the_services_start_none_of_their_own(
+    stack: RunningStack, receiver: tuple[Receiver, int],
+) -> None:
+    """Reads without a ``traceparent``: the gateway's sampler (1 % of new traces, as shipped) records a few, and
+    the agents service records a call only under a gateway span of the same trace, never a trace of its own
+    (the left-out reads send it no trace context at all)."""
+    spans_of, _ = receiver
+    recorded = secrets.token_hex(16)
+    with httpx.Client(base_url=stack.url, headers=stack.admin_headers, timeout=30) as client:
+        for _ in range(300):
+            assert client.get("/api/v1/agents/summarizer").status_code == 200
+        # a sampled read last: once its spans arrived, the export of the reads before it has too
+        client.get("/api/v1/agents/summarizer", headers={"traceparent": f"00-{recorded}-{secrets.token_hex(8)}-01"})
+    assert wait_until(lambda: {s.service for s in spans_of.trace(recorded)} >= {"sutazai-gateway", "sutazai-agents"}
+                      or None, timeout_s=30, interval_s=0.5)
+    spans = spans_of.all()
+    gateway_traces = {s.trace_id for s in spans if s.service == "sutazai-gateway"}
+    orphans = [s for s in spans if s.service == "sutazai-agents" and s.trace_id not in gateway_traces]
+    assert orphans == []
+    # the reads' own traces: about 3 of 300 (at most a few dozen even by chance)
+    reads = {s.trace_id for s in spans if s.service == "sutazai-gateway" and s.name == "GET /api/v1/agents/{agent_id}"}
+    assert len(reads - {recorded}) < 40
 
 
 def test_the_performance_summary_has_the_traffic_of_this_stack(stack: RunningStack) -> None:

@@ -228,24 +228,48 @@ def test_decide_settles_as_the_sdks_sampler_would(monkeypatch: pytest.MonkeyPatc
     exporter = _sampled_tracer(monkeypatch, 0.25)
     ratio = TraceIdRatioBased(0.25)
     recorded = 0
-    for _ in range(2000):  # a new trace: the same verdict the SDK's ratio sampler gives on the same trace id
+    for _ in range(2000):  # a new trace: recorded exactly when the SDK's ratio sampler keeps its trace id
         decision = telemetry.decide(None)
         if decision.passed is not None:
-            assert telemetry._TRACEPARENT.fullmatch(decision.passed) and decision.passed.endswith("-00")
-            trace_id = int(decision.passed[3:35], 16)
-            assert ratio.should_sample(None, trace_id, "x").decision == SdkDecision.DROP
+            assert decision is telemetry.NOT_RECORDED  # left out: no trace context of ours is made or sent
         else:
             recorded += 1
+            assert ratio.should_sample(None, decision.trace_id, "x").decision == SdkDecision.RECORD_AND_SAMPLE
             span = telemetry.start_span(decision, "root")
             assert span.is_recording() and span.get_span_context().trace_id == decision.trace_id
             span.end()
     assert 400 < recorded < 600 and len(exporter.get_finished_spans()) == recorded
+    # a service's incoming call without a traceparent: its caller did not record it, so neither does the service
+    assert all(telemetry.decide(None, root=False) is telemetry.NOT_RECORDED for _ in range(100))
     assert telemetry.decide(UNSAMPLED).passed == UNSAMPLED  # a not-sampled parent: passed on as it came
+    assert telemetry.decide(UNSAMPLED, root=False).passed == UNSAMPLED
     assert telemetry.decide(UNSAMPLED[:-2] + "01") == telemetry.Decision()  # sampled parent: the SDK continues
     for broken in ("00-" + "0" * 32 + "-b7ad6b7169203331-00", "garbage", "01-abc"):
         assert telemetry.decide(broken) == telemetry.Decision()  # invalid: the SDK starts a trace as for none
     telemetry.use_tracer(telemetry.TRACER, root_bound=None)  # not parent-based: the SDK decides everything
     assert telemetry.decide(UNSAMPLED) == telemetry.Decision() and telemetry.pass_on() is None
+    assert telemetry.decide(None, root=False) == telemetry.Decision()
+
+
+async def test_work_left_out_at_the_edge_sends_no_trace_context_and_the_service_records_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter = _sampled_tracer(monkeypatch, 1.0)  # a service that started traces itself would record these
+    async with _served() as (servicer, upstream, target):
+        stub = upstream.stub(tasks_pb2_grpc.TaskServiceStub)
+        token = telemetry.passing("")  # as a request the gateway's sampler left out (NOT_RECORDED)
+        try:
+            await stub.GetTask(tasks_pb2.GetTaskRequest(task_id="t1"))
+            assert [e.type async for e in stub.WatchTask(tasks_pb2.WatchTaskRequest(task_id="t1"))]
+        finally:
+            telemetry.stop_passing(token)
+        assert ["traceparent" in m for m in servicer.metadata] == [False, False]
+        # a direct call without trace context (a script, grpcurl) is not recorded either
+        channel = grpc.aio.insecure_channel(target)
+        try:
+            await tasks_pb2_grpc.TaskServiceStub(channel).GetTask(tasks_pb2.GetTaskRequest(task_id="t2"))
+        finally:
+            await channel.close()
+    assert exporter.get_finished_spans() == ()
 
 
 def test_the_default_sampler_records_one_new_trace_in_a_hundred(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,11 +78,12 @@ def _code(context: grpc.aio.ServicerContext, exc: BaseException | None) -> grpc.
 
 
 def _span(method: _Method, context: grpc.aio.ServicerContext) -> Any:
-    """The call's SERVER span as a context manager, or None when the call is not recorded (its caller's
-    decision is then passed on to the calls it makes: ``telemetry.decide``)."""
+    """The call's SERVER span as a context manager, or one that records nothing when the call is not recorded
+    (its caller's decision is then passed on to the calls it makes; a call without a ``traceparent`` is not
+    recorded: ``telemetry.decide``)."""
     metadata = context.invocation_metadata()
     traceparent = telemetry.traceparent_of(metadata)
-    decision = telemetry.decide(traceparent)
+    decision = telemetry.decide(traceparent, root=False)
     if decision.passed is not None:
         return _Passing(decision.passed)
     span = telemetry.start_span(

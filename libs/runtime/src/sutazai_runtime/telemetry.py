@@ -11,11 +11,22 @@ the globally configured propagator (W3C trace context and baggage unless ``OTEL_
 
 Work that will not be recorded makes no span object. With a parent-based sampler (the default) the decision of
 the request that starts a trace holds for everything it causes, so ``decide`` settles it at the edge (the
-gateway's request, a gRPC call) from the incoming ``traceparent`` alone: a not-sampled parent, or a new trace the
-root sampler leaves out (decided on the trace id exactly as the SDK's ``TraceIdRatioBased`` would), is "passed
-on": the ``traceparent`` is kept in a context variable and forwarded on outgoing calls (``pass_on``), and the SDK
-is not involved. Measured on the one-hop read, the SDK's non-recording spans (extract, sampler, span and
-context objects, inject) cost ~0.1 ms of CPU per read across the gateway and the service (bench/edge_overhead.py).
+gateway's request, a gRPC call) from the incoming ``traceparent`` alone, and the SDK is not involved in what is
+left out:
+
+- a new trace (the gateway's request without a ``traceparent``) is decided on a drawn trace id exactly as the
+  SDK's ``TraceIdRatioBased`` would; left out, it is ``NOT_RECORDED`` and sends **no** trace context on: the
+  calls it causes carry none;
+- a call that reaches a service without a ``traceparent`` is not recorded either (``decide(..., root=False)``):
+  traces start where work enters the platform, so a service does not start one of its own for a call whose
+  caller did not record it (the task worker likewise for a task created outside a recorded trace);
+- a not-sampled ``traceparent`` that came from outside (a client's) is kept in a context variable and forwarded
+  as it came on outgoing calls (``pass_on``).
+
+Why no unsampled ``traceparent`` of our own making: drawing, formatting, sending and parsing it on every call
+cost ~25 µs of CPU per read across the gateway and the agents service (``bench/edge_overhead.py``, 2026-12-06),
+for a trace id that nothing records. Before, the SDK's non-recording spans (extract, sampler, span and context
+objects, inject) cost ~0.1 ms per read.
 """
 
 from __future__ import annotations
@@ -41,9 +52,9 @@ _provider: Any = None
 # Set by ``configure_tracing`` for a parent-based sampler: the root sampler's bound on the low 64 bits of a trace
 # id (sampled below it; 2**64 = always, 0 = never). None: every decision is the SDK's (no passing on).
 _ROOT_BOUND: int | None = None
-_LOW64 = (1 << 64) - 1
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-# The traceparent of the not-recorded work this task is doing, forwarded as it is on its outgoing calls.
+# The traceparent of the not-recorded work this task is doing, forwarded as it is on its outgoing calls ("": not
+# recorded, nothing to forward; None: no decision made here, the SDK's current span decides).
 _PASSED: contextvars.ContextVar[str | None] = contextvars.ContextVar("sutazai_passed_traceparent", default=None)
 # The trace id ``decide`` drew for a new recorded trace, taken by the SDK's id generator for that one span.
 _PRESET_TRACE_ID: contextvars.ContextVar[int] = contextvars.ContextVar("sutazai_preset_trace_id", default=0)
@@ -111,18 +122,21 @@ def preset_trace_ids() -> Any:
 # --- deciding at the edge -------------------------------------------------------------------------------------
 
 class Decision(NamedTuple):
-    """What ``decide`` settled: ``passed`` (not recorded: the traceparent to forward, no span to make) or, to
-    record, ``trace_id`` (a new trace's id the sampler was asked about; 0 when the SDK decides alone)."""
+    """What ``decide`` settled: ``passed`` (not recorded, no span to make: the traceparent to forward, or "" for
+    none) or, to record, ``trace_id`` (a new trace's id the sampler was asked about; 0 when the SDK decides alone)."""
 
     passed: str | None = None
     trace_id: int = 0
 
 
 _SDK = Decision()
+NOT_RECORDED = Decision(passed="")
 
 
-def decide(traceparent: str | None) -> Decision:
-    """Settle the work an incoming request or call starts, from its ``traceparent`` (None: it carries none)."""
+def decide(traceparent: str | None, *, root: bool = True) -> Decision:
+    """Settle the work an incoming request or call starts, from its ``traceparent`` (None: it carries none).
+    ``root``: work without a ``traceparent`` may start a trace (the gateway's requests); False: it is not recorded
+    (a service's incoming calls: their caller did not record them)."""
     bound = _ROOT_BOUND
     if bound is None:
         return _SDK
@@ -131,10 +145,12 @@ def decide(traceparent: str | None) -> Decision:
         if found is None or found[1] == "0" * 32 or found[2] == "0" * 16:
             return _SDK  # invalid: the SDK starts a new trace as it does for none (rare)
         return _SDK if int(found[3], 16) & 1 else Decision(passed=traceparent)
-    trace_id = random.getrandbits(128) or 1
-    if trace_id & _LOW64 < bound:
-        return Decision(trace_id=trace_id)
-    return Decision(passed=f"00-{trace_id:032x}-{random.getrandbits(64) or 1:016x}-00")
+    if not root:
+        return NOT_RECORDED
+    low = random.getrandbits(64)  # the bits the ratio sampler looks at: the rest only for a recorded trace
+    if low < bound:
+        return Decision(trace_id=(random.getrandbits(64) << 64 | low) or 1)
+    return NOT_RECORDED
 
 
 def start_span(decision: Decision, name: str, **kwargs: Any) -> Any:
@@ -159,8 +175,8 @@ def stop_passing(token: contextvars.Token[str | None]) -> None:
 
 
 def pass_on() -> str | None:
-    """The ``traceparent`` an outgoing call carries when the current work is not recorded (no client span to
-    make: with a parent-based sampler nothing under it records either); None: use the SDK."""
+    """The ``traceparent`` an outgoing call carries when the current work is not recorded ("" for none; no client
+    span to make: with a parent-based sampler nothing under it records either); None: use the SDK."""
     if _ROOT_BOUND is None:
         return None
     passed = _PASSED.get()
@@ -208,11 +224,12 @@ def context_from_metadata(metadata: Iterable[Any] | None) -> Context:
 
 
 def with_trace_metadata(metadata: Sequence[tuple[str, str]] | None, passed: str | None = None
-                        ) -> tuple[tuple[str, str], ...]:
+                        ) -> Sequence[tuple[str, str]] | None:
     """``metadata`` plus the trace context of an outgoing call: ``passed`` (``pass_on()``'s value: the work is
-    not recorded, its ``traceparent`` goes on as it came) or else the current span's, through the propagator."""
+    not recorded, its ``traceparent`` goes on as it came; "": nothing to add) or else the current span's,
+    through the propagator."""
     if passed is not None:
-        return (*(metadata or ()), ("traceparent", passed))
+        return (*(metadata or ()), ("traceparent", passed)) if passed else metadata
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return (*(metadata or ()), *carrier.items())

@@ -7,6 +7,11 @@ path, so labels stay few; a request no route matched is ``unmatched``. A streame
 its last byte. Per request: one ``perf_counter`` pair, a dict look-up for the cached histogram child, its
 ``observe``, and the in-flight gauge up and down. With several gateway processes these live in
 prometheus_client's multi-process files (``PROMETHEUS_MULTIPROC_DIR``) and are summed across processes.
+
+With ``traced`` (tracing on) the same layer settles the request's trace (``http_tracing``): a request the
+sampler leaves out runs with that decision in its context (no span, no trace context sent on), a recorded one
+inside its SERVER span. One layer for both, not a second middleware: a layer is a coroutine frame every
+resumption of the request passes through, and a wrapper of every message sent.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from typing import Any
 
 from prometheus_client import Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from sutazai_runtime import telemetry
+
+from sutazai_gateway import http_tracing
 
 REQUEST_SECONDS = Histogram(
     "sutazai_http_request_seconds", "HTTP requests by route template and status, until the last byte",
@@ -28,8 +36,9 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 class HttpMetrics:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, traced: bool = False) -> None:
         self.app = app
+        self._traced = traced
         self._children: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -47,7 +56,16 @@ class HttpMetrics:
         IN_FLIGHT.inc()
         started = time.perf_counter()
         try:
-            await self.app(scope, receive, observed_send)
+            if not self._traced or telemetry.TRACER is None:
+                await self.app(scope, receive, observed_send)
+            elif (decision := http_tracing.decide_request(scope)).passed is None:
+                await http_tracing.serve_recorded(self.app, scope, receive, observed_send, decision, lambda: status)
+            else:  # not recorded: no span here or under it, the decision passed on
+                token = telemetry.passing(decision.passed)
+                try:
+                    await self.app(scope, receive, observed_send)
+                finally:
+                    telemetry.stop_passing(token)
         finally:
             elapsed = time.perf_counter() - started
             IN_FLIGHT.dec()

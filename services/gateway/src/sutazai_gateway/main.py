@@ -49,7 +49,6 @@ from sutazai_gateway.compression import GZipWhenAsked
 from sutazai_gateway.config import Settings
 from sutazai_gateway.health_monitor import HealthMonitor
 from sutazai_gateway.http_metrics import HttpMetrics
-from sutazai_gateway.http_tracing import HttpSpans
 from sutazai_gateway.mcp_server import McpEndpoint, build_mcp_server
 from sutazai_gateway.metrics import MULTIPROC_DIR_ENV
 from sutazai_gateway.metrics import serve_metrics as serve_metrics_here
@@ -216,7 +215,7 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
         description="One authenticated REST API in front of self-hosted LLM agents.",
         lifespan=lifespan,
         # FastAPI's own OpenTelemetry only with SUTAZAI_GATEWAY_OTEL: the request span while tracing is on is
-        # HttpSpans' (~100 µs of CPU per request instead of FastAPI's ~145 µs; see docs/decisions.md).
+        # HttpMetrics' (~100 µs of CPU per request instead of FastAPI's ~145 µs; see docs/decisions.md).
         telemetry={"tracing": settings.otel, "metrics": settings.otel, "logs": settings.otel},
     )
     app.state.gateway_metrics = gateway_metrics
@@ -240,9 +239,8 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RequestId)
-    if settings.telemetry.enabled and not settings.otel:
-        app.add_middleware(HttpSpans)  # the request's SERVER span (tracing on only)
-    app.add_middleware(HttpMetrics)  # outermost: counts every request, refused ones too
+    # outermost: counts every request, refused ones too; with tracing on, also the request's SERVER span
+    app.add_middleware(HttpMetrics, traced=settings.telemetry.enabled and not settings.otel)
     # Routes are matched in order: the busiest prefixes first (no two routers share a path).
     app.include_router(agents_routes.router)
     app.include_router(tasks.router)

@@ -180,6 +180,13 @@ class Worker:
             await self._bus.event(task.id, "started", "running", attempt=task.attempts)
             if telemetry.TRACER is None:
                 outcome = await self._run(task)
+            elif not (msg.headers or {}).get("traceparent"):
+                # created outside a recorded trace: not recorded either, and the calls it makes carry no context
+                token = telemetry.passing("")
+                try:
+                    outcome = await self._run(task)
+                finally:
+                    telemetry.stop_passing(token)
             else:  # the span continues the trace of the task's creation (traceparent in the message headers)
                 with telemetry.TRACER.start_as_current_span(
                     f"run {task.task_type} task", context=telemetry.context_from_headers(msg.headers),

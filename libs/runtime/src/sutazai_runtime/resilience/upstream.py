@@ -22,7 +22,8 @@ in-memory list replaced by the registry watch, no task is spawned per call.
 
 Observability, in line as well: each unary call's latency (retries included) goes to
 ``sutazai_upstream_call_seconds{upstream,method}``; while tracing is on (``telemetry.TRACER``), a unary call
-is a CLIENT span and every call (streams too) carries the current trace context as ``traceparent`` metadata.
+is a CLIENT span and every call (streams too) carries the current trace context as ``traceparent`` metadata
+(none when the work is not recorded and no client sent one: ``telemetry.decide``).
 """
 
 from __future__ import annotations
@@ -307,7 +308,7 @@ class Upstream:
                 return await self._unary(stub_class, method, request, timeout=timeout, metadata=metadata,
                                          balance_key=balance_key, **kwargs)
             passed = telemetry.pass_on()
-            if passed is not None:  # not recorded: no client span, the caller's decision travels on
+            if passed is not None:  # not recorded: no client span, the caller's decision travels on (if any)
                 return await self._unary(stub_class, method, request, timeout=timeout,
                                          metadata=telemetry.with_trace_metadata(metadata, passed),
                                          balance_key=balance_key, **kwargs)
