@@ -153,13 +153,18 @@ async def test_metadata_and_properties_come_back_exactly_as_sent(api: Api) -> No
 
 
 async def test_a_lone_surrogate_is_refused_with_422_and_nothing_is_stored(api: Api) -> None:
+    """And NaN or Infinity in user data (Python's json reads them; they are not JSON, and an answer holding
+    them would not parse)."""
     h, a = api.http, {**api.as_("alice"), "content-type": "application/json"}
     before = (await ok(await h.get("/api/v1/memory", headers=a)))["total"]
     for path, raw in [("/api/v1/memory", '{"content": "x", "metadata": {"\\ud800": 1}}'),
                       ("/api/v1/memory", '{"content": "bad \\udc00 text"}'),
                       ("/api/v1/memory/search", '{"query": "x", "metadata": {"\\ud800": "a"}}'),
                       ("/api/v1/memory/search", '{"query": "\\ud800"}'),
-                      ("/api/v1/graph/entities", '{"name": "n", "type": "t", "properties": {"k": "\\ud800"}}')]:
+                      ("/api/v1/graph/entities", '{"name": "n", "type": "t", "properties": {"k": "\\ud800"}}'),
+                      ("/api/v1/memory", '{"content": "x", "metadata": {"k": NaN}}'),
+                      ("/api/v1/memory", '{"content": "x", "metadata": {"k": [1, -Infinity]}}'),
+                      ("/api/v1/graph/entities", '{"name": "n", "type": "t", "properties": {"k": Infinity}}')]:
         is_problem(await h.post(path, headers=a, content=raw), 422)
     assert (await ok(await h.get("/api/v1/memory", headers=a)))["total"] == before
 

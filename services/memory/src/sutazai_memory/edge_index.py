@@ -57,23 +57,27 @@ def _sparse(s: Sparse) -> qe.SparseVector:
     return qe.SparseVector(list(s.indices), list(s.values))
 
 
-def _config(dimensions: int, indexing_threshold_kb: int | None = None) -> qe.EdgeConfig:
+def _config(dimensions: int, indexing_threshold_kb: int | None = None, search_threads: int = 0) -> qe.EdgeConfig:
     return qe.EdgeConfig(
         vectors={DENSE: qe.EdgeVectorParams(size=dimensions, distance=qe.Distance.Cosine)},
         sparse_vectors={KEYWORDS: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         optimizers=(qe.EdgeOptimizersConfig(indexing_threshold=indexing_threshold_kb)
                     if indexing_threshold_kb is not None else None),
+        max_search_threads=search_threads or None,
     )
 
 
 class EdgeIndex:
     """``build_after``: points written since the last HNSW build that start the next one in the background
     (0: never; the service's default is in ``config.Settings.index_after``). ``indexing_threshold_kb``:
-    Qdrant's segment size above which optimisation builds HNSW, for new collections (None: Qdrant's default)."""
+    Qdrant's segment size above which optimisation builds HNSW, for new collections (None: Qdrant's default).
+    ``search_threads``: the threads of each shard's search pool (0: Qdrant's default, one per CPU; see
+    ``config.Settings.search_threads``)."""
 
     def __init__(self, path: Path, *, build_after: int = 0, settle_s: float = 2.0, max_wait_s: float = 60.0,
-                 indexing_threshold_kb: int | None = None) -> None:
+                 indexing_threshold_kb: int | None = None, search_threads: int = 0) -> None:
         self.path = path
+        self._search_threads = search_threads
         path.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, qe.EdgeShard] = {}
         self._dims: dict[str, int] = {}
@@ -95,12 +99,19 @@ class EdgeIndex:
         return "qdrant-edge"
 
     def _open(self, name: str) -> qe.EdgeShard:
-        folder = self.path / name
-        shard = qe.EdgeShard.load(str(folder))
-        config = json.loads((folder / "edge_config.json").read_text())
-        self._dims[name] = int(config["vectors"][DENSE]["size"])
+        shard = self._load(self.path / name)
         self._shards[name] = shard
         return shard
+
+    def _load(self, folder: Path) -> qe.EdgeShard:
+        """Load a shard with this service's search pool size (kept on disk in its config; the rest of the
+        stored config, such as the indexing threshold, stays as it was)."""
+        config = json.loads((folder / "edge_config.json").read_text())
+        dimensions = int(config["vectors"][DENSE]["size"])
+        self._dims[folder.name] = dimensions
+        if not self._search_threads:
+            return qe.EdgeShard.load(str(folder))
+        return qe.EdgeShard.load(str(folder), _config(dimensions, search_threads=self._search_threads))
 
     def shard(self, name: str) -> qe.EdgeShard | None:
         return self._shards.get(name)
@@ -127,7 +138,8 @@ class EdgeIndex:
             return
         if not _NAME.match(name):
             raise ValueError(f"collection name {name!r}")
-        shard = qe.EdgeShard.create(str(self.path / name), _config(dimensions, self._indexing_threshold_kb))
+        shard = qe.EdgeShard.create(str(self.path / name), _config(dimensions, self._indexing_threshold_kb,
+                                                                  self._search_threads))
         for field in INDEXED_FIELDS:
             shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
         self._shards[name], self._dims[name] = shard, dimensions
@@ -245,7 +257,7 @@ class EdgeIndex:
         live.rename(old)
         try:
             built.rename(live)
-            fresh = qe.EdgeShard.load(str(live))
+            fresh = self._load(live)
             for operation in journal:
                 fresh.update(operation)
             fresh.flush()
@@ -253,7 +265,7 @@ class EdgeIndex:
             if live.exists():
                 shutil.rmtree(live, ignore_errors=True)
             old.rename(live)
-            self._shards[name] = qe.EdgeShard.load(str(live))
+            self._shards[name] = self._load(live)
             raise
         # Until here ``.old-<name>`` holds every acknowledged write and a restart puts it back (``_repair``);
         # from here the built shard, with the journal applied and flushed, is the one.

@@ -92,7 +92,7 @@ class VectorIndex(Protocol):
 
 
 def open_index(url: str | None, path: Path, *, api_key: str | None = None, timeout_s: float = 10.0,
-               index_after: int = 0) -> VectorIndex:
+               index_after: int = 0, search_threads: int = 0) -> VectorIndex:
     """A Qdrant server when ``url`` is set, else the in-process edge engine in ``path`` (building HNSW in the
     background once ``index_after`` points were written since its last build; 0: never)."""
     if url:
@@ -101,4 +101,4 @@ def open_index(url: str | None, path: Path, *, api_key: str | None = None, timeo
         return ServerIndex.connect(url, api_key=api_key, timeout_s=timeout_s)
     from sutazai_memory.edge_index import EdgeIndex
 
-    return EdgeIndex(path, build_after=index_after)
+    return EdgeIndex(path, build_after=index_after, search_threads=search_threads)

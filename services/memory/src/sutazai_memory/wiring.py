@@ -84,7 +84,8 @@ async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory
                       infer_timeout_s=settings.infer_timeout_s)
     index = open_index(settings.qdrant_url, settings.vectors_dir,
                              api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
-                             timeout_s=settings.qdrant_timeout_s, index_after=settings.index_after)
+                             timeout_s=settings.qdrant_timeout_s, index_after=settings.index_after,
+                             search_threads=settings.search_threads)
     graph = await open_graph(settings, pool, schema)
     if not await index.collections() and await pool.fetchval(f"SELECT EXISTS (SELECT 1 FROM {schema}.memories)"):
         # e.g. the vector folder was lost, or it was qdrant-client's local mode before (.sutazai/memory/qdrant)

@@ -19,7 +19,7 @@ from sutazai_gateway.api.routes.memory_common import (
     INFER_TIMEOUT_S,
     MEMORY_TIMEOUT_S,
     JsonObject,
-    UserJsonResponse,
+    PassThroughJsonResponse,
     json_bytes,
     json_value,
     memory_dict,
@@ -221,9 +221,9 @@ async def search_memories(body: SearchBody, state: StateDep, user: CurrentUser) 
         request.threshold = body.threshold
     with upstream_errors("memory"):
         reply = await stub(state).SearchMemories(request, metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)
-    # the hot read: already SearchOut's shape, serialised once (no second validation)
-    return UserJsonResponse({"query": body.query, "mode": body.mode,
-                             "results": [{**memory_dict(r.memory), "score": r.score} for r in reply.results]})
+    # the hot read: already SearchOut's shape, serialised once (no second validation), metadata unparsed
+    return PassThroughJsonResponse({"query": body.query, "mode": body.mode, "results": [
+        {**memory_dict(r.memory, raw=True), "score": r.score} for r in reply.results]})
 
 
 @router.get("", response_model=ListOut, responses=problem_responses(*COMMON, 400))

@@ -4,8 +4,10 @@ problem statuses every memory route can answer (``problem_responses`` is the gat
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+import orjson
 from google.protobuf.message import Message
 from pydantic import AfterValidator
 from starlette.responses import Response
@@ -27,10 +29,17 @@ def stub(state: GatewayState) -> memory_pb2_grpc.MemoryServiceStub:
     return state.upstreams["memory"].stub(memory_pb2_grpc.MemoryServiceStub)
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def when(message: Message, field: str) -> str | None:
+    """A ``Timestamp`` field as ISO 8601 UTC, as ``ToDatetime().isoformat() + "Z"`` gives it (microseconds, the
+    nanoseconds truncated) at a third of its cost: protobuf's ``ToDatetime`` is pure Python and this runs twice
+    per memory of every answer."""
     if not message.HasField(field):
         return None
-    return str(getattr(message, field).ToDatetime().isoformat() + "Z")
+    stamp = getattr(message, field)
+    return (_EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)).isoformat() + "Z"
 
 
 def json_bytes(value: Any) -> bytes:
@@ -39,15 +48,18 @@ def json_bytes(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-class UserJsonResponse(Response):
-    """A reply that holds user data, serialised with stdlib json (exact for integers of any size; orjson
-    refuses those beyond 64 bits). Returned directly by hot routes whose dict already has the shape of their
-    ``response_model``, which stays for the OpenAPI schema: FastAPI then does not validate it a second time."""
+class PassThroughJsonResponse(Response):
+    """A reply whose user data (metadata) is the JSON text the memory service holds, spliced in unparsed
+    (``orjson.Fragment``: ``memory_dict(..., raw=True)``), the rest serialised by orjson. Returned directly by the
+    hot routes whose dict already has the shape of their ``response_model``, which stays for the OpenAPI schema:
+    FastAPI then does not validate it a second time. Parsing every memory's metadata and serialising it again
+    with stdlib json (exact for integers of any size, where orjson refuses those beyond 64 bits) cost a search
+    of 10 results ~0.1 ms of the gateway's time at one request in flight."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return json_bytes(content)
+        return orjson.dumps(content)
 
 
 def json_value(raw: bytes, empty: Any = None) -> Any:
@@ -56,11 +68,14 @@ def json_value(raw: bytes, empty: Any = None) -> Any:
 
 
 def storable(value: dict[str, Any]) -> dict[str, Any]:
-    """Refuse (422) what cannot be stored as UTF-8 JSON: a lone surrogate such as ``"\\ud800"`` in a key or value."""
+    """Refuse (422) what cannot be stored as UTF-8 JSON: a lone surrogate such as ``"\\ud800"`` in a key or value,
+    or NaN / Infinity (Python's json reads them, but they are not JSON: an answer holding them would not parse)."""
     try:
-        json_bytes(value)
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
     except UnicodeEncodeError:
         raise ValueError("text must be valid Unicode (a lone surrogate cannot be stored)") from None
+    except ValueError:
+        raise ValueError("numbers must be finite (NaN and Infinity are not JSON)") from None
     return value
 
 
@@ -73,9 +88,12 @@ def scope_fields(message: memory_pb2.Scope) -> dict[str, str | None]:
             "run_id": message.run_id or None}
 
 
-def memory_dict(m: memory_pb2.Memory) -> dict[str, Any]:
+def memory_dict(m: memory_pb2.Memory, *, raw: bool = False) -> dict[str, Any]:
+    """The memory as the routes answer it; ``raw``: its metadata as the stored JSON text, for
+    ``PassThroughJsonResponse``."""
+    metadata = (orjson.Fragment(m.metadata_json or b"{}") if raw else json_value(m.metadata_json, {}))
     return {
-        "id": m.id, "content": m.content, "metadata": json_value(m.metadata_json, {}), **scope_fields(m.scope),
+        "id": m.id, "content": m.content, "metadata": metadata, **scope_fields(m.scope),
         "user_id": m.user_id, "collection": m.collection or None, "document_id": m.document_id or None,
         "hash": m.content_hash, "created_at": when(m, "created_at"), "updated_at": when(m, "updated_at"),
     }
