@@ -241,22 +241,24 @@ def create_app(settings: Settings, *, serve_metrics: bool = True) -> FastAPI:
     app.add_middleware(RequestId)
     # outermost: counts every request, refused ones too; with tracing on, also the request's SERVER span
     app.add_middleware(HttpMetrics, traced=settings.telemetry.enabled and not settings.otel)
-    # Routes are matched in order: the busiest prefixes first (no two routers share a path).
+    # Routes are matched in order (no two routers share a path): the millisecond reads and writes first
+    # (agents, tasks, memory), then the model calls (seconds each), then the rest. A router with a fixed
+    # prefix turns other paths away at once (api/routing.py); one without ("/", health) walks its routes.
     app.include_router(agents_routes.router)
     app.include_router(tasks.router)
+    app.include_router(memory_routes.router)
+    app.include_router(vector_routes.router)
+    app.include_router(document_routes.router)
+    app.include_router(graph_routes.router)
     app.include_router(chat_routes.router)
+    app.include_router(openai_routes.router)
+    app.include_router(ollama_routes.router)
     app.include_router(root.router)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(tasks.orchestrate_router)
     app.include_router(mcp_routes.router)
     app.add_route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
-    app.include_router(openai_routes.router)
-    app.include_router(ollama_routes.router)
-    app.include_router(memory_routes.router)
-    app.include_router(vector_routes.router)
-    app.include_router(document_routes.router)
-    app.include_router(graph_routes.router)
     app.include_router(mesh_routes.router)
     app.include_router(performance_routes.router)
     app.include_router(cache_routes.router)

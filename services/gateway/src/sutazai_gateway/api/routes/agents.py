@@ -14,17 +14,18 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai.common.v1 import common_pb2
 
 from sutazai_gateway.api.cached import cached_json, invalidate
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, GatewayState, StateDep, call_metadata
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.grpc_errors import upstream_errors
 from sutazai_gateway.problems import problem_responses
 
-router = APIRouter(prefix="/api/v1/agents", tags=["agents"])
+router = PrefixedRouter(prefix="/api/v1/agents", tags=["agents"])
 
 AgentId = Annotated[str, Path(min_length=1, max_length=64, description="lower-case letters, digits and '-'")]
 Status = Literal["active", "unavailable", "unknown"]

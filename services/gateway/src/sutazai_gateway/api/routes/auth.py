@@ -8,12 +8,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import grpc
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import HTTPException, Path, Response
 from pydantic import BaseModel, Field
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from sutazai_runtime.identity import Identity
 
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.auth.service import AccountLockedError, AuthError
 from sutazai_gateway.auth.store import AuthStore, User, UsernameTakenError
 from sutazai_gateway.problems import problem_responses
@@ -21,7 +22,7 @@ from sutazai_gateway.problems import problem_responses
 log = logging.getLogger(__name__)
 TASKS_TIMEOUT_S = 10.0  # one UPDATE of the account's unfinished tasks and a message per running one
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = PrefixedRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 class LoginRequest(BaseModel):

@@ -8,17 +8,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import grpc
-from fastapi import APIRouter, Body, HTTPException
+from fastapi import Body, HTTPException
 from google.protobuf import json_format
 from pydantic import Field
 from sutazai.chat.v1 import chat_pb2
 
 from sutazai_gateway import chat_client
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.chat_client import stub
 from sutazai_gateway.problems import problem_responses
 
-router = APIRouter(prefix="/api/v1/cache", tags=["cache"])
+router = PrefixedRouter(prefix="/api/v1/cache", tags=["cache"])
 log = logging.getLogger(__name__)
 
 Tag = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+$")]

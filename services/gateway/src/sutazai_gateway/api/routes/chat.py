@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import grpc
 import orjson
-from fastapi import APIRouter, Body, HTTPException, Query
+from fastapi import Body, HTTPException, Query
 from fastapi.responses import Response, StreamingResponse
 from google.protobuf import json_format, struct_pb2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -15,6 +15,7 @@ from sutazai.chat.v1 import chat_pb2
 
 from sutazai_gateway import chat_client
 from sutazai_gateway.api.deps import CurrentUser, StateDep, call_metadata
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.chat_client import chat_request, problem_of, reply_dict, stub
 from sutazai_gateway.chat_tools import (
     ResponseFormatBody,
@@ -29,7 +30,7 @@ from sutazai_gateway.chat_tools import (
 from sutazai_gateway.problems import problem_responses
 from sutazai_gateway.responses import json_response
 
-router = APIRouter(prefix="/api/v1", tags=["chat"])
+router = PrefixedRouter(prefix="/api/v1", tags=["chat"])
 
 
 class Message(BaseModel):

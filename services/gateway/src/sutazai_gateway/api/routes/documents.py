@@ -9,7 +9,7 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, Query, Response, UploadFile
+from fastapi import File, Form, HTTPException, Path, Query, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sutazai.common.v1 import common_pb2
 from sutazai.memory.v1 import memory_pb2
@@ -18,10 +18,11 @@ from sutazai_runtime.identity import Identity
 from sutazai_gateway.api.cached import cached_json, invalidate
 from sutazai_gateway.api.deps import CurrentUser, StateDep
 from sutazai_gateway.api.routes.memory_common import COMMON, MEMORY_TIMEOUT_S, stub, when
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.grpc_errors import upstream_errors
 from sutazai_gateway.problems import problem_responses
 
-router = APIRouter(prefix="/api/v1/documents", tags=["documents"])
+router = PrefixedRouter(prefix="/api/v1/documents", tags=["documents"])
 
 DocumentId = Annotated[str, Path(min_length=1, max_length=64)]
 UPLOAD_TIMEOUT_S = 60.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import Path, Query, Response
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict, Field
 from sutazai.common.v1 import common_pb2
@@ -23,10 +23,11 @@ from sutazai_gateway.api.routes.memory_common import (
     stub,
     when,
 )
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.grpc_errors import upstream_errors
 from sutazai_gateway.problems import problem_responses
 
-router = APIRouter(prefix="/api/v1/graph", tags=["graph"])
+router = PrefixedRouter(prefix="/api/v1/graph", tags=["graph"])
 
 GraphId = Annotated[str, Path(min_length=1, max_length=64)]
 ScopeId = Annotated[str | None, Field(None, min_length=1, max_length=128)]

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 from sutazai_gateway.api.deps import CurrentUser, StateDep
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.grpc_errors import upstream_errors
 
-router = APIRouter(prefix="/api/v1/mcp", tags=["mcp"])
+router = PrefixedRouter(prefix="/api/v1/mcp", tags=["mcp"])
 _PROBLEM = {"content": {"application/problem+json": {}}}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import Path, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sutazai.common.v1 import common_pb2
 from sutazai.memory.v1 import memory_pb2
@@ -27,10 +27,11 @@ from sutazai_gateway.api.routes.memory_common import (
     stub,
     when,
 )
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.grpc_errors import upstream_errors
 from sutazai_gateway.problems import problem_responses
 
-router = APIRouter(prefix="/api/v1/memory", tags=["memory"])
+router = PrefixedRouter(prefix="/api/v1/memory", tags=["memory"])
 
 MemoryId = Annotated[str, Path(min_length=1, max_length=64)]
 ScopeId = Annotated[str | None, Field(None, min_length=1, max_length=128)]

@@ -9,16 +9,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import HTTPException, Path
 from pydantic import BaseModel, ConfigDict, Field
 from sutazai.mesh.v1 import mesh_pb2, mesh_pb2_grpc
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, GatewayState, StateDep
 from sutazai_gateway.api.routes.tasks import CreateTask
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.grpc_errors import upstream_errors
 
-router = APIRouter(prefix="/api/v1/mesh", tags=["mesh"])
+router = PrefixedRouter(prefix="/api/v1/mesh", tags=["mesh"])
 
 _AUTH = {401: {"description": "no credential"}}
 _ADMIN = {**_AUTH, 403: {"description": "not an admin"}}

@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import grpc
-from fastapi import APIRouter, HTTPException
+from fastapi import HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sutazai.chat.v1 import chat_pb2
 
 from sutazai_gateway import chat_client
 from sutazai_gateway.api.deps import CurrentUser, StateDep, call_metadata
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.chat_client import chat_request, problem_of, stub
 from sutazai_gateway.chat_tools import (
     ToolCallBody,
@@ -27,7 +28,7 @@ from sutazai_gateway.chat_tools import (
 )
 from sutazai_gateway.problems import problem_responses
 
-router = APIRouter(prefix="/api", tags=["ollama-compatible"])
+router = PrefixedRouter(prefix="/api", tags=["ollama-compatible"])
 NDJSON = "application/x-ndjson"
 OLLAMA_API_VERSION = "0.12.0"
 

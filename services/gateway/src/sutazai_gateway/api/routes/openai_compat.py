@@ -11,13 +11,14 @@ import uuid
 from typing import Any, Literal
 
 import grpc
-from fastapi import APIRouter, HTTPException
+from fastapi import HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sutazai.chat.v1 import chat_pb2
 
 from sutazai_gateway import chat_client
 from sutazai_gateway.api.deps import CurrentUser, StateDep, call_metadata
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.chat_client import chat_request, problem_of, stub
 from sutazai_gateway.chat_tools import (
     ResponseFormatBody,
@@ -32,7 +33,7 @@ from sutazai_gateway.chat_tools import (
 )
 from sutazai_gateway.problems import problem_responses
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+router = PrefixedRouter(prefix="/v1", tags=["openai-compatible"])
 
 
 class OpenAIMessage(BaseModel):

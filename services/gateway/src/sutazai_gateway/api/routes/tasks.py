@@ -8,17 +8,18 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import grpc
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sutazai.common.v1 import common_pb2
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep, call_metadata
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.grpc_errors import upstream_errors
 from sutazai_gateway.problems import problem_responses
 
-router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+router = PrefixedRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
 StatusName = Literal["queued", "running", "retrying", "completed", "failed", "cancelled", "dead",
                      "waiting_approval"]
@@ -228,7 +229,7 @@ async def task_events(task_id: TaskId, request: Request, user: CurrentUser, stat
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-orchestrate_router = APIRouter(prefix="/api/v1", tags=["tasks"])
+orchestrate_router = PrefixedRouter(prefix="/api/v1", tags=["tasks"])
 
 
 class Orchestrate(BaseModel):

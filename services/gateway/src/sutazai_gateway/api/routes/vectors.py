@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sutazai.memory.v1 import memory_pb2
 
 from sutazai_gateway.api.deps import CurrentUser, StateDep
 from sutazai_gateway.api.routes.memory_common import COMMON, MEMORY_TIMEOUT_S, JsonObject, json_bytes, json_value, stub
+from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.grpc_errors import upstream_errors
 from sutazai_gateway.problems import problem_responses
 
-router = APIRouter(prefix="/api/v1/vectors", tags=["vectors"])
+router = PrefixedRouter(prefix="/api/v1/vectors", tags=["vectors"])
 
 DEFAULT_COLLECTION = "sutazai_docs"
 
