@@ -60,7 +60,9 @@ def canonical_text(value: Any) -> str:
 
 
 def to_json(value: dict[str, Any] | None) -> bytes:
-    return b"" if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    if not value:  # most memories have no metadata: no encoder run for "{}"
+        return b"" if value is None else b"{}"
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

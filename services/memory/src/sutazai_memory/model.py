@@ -56,13 +56,19 @@ class MemoryRecord:
 
         return cls(
             id=point_id, user_id=payload.get("user_id", ""), content=payload.get("content", ""),
-            metadata=json.loads(payload["metadata_json"]) if payload.get("metadata_json")
-            else payload.get("metadata") or {},
+            metadata=_metadata(payload),
             scope=Scope(payload.get("agent_id", ""), payload.get("session_id", ""), payload.get("run_id", "")),
             collection=payload.get("collection", ""), document_id=payload.get("document_id", ""),
             content_hash=payload.get("content_hash", ""), created_at=when("created_at"),
             updated_at=when("updated_at"),
         )
+
+
+def _metadata(payload: dict[str, Any]) -> dict[str, Any]:
+    raw = payload.get("metadata_json")
+    if raw == "{}":  # most memories have none: no decoder run per search result
+        return {}
+    return json.loads(raw) if raw else payload.get("metadata") or {}
 
 
 @dataclass(slots=True)
