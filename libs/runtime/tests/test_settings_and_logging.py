@@ -48,3 +48,13 @@ def test_logs_are_one_json_object_per_line(capsys: pytest.CaptureFixture[str]) -
     assert record["service"] == "demo"
     assert record["level"] == "INFO"
     assert record["task_id"] == "t-1"
+
+
+def test_a_line_per_request_of_http_clients_is_left_out_at_info(capsys: pytest.CaptureFixture[str]) -> None:
+    """httpx (the official model clients') logs every request at INFO; chat's backend probe alone made a line a
+    second per backend. Its warnings still come through."""
+    configure_logging("INFO", "demo")
+    logging.getLogger("httpx").info('HTTP Request: GET http://127.0.0.1:1/v1/models "HTTP/1.1 200 OK"')
+    logging.getLogger("httpx").warning("a warning")
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r["message"] for r in lines if r["logger"] == "httpx"] == ["a warning"]

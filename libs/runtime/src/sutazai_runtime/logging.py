@@ -59,8 +59,9 @@ def configure_logging(level: str, service: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Libraries that log every connection at INFO drown the service's own lines.
-    for noisy in ("asyncio", "grpc._cython", "nats.aio.client"):
+    # Libraries that log every connection or request at INFO drown the service's own lines (httpx: a line per
+    # request of the official model clients, chat's backend probe among them, about one a second per backend).
+    for noisy in ("asyncio", "grpc._cython", "nats.aio.client", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
