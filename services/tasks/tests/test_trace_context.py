@@ -80,3 +80,34 @@ async def test_without_tracing_nothing_is_recorded_or_sent(store: TaskStore, bus
     assert task.trace_id is None and convert.to_proto(task).trace_id == ""
     headers = await _published_headers(bus, bus.names.work("high"), lambda: bus.dispatch(task))
     assert "traceparent" not in headers and headers["Nats-Msg-Id"] == task.id
+
+
+async def test_a_task_created_outside_a_recorded_trace_runs_unrecorded(
+    store: TaskStore, bus: TaskBus, running_worker: Any, until_final: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Traces start where work enters the platform: a task whose creation was not recorded (no traceparent in
+    its message) makes no worker span, even under a sampler that would record every new trace, and the calls
+    its handler makes carry no trace context (``pass_on`` answers "")."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    exporter = InMemorySpanExporter()
+    root = TraceIdRatioBased(1.0)
+    provider = TracerProvider(sampler=ParentBased(root), id_generator=telemetry.preset_trace_ids())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(telemetry, "TRACER", None)  # restored after the test, with the bound below
+    monkeypatch.setattr(telemetry, "_ROOT_BOUND", None)
+    telemetry.use_tracer(provider.get_tracer("test"), root_bound=root.bound)
+    seen: list[str | None] = []
+
+    async def handler(task: Any, progress: Any) -> Any:
+        seen.append(telemetry.pass_on())
+        return await echo(task, progress)
+
+    task, _ = await store.create(NewTask(owner_id=f"u-{uuid.uuid4().hex[:6]}", task_type="echo",
+                                         payload_json="{}", priority=10))
+    assert task.trace_id is None
+    async with running_worker(store, bus, {"echo": handler}):
+        await bus.dispatch(task)
+        assert (await until_final(store, task.id)).status == "completed"
+    assert seen == [""]
+    assert exporter.get_finished_spans() == ()

@@ -180,9 +180,9 @@ class Worker:
             await self._bus.event(task.id, "started", "running", attempt=task.attempts)
             if telemetry.TRACER is None:
                 outcome = await self._run(task)
-            elif not (msg.headers or {}).get("traceparent"):
+            elif (decision := telemetry.decide((msg.headers or {}).get("traceparent"), root=False)).passed is not None:
                 # created outside a recorded trace: not recorded either, and the calls it makes carry no context
-                token = telemetry.passing("")
+                token = telemetry.passing(decision.passed)
                 try:
                     outcome = await self._run(task)
                 finally:
