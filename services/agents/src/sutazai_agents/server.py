@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai.common.v1 import common_pb2
 from sutazai_runtime.identity import require_admin, require_identity
+from sutazai_runtime.timestamps import to_timestamp
 
 from sutazai_agents.definitions import AgentDefinition, validate_definition
 from sutazai_agents.errors import (
@@ -37,8 +37,7 @@ _CODES: dict[type[AgentsError], grpc.StatusCode] = {
 
 def to_message(agent: Agent, status: Status) -> agents_pb2.Agent:
     d = agent.definition
-    updated_at = Timestamp()
-    updated_at.FromDatetime(agent.updated_at)
+    updated_at = to_timestamp(agent.updated_at)
     return agents_pb2.Agent(
         id=d.id, name=d.name, description=d.description, model=d.model, tools=d.tools, color=d.color,
         proactive_triggers=d.proactive_triggers, capabilities=d.capabilities, temperature=d.temperature,

@@ -6,8 +6,8 @@ import json
 from datetime import datetime
 from typing import Any
 
-from google.protobuf import timestamp_pb2
 from sutazai.tasks.v1 import tasks_pb2
+from sutazai_runtime.timestamps import set_timestamp, to_timestamp
 
 from sutazai_tasks.model import TaskRow, dump_json
 
@@ -25,21 +25,14 @@ def status_enum(status: str) -> int:
     return _STATUS[status]
 
 
-def _ts(value: datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
-
-
 def to_proto(task: TaskRow) -> tasks_pb2.Task:
     return tasks_pb2.Task(
         task_id=task.id, task_type=task.task_type, payload_json=task.payload_json.encode(), priority=task.priority,
         agent_id=task.agent_id or "", status=status_enum(task.status), attempts=task.attempts,
         max_attempts=task.max_attempts, error=task.error or "", owner_id=task.owner_id,
         parent_id=task.parent_id or "", timeout_s=task.timeout_s,
-        created_at=_ts(task.created_at), started_at=_ts(task.started_at), finished_at=_ts(task.finished_at),
+        created_at=to_timestamp(task.created_at), started_at=to_timestamp(task.started_at),
+        finished_at=to_timestamp(task.finished_at),
         result_json=task.result_json.encode() if task.result_json is not None else b"",
         pending_approval_json=task.pending_approval.encode() if task.pending_approval else b"",
         trace_id=task.trace_id or "",
@@ -62,5 +55,5 @@ def event_to_proto(raw: bytes) -> tuple[tasks_pb2.TaskEvent, str]:
         token=event.get("token", ""), data_json=dump_json(extra).encode(),
     )
     if event.get("at"):
-        message.at.FromDatetime(datetime.fromisoformat(event["at"]))
+        set_timestamp(message.at, datetime.fromisoformat(event["at"]))
     return message, event["status"]

@@ -18,6 +18,7 @@ from fastapi import Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sutazai.agents.v1 import agents_pb2, agents_pb2_grpc
 from sutazai.common.v1 import common_pb2
+from sutazai_runtime.timestamps import iso_of
 
 from sutazai_gateway.api.cached import cached_json, invalidate
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, GatewayState, StateDep, call_metadata
@@ -106,7 +107,7 @@ def _detail(agent: agents_pb2.Agent) -> dict[str, Any]:
         "max_steps": agent.max_steps if agent.HasField("max_steps") else None,
         "requires_approval": list(agent.requires_approval),
         "system_prompt": agent.system_prompt, "memory": agent.memory,
-        "updated_at": agent.updated_at.ToDatetime().isoformat() + "Z" if agent.HasField("updated_at") else None,
+        "updated_at": iso_of(agent, "updated_at"),
     }
 
 

@@ -14,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sutazai.common.v1 import common_pb2
 from sutazai.memory.v1 import memory_pb2
 from sutazai_runtime.identity import Identity
+from sutazai_runtime.timestamps import iso_of
 
 from sutazai_gateway.api.cached import cached_json, invalidate
 from sutazai_gateway.api.deps import CurrentUser, StateDep
-from sutazai_gateway.api.routes.memory_common import COMMON, MEMORY_TIMEOUT_S, stub, when
+from sutazai_gateway.api.routes.memory_common import COMMON, MEMORY_TIMEOUT_S, stub
 from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.grpc_errors import upstream_errors
 from sutazai_gateway.problems import problem_responses
@@ -127,8 +128,8 @@ def document_dict(d: memory_pb2.Document) -> dict[str, Any]:
     return {"id": d.id, "filename": d.filename, "content_type": d.content_type, "size": d.size, "tags": list(d.tags),
             "description": d.description, "status": d.status, "progress": round(d.progress, 4), "chunks": d.chunks,
             "chunks_total": d.chunks_total,
-            "error": d.error or None, "sha256": d.sha256, "created_at": when(d, "created_at"),
-            "updated_at": when(d, "updated_at")}
+            "error": d.error or None, "sha256": d.sha256, "created_at": iso_of(d, "created_at"),
+            "updated_at": iso_of(d, "updated_at")}
 
 
 async def _upload(state: StateDep, user: CurrentUser, response: Response, filename: str, content_type: str,

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Response
-from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict, Field
 from sutazai.common.v1 import common_pb2
 from sutazai.memory.v1 import memory_pb2
+from sutazai_runtime.timestamps import iso_of, to_timestamp
 
 from sutazai_gateway.api.deps import CurrentUser, StateDep
 from sutazai_gateway.api.routes.memory_common import (
@@ -21,7 +21,6 @@ from sutazai_gateway.api.routes.memory_common import (
     json_value,
     scope_fields,
     stub,
-    when,
 )
 from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.grpc_errors import upstream_errors
@@ -110,21 +109,13 @@ class DeletedOut(BaseModel):
 
 def entity_dict(e: memory_pb2.Entity) -> dict[str, Any]:
     return {"id": e.id, "name": e.name, "type": e.type, "properties": json_value(e.properties_json, {}),
-            **scope_fields(e.scope), "created_at": when(e, "created_at"), "updated_at": when(e, "updated_at")}
+            **scope_fields(e.scope), "created_at": iso_of(e, "created_at"), "updated_at": iso_of(e, "updated_at")}
 
 
 def relation_dict(r: memory_pb2.Relation) -> dict[str, Any]:
     return {"id": r.id, "source": r.source_id, "target": r.target_id, "type": r.type,
-            "properties": json_value(r.properties_json, {}), "valid_from": when(r, "valid_from"),
-            "valid_to": when(r, "valid_to"), "created_at": when(r, "created_at")}
-
-
-def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+            "properties": json_value(r.properties_json, {}), "valid_from": iso_of(r, "valid_from"),
+            "valid_to": iso_of(r, "valid_to"), "created_at": iso_of(r, "created_at")}
 
 
 @router.post("/entities", response_model=UpsertOut,
@@ -185,7 +176,7 @@ async def create_relation(body: RelationBody, state: StateDep, user: CurrentUser
     ``valid_from`` (unset: always) until ``valid_to`` (unset: still)."""
     request = memory_pb2.CreateRelationRequest(
         source_id=body.source, target_id=body.target, type=body.type, properties_json=json_bytes(body.properties),
-        valid_from=_timestamp(body.valid_from), valid_to=_timestamp(body.valid_to))
+        valid_from=to_timestamp(body.valid_from), valid_to=to_timestamp(body.valid_to))
     with upstream_errors("memory"):
         reply = await stub(state).CreateRelation(request, metadata=user.to_metadata(), timeout=MEMORY_TIMEOUT_S)
     return relation_dict(reply)

@@ -12,6 +12,7 @@ from fastapi import Path, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sutazai.common.v1 import common_pb2
 from sutazai.memory.v1 import memory_pb2
+from sutazai_runtime.timestamps import iso_of
 
 from sutazai_gateway.api.deps import CurrentUser, StateDep
 from sutazai_gateway.api.routes.memory_common import (
@@ -25,7 +26,6 @@ from sutazai_gateway.api.routes.memory_common import (
     memory_dict,
     storable,
     stub,
-    when,
 )
 from sutazai_gateway.api.routing import PrefixedRouter
 from sutazai_gateway.grpc_errors import upstream_errors
@@ -285,4 +285,4 @@ async def memory_history(memory_id: MemoryId, state: StateDep, user: CurrentUser
         {"event": c.event, "old_content": c.old_content if c.event != "ADD" else None,
          "new_content": c.new_content if c.event != "DELETE" else None,
          "old_metadata": json_value(c.old_metadata_json), "new_metadata": json_value(c.new_metadata_json),
-         "at": when(c, "at")} for c in reply.changes]}
+         "at": iso_of(c, "at")} for c in reply.changes]}

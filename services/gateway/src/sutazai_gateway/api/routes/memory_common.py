@@ -4,14 +4,13 @@ problem statuses every memory route can answer (``problem_responses`` is the gat
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
-from google.protobuf.message import Message
 from pydantic import AfterValidator
 from starlette.responses import Response
 from sutazai.memory.v1 import memory_pb2, memory_pb2_grpc
+from sutazai_runtime.timestamps import iso_of
 
 from sutazai_gateway.api.deps import GatewayState
 
@@ -27,19 +26,6 @@ COMMON = (401, 422, 503, 504)
 def stub(state: GatewayState) -> memory_pb2_grpc.MemoryServiceStub:
     # The upstream's guarded stub: made once, behind the memory service's breaker and default deadline.
     return state.upstreams["memory"].stub(memory_pb2_grpc.MemoryServiceStub)
-
-
-_EPOCH = datetime(1970, 1, 1)
-
-
-def when(message: Message, field: str) -> str | None:
-    """A ``Timestamp`` field as ISO 8601 UTC, as ``ToDatetime().isoformat() + "Z"`` gives it (microseconds, the
-    nanoseconds truncated) at a third of its cost: protobuf's ``ToDatetime`` is pure Python and this runs twice
-    per memory of every answer."""
-    if not message.HasField(field):
-        return None
-    stamp = getattr(message, field)
-    return (_EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)).isoformat() + "Z"
 
 
 def json_bytes(value: Any) -> bytes:
@@ -95,5 +81,5 @@ def memory_dict(m: memory_pb2.Memory, *, raw: bool = False) -> dict[str, Any]:
     return {
         "id": m.id, "content": m.content, "metadata": metadata, **scope_fields(m.scope),
         "user_id": m.user_id, "collection": m.collection or None, "document_id": m.document_id or None,
-        "hash": m.content_hash, "created_at": when(m, "created_at"), "updated_at": when(m, "updated_at"),
+        "hash": m.content_hash, "created_at": iso_of(m, "created_at"), "updated_at": iso_of(m, "updated_at"),
     }

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from sutazai.common.v1 import common_pb2
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
+from sutazai_runtime.timestamps import iso_of
 
 from sutazai_gateway.api.deps import AdminUser, CurrentUser, StateDep, call_metadata
 from sutazai_gateway.api.routing import PrefixedRouter
@@ -51,10 +52,6 @@ def _dump(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _iso(message: Any, field: str) -> str | None:
-    return message.__getattribute__(field).ToDatetime().isoformat() + "Z" if message.HasField(field) else None
-
-
 def task_json(task: tasks_pb2.Task) -> dict[str, Any]:
     return {
         "task_id": task.task_id,
@@ -68,9 +65,9 @@ def task_json(task: tasks_pb2.Task) -> dict[str, Any]:
         "attempts": task.attempts,
         "max_attempts": task.max_attempts,
         "timeout_s": task.timeout_s,
-        "created_at": _iso(task, "created_at"),
-        "started_at": _iso(task, "started_at"),
-        "finished_at": _iso(task, "finished_at"),
+        "created_at": iso_of(task, "created_at"),
+        "started_at": iso_of(task, "started_at"),
+        "finished_at": iso_of(task, "finished_at"),
         "trace_id": task.trace_id or None,  # the OpenTelemetry trace the task was created in (tracing on)
         **({"pending_approval": json.loads(task.pending_approval_json)} if task.pending_approval_json else {}),
     }
@@ -102,7 +99,7 @@ async def create_task(body: CreateTask, user: CurrentUser, state: StateDep) -> J
         task = await state.task_submitter.create(_create_request(body), user, call_metadata(user))
     status = _STATUS_NAME.get(task.status, "unknown")
     return JSONResponse({"task_id": task.task_id, "status": status, "result": {"message": f"task {status}"},
-                         "created_at": _iso(task, "created_at")}, status_code=202)
+                         "created_at": iso_of(task, "created_at")}, status_code=202)
 
 
 class CreateTasks(BaseModel):
