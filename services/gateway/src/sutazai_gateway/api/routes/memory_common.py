@@ -30,8 +30,10 @@ def stub(state: GatewayState) -> memory_pb2_grpc.MemoryServiceStub:
 
 def json_bytes(value: Any) -> bytes:
     """User data to the memory service as JSON text, exactly as the client sent it (stdlib json keeps big
-    integers and 1.0 apart from 1; never orjson for user data)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    integers and 1.0 apart from 1; never orjson for user data). ValueError for NaN and Infinity (Python's json
+    reads them, but they are not JSON), UnicodeEncodeError for a lone surrogate: ``storable`` turns both into
+    a 422 before a route gets here."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 class PassThroughJsonResponse(Response):
@@ -57,7 +59,7 @@ def storable(value: dict[str, Any]) -> dict[str, Any]:
     """Refuse (422) what cannot be stored as UTF-8 JSON: a lone surrogate such as ``"\\ud800"`` in a key or value,
     or NaN / Infinity (Python's json reads them, but they are not JSON: an answer holding them would not parse)."""
     try:
-        json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
+        json_bytes(value)
     except UnicodeEncodeError:
         raise ValueError("text must be valid Unicode (a lone surrogate cannot be stored)") from None
     except ValueError:
