@@ -183,10 +183,18 @@ class ObservedServer:
 
     def __init__(self, server: grpc.aio.Server) -> None:
         self._server = server
+        # "/package.Service/Method" -> the observed handler of every unary-unary method registered here (what
+        # ``sutazai_runtime.multiplex`` serves calls carried on a stream with)
+        self.unary: dict[str, grpc.RpcMethodHandler] = {}
 
     def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
-        self._server.add_registered_method_handlers(  # type: ignore[attr-defined]
-            service, {name: observe_handler(f"{service}/{name}", h) for name, h in handlers.items()})
+        observed = {name: observe_handler(f"{service}/{name}", h) for name, h in handlers.items()}
+        self._keep_unary({f"/{service}/{name}": h for name, h in observed.items()})
+        self._server.add_registered_method_handlers(service, observed)  # type: ignore[attr-defined]
+
+    def _keep_unary(self, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self.unary.update({full: h for full, h in handlers.items()
+                           if h.unary_unary is not None and inspect.iscoroutinefunction(h.unary_unary)})
 
     def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
         observed = []
@@ -194,8 +202,10 @@ class ObservedServer:
             methods = getattr(handler, "_method_handlers", None)
             service = getattr(handler, "_name", None)
             if isinstance(methods, dict) and isinstance(service, str):  # grpc.method_handlers_generic_handler
+                wrapped = {full: observe_handler(full, h) for full, h in methods.items()}
+                self._keep_unary({full if full.startswith("/") else f"/{full}": h for full, h in wrapped.items()})
                 handler = grpc.method_handlers_generic_handler(service, {
-                    full.rsplit("/", 1)[-1]: observe_handler(full, h) for full, h in methods.items()})
+                    full.rsplit("/", 1)[-1]: h for full, h in wrapped.items()})
             observed.append(handler)
         self._server.add_generic_rpc_handlers(tuple(observed))
 

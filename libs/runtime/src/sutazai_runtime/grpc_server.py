@@ -39,6 +39,7 @@ from sutazai_runtime.discovery.registry import Registry
 from sutazai_runtime.discovery.settings import open_registry
 from sutazai_runtime.grpc_observe import ObservedServer
 from sutazai_runtime.identity import IdentityInterceptor, require_admin
+from sutazai_runtime.multiplex import MultiplexServicer
 from sutazai_runtime.probes import Probe, ProbeResult, run_probes
 from sutazai_runtime.process import freeze_startup_objects
 from sutazai_runtime.resilience.guards import Guard
@@ -167,6 +168,9 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
     observed = ObservedServer(server)
     for register in spec.register:
         register(observed)  # type: ignore[arg-type]
+    # the same unary handlers, for calls carried as messages on a long-lived stream (hot paths; ``multiplex``)
+    multiplex = MultiplexServicer(observed.unary, interceptor.verifier)
+    common_pb2_grpc.add_MultiplexServicer_to_server(multiplex, server)
 
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -179,6 +183,7 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
             *spec.service_names,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             common_pb2.DESCRIPTOR.services_by_name["Diagnostics"].full_name,
+            common_pb2.DESCRIPTOR.services_by_name["Multiplex"].full_name,
             reflection.SERVICE_NAME,
         ),
         server,
@@ -220,6 +225,7 @@ async def serve(spec: GrpcService, *, stop: asyncio.Event | None = None, bound_p
             async with asyncio.timeout(1.0):
                 await announcer.stop()
     await health_servicer.enter_graceful_shutdown()
+    multiplex.drain()  # calls carried on streams are refused from now on, as new unary calls are
     for task in tasks:
         task.cancel()
     await server.stop(settings.shutdown_grace_s)

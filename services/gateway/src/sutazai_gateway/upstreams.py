@@ -24,6 +24,11 @@ from sutazai_gateway.config import Settings
 T = TypeVar("T")
 
 
+# The hot unary methods sent as messages on one long-lived stream per instance (``sutazai_runtime.multiplex``):
+# a memory search is the platform's millisecond read that crosses two services.
+MULTIPLEXED: dict[str, frozenset[str]] = {"memory": frozenset({"SearchMemories"})}
+
+
 def policy_for(name: str, settings: Settings) -> UpstreamPolicy:
     strategy = settings.lb_strategies.get(name, settings.lb_strategy)
     make_strategy(strategy)  # fail at start-up on an unknown name
@@ -37,6 +42,7 @@ def policy_for(name: str, settings: Settings) -> UpstreamPolicy:
         ),
         outlier=OutlierPolicy(consecutive_failures=settings.outlier_failures,
                               base_ejection_s=settings.outlier_ejection_s),
+        multiplexed=MULTIPLEXED.get(name, frozenset()),
     )
 
 

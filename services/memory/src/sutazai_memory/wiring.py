@@ -75,7 +75,8 @@ async def build(settings: Settings, pool: asyncpg.Pool, *, schema: str = "memory
     """``chat``: given (tests), else a balanced ``Upstream`` over ``registry``'s chat instances (the service),
     else the same over the addresses in ``chat_addr``."""
     if chat is None:
-        policy = UpstreamPolicy(timeout_s=settings.embed_timeout_s)
+        # embeddings on one long-lived stream per chat instance: a search's query embedding is on its hot path
+        policy = UpstreamPolicy(timeout_s=settings.embed_timeout_s, multiplexed=frozenset({"Embed"}))
         chat = (Upstream("chat", registry=registry, policy=policy) if registry is not None
                 else Upstream("chat", targets=[t.strip() for t in settings.chat_addr.split(",") if t.strip()],
                               policy=policy))

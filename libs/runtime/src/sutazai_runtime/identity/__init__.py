@@ -13,7 +13,15 @@ Modules: ``model`` (``Identity``), ``proof`` (minting and verifying tokens, with
 (Ed25519 key files), ``settings`` (``SUTAZAI_IDENTITY_*``), ``interceptor`` (the server side).
 """
 
-from sutazai_runtime.identity.interceptor import IdentityInterceptor, current_caller, require_admin, require_identity
+from sutazai_runtime.identity.interceptor import (
+    IdentityInterceptor,
+    IdentityRefused,
+    caller_of,
+    current_caller,
+    require_admin,
+    require_identity,
+    set_caller,
+)
 from sutazai_runtime.identity.model import (
     ADMIN,
     IDENTITY_KEY,
@@ -28,6 +36,6 @@ from sutazai_runtime.identity.settings import IdentityConfigError, IdentitySetti
 
 __all__ = [
     "ADMIN", "IDENTITY_KEY", "LEGACY_KEYS", "ROLES_KEY", "USER", "USER_ID_KEY", "Identity", "IdentityConfigError",
-    "IdentityInterceptor", "IdentitySettings", "InvalidProofError", "ProofMinter", "ProofVerifier",
-    "current_caller", "key_id", "require_admin", "require_identity",
+    "IdentityInterceptor", "IdentityRefused", "IdentitySettings", "InvalidProofError", "ProofMinter",
+    "ProofVerifier", "caller_of", "current_caller", "key_id", "require_admin", "require_identity", "set_caller",
 ]

@@ -68,27 +68,44 @@ def _refusal(handler: grpc.RpcMethodHandler | None, message: str) -> grpc.RpcMet
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
 
 
+class IdentityRefused(Exception):
+    """The metadata carries an identity that must not be accepted (the message says why)."""
+
+
+def caller_of(verifier: ProofVerifier, metadata: Any) -> Identity | None:
+    """The verified identity a call's metadata carries, None when it carries none, or ``IdentityRefused``: an
+    invalid, expired or unknown-key proof, more than one proof, or the bare legacy keys. One rule for unary
+    calls (``IdentityInterceptor``) and for calls carried on a stream (``sutazai_runtime.multiplex``)."""
+    token: str | None = None
+    for key, value in metadata or ():
+        if key == IDENTITY_KEY:
+            if token is not None:
+                raise IdentityRefused("more than one identity proof")
+            token = value if isinstance(value, str) else ""
+        elif key in LEGACY_KEYS:
+            raise IdentityRefused(f"bare identity metadata ({key}) is not accepted: send a signed {IDENTITY_KEY}")
+    if token is None:
+        return None
+    try:
+        return verifier.verify(token)
+    except InvalidProofError as exc:
+        raise IdentityRefused(str(exc)) from exc
+
+
+def set_caller(identity: Identity | None) -> None:
+    """Make ``identity`` the caller of the code running in this task (what ``require_identity`` reads)."""
+    _CALLER.set(identity)
+
+
 class IdentityInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, verifier: ProofVerifier) -> None:
-        self._verifier = verifier
+        self.verifier = verifier
 
     async def intercept_service(self, continuation: Continuation,
                                 handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        token: str | None = None
-        for key, value in handler_call_details.invocation_metadata or ():  # type: ignore[attr-defined]
-            if key == IDENTITY_KEY:
-                if token is not None:
-                    return _refusal(await continuation(handler_call_details), "more than one identity proof")
-                token = value if isinstance(value, str) else ""
-            elif key in LEGACY_KEYS:
-                return _refusal(await continuation(handler_call_details),
-                                f"bare identity metadata ({key}) is not accepted: send a signed {IDENTITY_KEY}")
-        if token is None:
-            _CALLER.set(None)
-            return await continuation(handler_call_details)
         try:
-            identity = self._verifier.verify(token)
-        except InvalidProofError as exc:
+            identity = caller_of(self.verifier, handler_call_details.invocation_metadata)  # type: ignore[attr-defined]
+        except IdentityRefused as exc:
             return _refusal(await continuation(handler_call_details), str(exc))
         _CALLER.set(identity)
         return await continuation(handler_call_details)

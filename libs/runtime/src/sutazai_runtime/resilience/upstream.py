@@ -45,6 +45,7 @@ from sutazai_runtime.balancing import Endpoint, make_strategy
 from sutazai_runtime.discovery.model import Instance
 from sutazai_runtime.discovery.registry import Registry
 from sutazai_runtime.grpc_client import CHANNEL_OPTIONS
+from sutazai_runtime.multiplex import MultiplexedStream, unary_methods
 from sutazai_runtime.resilience import metrics
 from sutazai_runtime.resilience.breaker import BreakerPolicy, CircuitBreaker
 from sutazai_runtime.resilience.budget import RetryBudget
@@ -75,6 +76,9 @@ class UpstreamPolicy:
     outlier: OutlierPolicy = field(default_factory=OutlierPolicy)
     idempotent_prefixes: tuple[str, ...] = IDEMPOTENT_PREFIXES
     close_grace_s: float = 10.0  # a departed instance's channel stays this long for calls still on it
+    # unary methods sent as messages on one long-lived stream per instance (``sutazai_runtime.multiplex``):
+    # the hot ones, where a new call's set-up is a good part of the call
+    multiplexed: frozenset[str] = frozenset()
 
 
 class UpstreamUnavailable(grpc.aio.AioRpcError):
@@ -106,11 +110,13 @@ class DeadlinePassed(grpc.aio.AioRpcError):
 class _Handle:
     """What the I/O layer keeps per endpoint: its channel, its stub and the callables made from it."""
 
-    __slots__ = ("calls", "cancelled", "channel", "failed", "instance", "ok", "stubs")
+    __slots__ = ("calls", "cancelled", "channel", "failed", "instance", "multiplexed", "mux", "ok", "stubs")
 
-    def __init__(self, upstream: str, instance: Instance) -> None:
+    def __init__(self, upstream: str, instance: Instance, multiplexed: frozenset[str] = frozenset()) -> None:
         self.instance = instance
         self.channel = grpc.aio.insecure_channel(instance.target, options=CHANNEL_OPTIONS)
+        self.multiplexed = multiplexed
+        self.mux: MultiplexedStream | None = None
         self.stubs: dict[type, Any] = {}
         self.calls: dict[tuple[type, str], Any] = {}
         self.ok = metrics.CALLS.labels(upstream, instance.id, "ok")
@@ -127,7 +133,13 @@ class _Handle:
         key = (stub_class, method)
         found = self.calls.get(key)
         if found is None:
-            found = self.calls[key] = getattr(self.stub(stub_class), method)
+            carried = unary_methods(stub_class).get(method) if method in self.multiplexed else None
+            if carried is not None:
+                if self.mux is None:
+                    self.mux = MultiplexedStream(self.channel, self.instance.target)
+                found = self.calls[key] = self.mux.method(*carried, getattr(self.stub(stub_class), method))
+            else:
+                found = self.calls[key] = getattr(self.stub(stub_class), method)
         return found
 
 
@@ -181,14 +193,16 @@ class Upstream:
             if current is not None:
                 self._retire(current)
             self._by_id[instance_id] = Endpoint(instance_id, instance.target, instance.weight,
-                                                handle=_Handle(self.name, instance))
+                                                handle=_Handle(self.name, instance, self.policy.multiplexed))
         self.endpoints = sorted(self._by_id.values(), key=lambda e: e.id)
 
     def _retire(self, endpoint: Endpoint) -> None:
         """Close a departed instance's channel once its calls had time to end."""
-        channel = endpoint.handle.channel
+        channel, mux = endpoint.handle.channel, endpoint.handle.mux
 
         async def close() -> None:
+            if mux is not None:  # its stream ends once the calls on it are answered
+                await mux.close(self.policy.close_grace_s)
             await channel.close(grace=self.policy.close_grace_s)
 
         try:

@@ -232,3 +232,75 @@ class Diagnostics:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class MultiplexStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Call = channel.stream_stream(
+                '/sutazai.common.v1.Multiplex/Call',
+                request_serializer=sutazai_dot_common_dot_v1_dot_common__pb2.StreamedCall.SerializeToString,
+                response_deserializer=sutazai_dot_common_dot_v1_dot_common__pb2.StreamedReply.FromString,
+                _registered_method=True)
+
+
+class MultiplexServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Call(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_MultiplexServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Call': grpc.stream_stream_rpc_method_handler(
+                    servicer.Call,
+                    request_deserializer=sutazai_dot_common_dot_v1_dot_common__pb2.StreamedCall.FromString,
+                    response_serializer=sutazai_dot_common_dot_v1_dot_common__pb2.StreamedReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'sutazai.common.v1.Multiplex', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('sutazai.common.v1.Multiplex', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Multiplex:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Call(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/sutazai.common.v1.Multiplex/Call',
+            sutazai_dot_common_dot_v1_dot_common__pb2.StreamedCall.SerializeToString,
+            sutazai_dot_common_dot_v1_dot_common__pb2.StreamedReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
