@@ -172,15 +172,16 @@ async def open_direct(p: Platform) -> tuple[VectorIndex, Path | None]:
         return open_index(url, Path(), api_key=os.environ.get("QDRANT_API_KEY")), None
     vectors = p.home / "memory" / "vectors"
     # The service builds HNSW in the background once writes have paused for 2 s (edge_index.py): copy the
-    # folder when no build is under way (no .build-<name> / .old-<name> beside the shards).
+    # folder when no build is under way (no .build-<name> / .old-<name> beside the shards, and the replaced
+    # shard, .trash-<name>, deleted).
     await asyncio.sleep(3)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if not any(f.name.startswith((".build-", ".old-")) for f in vectors.iterdir()):
+        if not any(f.name.startswith((".build-", ".old-", ".trash-")) for f in vectors.iterdir()):
             break
         await asyncio.sleep(0.2)
     copy = Path(tempfile.mkdtemp(prefix="memory-vectors-copy-"))
-    shutil.copytree(vectors, copy / "vectors", ignore=shutil.ignore_patterns(".build-*", ".old-*"))
+    shutil.copytree(vectors, copy / "vectors", ignore=shutil.ignore_patterns(".build-*", ".old-*", ".trash-*"))
     return open_index(None, copy / "vectors"), copy
 
 

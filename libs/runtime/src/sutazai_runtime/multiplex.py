@@ -16,7 +16,10 @@ stream per instance, on that instance's channel.
 
 The server side (``MultiplexServicer``) is registered by ``grpc_server.serve`` on every service and serves
 the unary methods registered on the same server. A stream that ends (the server stopped, the connection
-broke) fails the calls still waiting on it with UNAVAILABLE; the next call opens a new stream.
+broke) fails the calls still waiting on it with UNAVAILABLE; the next call opens a new stream. A stopping
+server refuses new carried calls with UNAVAILABLE, as it refuses new unary calls, and ends each stream once
+its running calls are answered. An instance without the service (an older release during a rolling upgrade)
+is called unary from then on, through the same channel.
 """
 
 from __future__ import annotations
