@@ -25,6 +25,7 @@ from sutazai.mesh.v1 import mesh_pb2, mesh_pb2_grpc
 from sutazai.tasks.v1 import tasks_pb2, tasks_pb2_grpc
 from sutazai_runtime.identity import IDENTITY_KEY, ROLES_KEY, USER_ID_KEY, Identity, ProofMinter
 from sutazai_runtime.identity.keys import PRIVATE_FILE, PUBLIC_FILE, load_private_key
+from sutazai_runtime.resilience.upstream import Upstream, UpstreamPolicy
 
 from tests.system.stack_runner import RunningStack, Servers, run_stack
 
@@ -33,37 +34,41 @@ pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
 Metadata = tuple[tuple[str, str], ...]
 # One call per service that needs an identity (an admin's where the service has admin calls), and what a
 # caller that passed authentication gets back.
-Call = Callable[[grpc.aio.Channel, Metadata], Awaitable[Any]]
+# ``make`` turns a generated stub class into a stub: on a plain channel, or through an Upstream that carries
+# the calls on a Multiplex stream.
+Stubs = Callable[[type], Any]
+Call = Callable[[Stubs, Metadata], Awaitable[Any]]
 
 
-async def _agents(channel: grpc.aio.Channel, metadata: Metadata) -> Any:
-    return await agents_pb2_grpc.AgentServiceStub(channel).ListAgents(
+async def _agents(make: Stubs, metadata: Metadata) -> Any:
+    return await make(agents_pb2_grpc.AgentServiceStub).ListAgents(
         agents_pb2.ListAgentsRequest(), metadata=metadata, timeout=10)
 
 
-async def _tasks(channel: grpc.aio.Channel, metadata: Metadata) -> Any:
-    return await tasks_pb2_grpc.TaskServiceStub(channel).ListDeadTasks(
+async def _tasks(make: Stubs, metadata: Metadata) -> Any:
+    return await make(tasks_pb2_grpc.TaskServiceStub).ListDeadTasks(
         tasks_pb2.ListDeadTasksRequest(), metadata=metadata, timeout=10)
 
 
-async def _mesh(channel: grpc.aio.Channel, metadata: Metadata) -> Any:
-    stub = mesh_pb2_grpc.MeshServiceStub(channel)
+async def _mesh(make: Stubs, metadata: Metadata) -> Any:
+    stub = make(mesh_pb2_grpc.MeshServiceStub)
     instance = mesh_pb2.ServiceInstance(id="identity-probe", name="identity-probe", address="127.0.0.1", port=9)
     await stub.Register(mesh_pb2.RegisterRequest(instance=instance), metadata=metadata, timeout=10)
     return await stub.Deregister(mesh_pb2.DeregisterRequest(id="identity-probe"), metadata=metadata, timeout=10)
 
 
-async def _chat(channel: grpc.aio.Channel, metadata: Metadata) -> Any:
-    return await chat_pb2_grpc.ChatServiceStub(channel).ListModels(
+async def _chat(make: Stubs, metadata: Metadata) -> Any:
+    return await make(chat_pb2_grpc.ChatServiceStub).ListModels(
         chat_pb2.ListModelsRequest(), metadata=metadata, timeout=10)
 
 
-async def _memory(channel: grpc.aio.Channel, metadata: Metadata) -> Any:
-    return await memory_pb2_grpc.MemoryServiceStub(channel).ListMemories(
+async def _memory(make: Stubs, metadata: Metadata) -> Any:
+    return await make(memory_pb2_grpc.MemoryServiceStub).ListMemories(
         memory_pb2.ListMemoriesRequest(), metadata=metadata, timeout=10)
 
 
 CALLS: dict[str, Call] = {"agents": _agents, "tasks": _tasks, "mesh": _mesh, "chat": _chat, "memory": _memory}
+CARRIED = frozenset({"ListAgents", "ListDeadTasks", "Register", "Deregister", "ListModels", "ListMemories"})
 ADMIN = Identity("identity-test-admin", frozenset({"admin", "user"}))
 
 
@@ -117,12 +122,31 @@ async def test_forged_identity_is_refused_on_every_port_and_a_signed_one_works(
     try:
         for what, metadata in _forgeries(platform_key).items():
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                await CALLS[service](channel, metadata)
+                await CALLS[service](lambda cls: cls(channel), metadata)
             assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, (service, what, caught.value.details())
         # no error: the admin signed with the platform's key is let in
-        await CALLS[service](channel, ProofMinter(platform_key, "gateway").metadata(ADMIN))
+        await CALLS[service](lambda cls: cls(channel), ProofMinter(platform_key, "gateway").metadata(ADMIN))
     finally:
         await channel.close()
+
+
+@pytest.mark.parametrize("service", list(CALLS))
+async def test_forged_identity_is_refused_in_calls_carried_on_a_stream_too(
+        stack: RunningStack, platform_key: Ed25519PrivateKey, service: str) -> None:
+    """The same calls as messages on the service's Multiplex stream (``sutazai_runtime.multiplex``, how the
+    gateway and memory send their hot calls): each message's identity is checked as a unary call's is."""
+    port = int(stack.state["services"][service]["port"])
+    upstream = Upstream(service, targets=[f"127.0.0.1:{port}"], policy=UpstreamPolicy(multiplexed=CARRIED))
+    try:
+        for what, metadata in _forgeries(platform_key).items():
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await CALLS[service](upstream.stub, metadata)
+            assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, (service, what, caught.value.details())
+        await CALLS[service](upstream.stub, ProofMinter(platform_key, "gateway").metadata(ADMIN))
+        mux = upstream.endpoints[0].handle.mux
+        assert mux is not None and mux.served  # they went on the stream, not as unary calls
+    finally:
+        await upstream.close()
 
 
 def test_the_gateway_signs_with_the_platform_key(stack: RunningStack) -> None:
