@@ -49,11 +49,15 @@ def create_app(threads: int) -> FastAPI:
     def encode(inputs: list[str]) -> tuple[np.ndarray, int]:
         """``model.encode(inputs, normalize_embeddings=True)`` without its per-call bookkeeping (length sort,
         progress bar, device moves; ~1 ms of a 8-12 ms single-query call here): tokenise once, run the
-        modules (the model ends with ``Normalize``) under ``inference_mode``. The same vectors, bit for bit
-        (``stack/tests/test_embeddings_server.py``). The token count is the tokeniser's, from the same pass."""
+        modules (the model ends with ``Normalize``) under ``inference_mode``, normalise as encode does. The same
+        vectors, bit for bit (``stack/tests/test_embeddings_server.py``). The token count is the tokeniser's, from
+        the same pass."""
         features = model.preprocess(inputs)
         with torch.inference_mode():
-            vectors = model(features)["sentence_embedding"].float().numpy()
+            # encode(normalize_embeddings=True) normalises once more after the model's own Normalize: a no-op
+            # but for the last bits of some vectors on some CPUs (AVX-512 here), so do the same
+            vectors = torch.nn.functional.normalize(model(features)["sentence_embedding"], p=2, dim=1)
+            vectors = vectors.float().numpy()
         return vectors, int(features["attention_mask"].sum())
 
     @app.get("/v1/models")
