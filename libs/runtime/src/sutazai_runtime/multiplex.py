@@ -1,4 +1,5 @@
-"""Unary calls carried as messages on one long-lived gRPC stream (``sutazai.common.v1.Multiplex/Call``).
+"""Unary calls carried as messages on one long-lived gRPC stream (``sutazai.common.v1.Multiplex/Call``;
+docs/grpc-multiplex.md).
 
 Why: on a small machine a new gRPC call costs about twice a message exchange on a stream that is already
 open (measured with grpc.aio at one call in flight every 15 ms: ~1.3 ms against ~0.7 ms of wall time). A new
@@ -46,7 +47,9 @@ MAX_IN_FLIGHT = 1000  # carried calls one stream may have running on the server 
 # --- the server ------------------------------------------------------------------------------------------------
 class CarriedCallContext:
     """The ``grpc.aio.ServicerContext`` a handler sees for a carried call: its metadata, deadline and peer,
-    and ``abort`` / trailing metadata / codes that end up in the call's reply."""
+    and ``abort`` / trailing metadata / codes that end up in the call's reply. Only this subset: a handler that
+    needs more (initial metadata, auth context, done callbacks) fails with UNKNOWN when carried, so carry only
+    methods whose handler keeps to it (every unary handler of ours does today)."""
 
     __slots__ = ("_code", "_deadline", "_details", "_metadata", "_peer", "_trailing")
 
@@ -319,8 +322,6 @@ class MultiplexedStream:
             raise _error(grpc.StatusCode.UNAVAILABLE, f"the stream ended: {exc}") from exc
         finally:
             self._pending.pop(call_id, None)
-        if reply.code == _NOT_SERVED:
-            raise NotServed
         if reply.code:
             raise _error(_CODES.get(reply.code, grpc.StatusCode.UNKNOWN), reply.details,
                          ((m.key, m.value) for m in reply.trailing_metadata))
@@ -345,7 +346,7 @@ class MultiplexedStream:
         task.add_done_callback(self._background.discard)
 
     async def _read(self, stream: grpc.aio.StreamStreamCall) -> None:
-        error: grpc.aio.AioRpcError
+        error: Exception
         try:
             async for reply in stream:
                 waiting = self._pending.get(reply.id)
@@ -355,24 +356,22 @@ class MultiplexedStream:
         except grpc.aio.AioRpcError as exc:
             if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # no Multiplex there: its calls go unary
                 self.served = False
-                self._fail_all(stream, None)
-                return
-            error = _error(grpc.StatusCode.UNAVAILABLE, f"the stream ended: {exc.code().name}: {exc.details()}")
+                error = NotServed()
+            else:
+                error = _error(grpc.StatusCode.UNAVAILABLE, f"the stream ended: {exc.code().name}: {exc.details()}")
         except asyncio.CancelledError:
             self._fail_all(stream, _error(grpc.StatusCode.UNAVAILABLE, "the stream was closed"))
             raise
         self._fail_all(stream, error)
 
-    def _fail_all(self, stream: grpc.aio.StreamStreamCall, error: grpc.aio.AioRpcError | None) -> None:
-        """Every call waiting on ``stream`` fails with ``error`` (None: with a reply that sends it unary)."""
+    def _fail_all(self, stream: grpc.aio.StreamStreamCall, error: Exception) -> None:
+        """Every call waiting on ``stream`` fails with ``error`` (``NotServed``: it goes unary). A new stream is
+        opened only after this ran for the last one, so every pending call is one of ``stream``'s."""
         if self._call is stream:
             self._call = None
         for waiting in list(self._pending.values()):
             if not waiting.done():
-                if error is None:
-                    waiting.set_result(common_pb2.StreamedReply(code=_NOT_SERVED))
-                else:
-                    waiting.set_exception(error)
+                waiting.set_exception(error)
 
     async def close(self, grace_s: float = 0.0) -> None:
         """End the stream: with ``grace_s``, after the calls on it finished (at most that long)."""
@@ -392,7 +391,6 @@ class MultiplexedStream:
 
 
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
-_NOT_SERVED = -1  # a reply made on this side only: the stream was refused, the call never reached a handler
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:
